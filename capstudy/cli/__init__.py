@@ -1,0 +1,1 @@
+"""The ``capstudy`` command line: one module per command group, registered in ``main``."""

@@ -1,0 +1,11 @@
+"""User-facing errors: one exception type the CLI turns into a clean message and exit code."""
+
+from __future__ import annotations
+
+
+class CapstudyError(Exception):
+    """An error caused by the user's input (a file, key or value), with how to fix it.
+
+    The CLI prints ``error: <message>`` without a traceback and exits with status 2.
+    Library code raises it (or a subclass) whenever the fix is on the user's side.
+    """

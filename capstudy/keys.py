@@ -1,0 +1,111 @@
+"""Tracking keys: every MLflow param, tag and metric name, and the tidy results columns.
+
+Defined once here (pure module, stdlib only) so the trial, the launcher, the pretraining
+stages and the analysis all agree, and a rename touches one file.
+
+Metric names use ``/`` as a separator (MLflow accepts it and groups by prefix in the UI):
+
+* ``val/<name>``                in-domain validation metric of the train domain (selection)
+* ``eval/<domain>/<name>``      every evaluation domain, e.g. ``eval/synth_a/ir/map50``
+  (the train domain's validation split also appears here, so a table of domains is uniform)
+* ``train/loss``                mean training loss of the epoch
+* ``capacity/<kind>``           backbone params, detector params, MACs (see capstudy.capacity)
+* ``perf/<name>``               throughput and epoch wall time
+"""
+
+from __future__ import annotations
+
+# --- params (one value per run) -------------------------------------------------------
+P_FAMILY = "family"
+P_PHI = "phi"
+P_LABEL = "label"  # paper label, e.g. "B-4", "S-2" (data, not a name)
+P_PRESET = "preset"
+P_WIDTH_MULT = "width_mult"
+P_DEPTH_MULT = "depth_mult"
+P_RESOLUTION = "resolution"  # the variant's native resolution from the scaling recipe
+P_IMAGE_SIZE = "image_size"  # the size the trial actually trains at
+P_INIT = "init"
+P_TRAIN_DOMAIN = "train_domain"
+P_EVAL_DOMAINS = "eval_domains"
+P_SEED = "seed"
+P_TASK = "task"
+P_HEAD_WIDTH = "head_width"
+P_EPOCHS = "epochs"
+P_BATCH_SIZE = "batch_size"
+# HPO values are logged under their own names (lr, weight_decay, ...) with this prefix in
+# the tidy table so they cannot collide with design columns.
+HPO_PREFIX = "hpo_"
+
+# --- tags --------------------------------------------------------------------------
+T_KIND = "capstudy.kind"  # "study" (parent), "trial", "pretrain", "analysis"
+T_STUDY = "capstudy.study"
+T_CELL = "capstudy.cell"  # stable id of the grid cell (family, phi, init, train, seed)
+T_TRIAL_ID = "capstudy.trial_id"
+T_GIT_COMMIT = "capstudy.git_commit"
+T_CONFIG_HASH = "capstudy.config_hash"
+T_DATA_FINGERPRINT = "capstudy.data_fingerprint"
+T_CAPACITY_CONVENTION = "capstudy.capacity_convention"
+T_PARENT_RUN = "mlflow.parentRunId"  # MLflow's own key for nested runs
+
+KIND_STUDY = "study"
+KIND_TRIAL = "trial"
+KIND_PRETRAIN = "pretrain"
+KIND_ANALYSIS = "analysis"
+
+# --- metrics -------------------------------------------------------------------------
+M_VAL_PREFIX = "val/"
+M_EVAL_PREFIX = "eval/"
+M_TRAIN_LOSS = "train/loss"
+M_BACKBONE_PARAMS = "capacity/backbone_params"
+M_DETECTOR_PARAMS = "capacity/detector_params"
+M_MACS = "capacity/macs"
+M_IMAGES_PER_S = "perf/images_per_s"
+M_EPOCH_TIME = "perf/epoch_time_s"
+M_EPOCH = "epoch"
+
+# Detection metric names (COCO): mAP@[.5:.95] and mAP@.5; classification: top-1.
+DETECTION_METRICS = ("map", "map50")
+CLASSIFICATION_METRICS = ("top1",)
+
+
+def val_metric(name: str) -> str:
+    """In-domain validation metric key, e.g. ``val/map50``."""
+    return f"{M_VAL_PREFIX}{name}"
+
+
+def eval_metric(domain: str, name: str) -> str:
+    """Evaluation-domain metric key, e.g. ``eval/synth_a/ir/map50``."""
+    return f"{M_EVAL_PREFIX}{domain}/{name}"
+
+
+def split_eval_metric(key: str) -> tuple[str, str] | None:
+    """Inverse of :func:`eval_metric`: ``eval/flir/ir/map`` -> ``("flir/ir", "map")``."""
+    if not key.startswith(M_EVAL_PREFIX):
+        return None
+    domain, _, name = key[len(M_EVAL_PREFIX) :].rpartition("/")
+    return (domain, name) if domain and name else None
+
+
+# --- the tidy results table (analysis input; README documents it) ---------------------
+# One row per trial x evaluation domain.
+TIDY_COLUMNS = (
+    "study",  # study name
+    "run_id",  # MLflow run id (empty for results made elsewhere)
+    "trial_id",  # unique within a study
+    "cell",  # grid cell id: trials of one cell differ only in HPO values
+    "task",  # detection | classification
+    "family",  # efficientnet_b0 | mobilenetv3_small
+    "phi",  # int scaling step (0, -1, ... )
+    "label",  # B0, B-4, S-2, ...
+    "init",  # random | imagenet | imagenet_coco | <path>
+    "train_domain",  # e.g. synth_a/rgb
+    "eval_domain",  # e.g. synth_a/ir
+    "seed",  # int
+    "backbone_params",  # capacity, three ways (capstudy.capacity defines them)
+    "detector_params",
+    "macs",
+    "selection_metric",  # name of the study metric, e.g. val/map50
+    "selection_value",  # the trial's final in-domain validation value of that metric
+)
+# After these come one column per metric on the evaluation domain (``map``, ``map50`` for
+# detection, ``top1`` for classification) and one ``hpo_<name>`` column per HPO dimension.
