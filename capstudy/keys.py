@@ -32,9 +32,11 @@ P_TASK = "task"
 P_HEAD_WIDTH = "head_width"
 P_EPOCHS = "epochs"
 P_BATCH_SIZE = "batch_size"
-# HPO values are logged under their own names (lr, weight_decay, ...) with this prefix in
-# the tidy table so they cannot collide with design columns.
-HPO_PREFIX = "hpo_"
+P_STUDY_METRIC = "study_metric"  # the selection metric key, e.g. val/map50
+# HPO values are logged as params ``hpo/<name>`` (``hpo/lr``) and become ``hpo_<name>``
+# columns in the tidy table, so they cannot collide with design columns.
+P_HPO_PREFIX = "hpo/"
+HPO_COLUMN_PREFIX = "hpo_"
 
 # --- tags --------------------------------------------------------------------------
 T_KIND = "capstudy.kind"  # "study" (parent), "trial", "pretrain", "analysis"
@@ -46,6 +48,12 @@ T_CONFIG_HASH = "capstudy.config_hash"
 T_DATA_FINGERPRINT = "capstudy.data_fingerprint"
 T_CAPACITY_CONVENTION = "capstudy.capacity_convention"
 T_PARENT_RUN = "mlflow.parentRunId"  # MLflow's own key for nested runs
+
+# MLflow layout: one experiment per study, named after the study (``study.name``); in it a
+# parent run tagged kind=study and one child run per trial tagged kind=trial, whose
+# ``mlflow.parentRunId`` is the parent. Pretraining runs live in the experiment
+# ``capstudy-pretrain``; analysis runs in the study's experiment, tagged kind=analysis.
+PRETRAIN_EXPERIMENT = "capstudy-pretrain"
 
 KIND_STUDY = "study"
 KIND_TRIAL = "trial"
