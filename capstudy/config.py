@@ -1,0 +1,184 @@
+"""The frozen, typed configuration of one trial (pure module).
+
+A study file's ``fixed`` values, one grid cell and one HPO sample merge into a plain dict;
+:meth:`TrialConfig.from_dict` turns it into this frozen dataclass, rejecting unknown keys
+and wrong types with a message that names the key. Defaults come from
+:mod:`capstudy.recipes`, so a config states only what it changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from capstudy.errors import CapstudyError
+from capstudy.recipes import FINETUNE_DETECTION, recipe
+
+INIT_CHOICES = ("random", "imagenet", "imagenet_coco")  # or a local checkpoint path
+TASKS = ("detection", "classification")
+
+
+class ConfigError(CapstudyError, ValueError):
+    """A trial config key or value is wrong; the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one trial needs; hashable and JSON-serialisable.
+
+    Capacity axis: ``family`` + ``phi`` under ``preset``, or a free triple when ``width`` and
+    ``depth`` are set (then ``phi`` is ignored and ``preset`` is ``"free"``).
+    """
+
+    family: str = "efficientnet_b0"
+    phi: int = 0
+    preset: str = "ultrasmall"
+    width: float | None = None
+    depth: float | None = None
+    resolution: int | None = None
+    task: str = "detection"
+    init: str = "random"
+    train_domain: str = "synth_a/rgb"
+    eval_domains: tuple[str, ...] = ()
+    seed: int = 0
+    epochs: int = FINETUNE_DETECTION["epochs"]
+    image_size: int = FINETUNE_DETECTION["image_size"]
+    batch_size: int = FINETUNE_DETECTION["batch_size"]
+    optimizer: str = FINETUNE_DETECTION["optimizer"]
+    lr: float = FINETUNE_DETECTION["lr"]
+    weight_decay: float = FINETUNE_DETECTION["weight_decay"]
+    schedule: str = FINETUNE_DETECTION["schedule"]
+    warmup_epochs: int = FINETUNE_DETECTION["warmup_epochs"]
+    augment: bool = FINETUNE_DETECTION["augment"]
+    head_width: int = FINETUNE_DETECTION["head_width"]
+    head_convs: int = FINETUNE_DETECTION["head_convs"]
+    label_smoothing: float = 0.0
+    # Cap on training images per epoch (0 = all): lets smoke studies and tests stay fast.
+    max_train_images: int = 0
+    max_eval_images: int = 0
+    # "auto" = cuda when available, else cpu. AMP and channels_last apply on cuda only.
+    device: str = "auto"
+    amp: bool = True
+    # Torch intra-op threads for this trial (0 = leave torch's default). Ray sets it to the
+    # trial's CPU share, since two 1-CPU trials beat one 2-CPU trial on small models.
+    threads: int = 0
+    # dataset name -> local folder, for real datasets outside $CAPSTUDY_HOME/data.
+    data_roots: tuple[tuple[str, str], ...] = ()
+    # HPO dimension names (which of the fields above were sampled), for tracking.
+    hpo_keys: tuple[str, ...] = field(default=(), compare=False)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """All accepted keys."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], *, source: str = "config") -> TrialConfig:
+        """Build a config from plain values, with the task's recipe as defaults.
+
+        Args:
+            values: Keys of this dataclass; unknown keys are an error.
+            source: What the values came from, for error messages (a file or study name).
+
+        Raises:
+            ConfigError: Unknown key, wrong type or invalid value, naming it.
+        """
+        known = set(cls.field_names())
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown trial key(s) {unknown}; accepted keys: {sorted(known)}"
+            )
+        task = values.get("task", "detection")
+        if task not in TASKS:
+            raise ConfigError(f"{source}: task must be one of {TASKS}, got {task!r}")
+        merged: dict[str, Any] = {k: v for k, v in recipe("finetune", task).items() if k in known}
+        merged.update(values)
+        kwargs = {
+            f.name: _coerce(f, merged[f.name], source)
+            for f in dataclasses.fields(cls)
+            if f.name in merged
+        }
+        config = cls(**kwargs)
+        config.validate(source)
+        return config
+
+    def validate(self, source: str = "config") -> None:
+        """Check value ranges; raise :class:`ConfigError` naming the key."""
+        checks = [
+            ("epochs", self.epochs >= 1, "must be >= 1"),
+            (
+                "image_size",
+                self.image_size >= 32 and self.image_size % 32 == 0,
+                "must be a multiple of 32 and >= 32 (the trunk's stride is 32)",
+            ),
+            ("batch_size", self.batch_size >= 1, "must be >= 1"),
+            ("lr", self.lr > 0, "must be > 0"),
+            ("head_width", self.head_width >= 4, "must be >= 4"),
+            ("head_convs", self.head_convs >= 0, "must be >= 0"),
+            ("optimizer", self.optimizer in ("adamw", "sgd"), "must be 'adamw' or 'sgd'"),
+            ("schedule", self.schedule in ("cosine", "constant"), "must be 'cosine' or 'constant'"),
+        ]
+        for key, ok, why in checks:
+            if not ok:
+                raise ConfigError(f"{source}: {key}={getattr(self, key)!r} {why}")
+        if (self.width is None) != (self.depth is None):
+            raise ConfigError(f"{source}: a free scale needs both 'width' and 'depth'")
+
+    @property
+    def is_free_scale(self) -> bool:
+        """True when the capacity axis is an explicit (width, depth, resolution) triple."""
+        return self.width is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-friendly dict (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def config_hash(self) -> str:
+        """Short stable hash of every field (the tracking tag ``capstudy.config_hash``)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def replace(self, **changes: Any) -> TrialConfig:
+        """Copy with some fields changed (validated)."""
+        return TrialConfig.from_dict({**self.to_dict(), **changes})
+
+
+def _coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
+    """Coerce YAML/JSON values to the field's type; reject what cannot be coerced."""
+    kind = str(f.type)
+    try:
+        if value is None:
+            if "None" in kind:
+                return None
+            raise TypeError("null is not allowed")
+        if kind.startswith("tuple[tuple"):
+            items = value.items() if isinstance(value, Mapping) else value
+            return tuple((str(a), str(b)) for a, b in items)
+        if kind.startswith("tuple"):
+            if isinstance(value, str):
+                return (value,)
+            return tuple(str(v) for v in value)
+        if kind.startswith("bool"):
+            if not isinstance(value, bool):
+                raise TypeError("expected true or false")
+            return value
+        if kind.startswith("int"):
+            if isinstance(value, bool) or float(value) != int(value):
+                raise TypeError("expected an integer")
+            return int(value)
+        if kind.startswith("float"):
+            if isinstance(value, bool):
+                raise TypeError("expected a number")
+            return float(value)
+        if kind.startswith("str"):
+            if not isinstance(value, str):
+                raise TypeError("expected a string")
+            return value
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: key {f.name!r} has bad value {value!r}: {exc}") from None
+    return value
