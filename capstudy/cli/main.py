@@ -28,6 +28,13 @@ def build_app() -> typer.Typer:
         add_completion=False,
         pretty_exceptions_enable=False,
     )
+
+
+    @app.callback()
+    def root() -> None:
+        """Capacity studies: how the benefit of pretraining changes as a backbone shrinks."""
+        # A callback keeps ``capstudy`` a command group even while one command is registered.
+
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"capstudy.cli.{name}")
         module.register(app)
