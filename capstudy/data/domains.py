@@ -78,9 +78,8 @@ def parse_domain(domain: str) -> tuple[str, str]:
     dataset, modality = parts
     info = DATASETS.get(dataset)
     if info is None:
-        raise CapstudyError(
-            f"unknown dataset {dataset!r} in domain {domain!r}; known: {', '.join(sorted(DATASETS))}"
-        )
+        known = ", ".join(sorted(DATASETS))
+        raise CapstudyError(f"unknown dataset {dataset!r} in domain {domain!r}; known: {known}")
     if info.modalities is not None and modality not in info.modalities:
         raise CapstudyError(
             f"dataset {dataset!r} has modalities {', '.join(info.modalities)}, not {modality!r}"

@@ -1,0 +1,161 @@
+"""The data entry points the training engine uses: splits, class counts, fingerprints."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from capstudy.data.cache import (
+    COMPLETE,
+    CachedSplit,
+    build_entry,
+    cache_key,
+    entry_dir,
+    file_lock,
+    open_entry,
+)
+from capstudy.data.cocofmt import coco_paths
+from capstudy.data.domains import (
+    DATASETS,
+    SYNTHETIC,
+    check_split,
+    dataset_root,
+    domain_task,
+    parse_domain,
+)
+from capstudy.data.index import finalize, raise_on_errors
+from capstudy.data.labels import NATIVE, LabelMap, default_label_map
+from capstudy.data.readers import read_raw, source_fingerprint
+from capstudy.errors import CapstudyError
+
+log = logging.getLogger("capstudy.data")
+
+
+def ensure_dataset(dataset: str, roots: Mapping[str, str] | None = None) -> Path:
+    """The dataset's folder; a missing synthetic dataset is generated first (seed 0).
+
+    Raises:
+        CapstudyError: a real dataset's folder does not exist.
+    """
+    root = dataset_root(dataset, roots)
+    if dataset in SYNTHETIC and not root.exists():
+        from capstudy.data.synth import ensure_synthetic
+
+        ensure_synthetic(dataset, root, seed=0)
+    if not root.is_dir():
+        raise CapstudyError(
+            f"dataset {dataset!r} not found at {root}: put it there, set CAPSTUDY_DATA, "
+            f"or pass its folder in roots"
+        )
+    return root
+
+
+def _size(size: int | tuple[int, int]) -> tuple[int, int]:
+    wh = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    if min(wh) < 8:
+        raise CapstudyError(f"image size {size!r} is too small (at least 8 pixels a side)")
+    return wh
+
+
+def get_split(
+    domain: str,
+    split: str,
+    size: int | tuple[int, int],
+    *,
+    roots: Mapping[str, str] | None = None,
+    label_map: LabelMap | None = None,
+) -> CachedSplit:
+    """Open (building on first use) the decoded, resized cache of one split.
+
+    Args:
+        domain: ``dataset/modality``, e.g. ``synth_a/ir``.
+        split: ``train`` or ``val`` (published names such as ``align_validation`` or LLVIP's
+            ``test`` are mapped by the readers).
+        size: square side, or (width, height).
+        roots: dataset name → folder; default ``<data_root>/<dataset>``.
+        label_map: detection class set; default per dataset (see ``labels``).
+
+    Returns:
+        the CachedSplit, whose arrays are read-only memmaps shared across processes.
+
+    Raises:
+        CapstudyError: unknown domain, missing dataset, or errors in its files (named).
+    """
+    dataset, modality = parse_domain(domain)
+    check_split(split)
+    wh = _size(size)
+    root = ensure_dataset(dataset, roots)
+    fmt = DATASETS[dataset].format
+    lmap = label_map or default_label_map(dataset)
+    key = cache_key(source_fingerprint(fmt, root, split, modality), wh, lmap.key())
+    folder = entry_dir(dataset, modality, split, wh, key)
+    if not (folder / COMPLETE).is_file():
+        with file_lock(folder.parent / f".{folder.name}.lock"):
+            if not (folder / COMPLETE).is_file():  # another process may have built it meanwhile
+                index = finalize(read_raw(fmt, root, split, modality), lmap)
+                raise_on_errors(index.problems, f"{domain} {split} ({root})")
+                if not index.samples:
+                    raise CapstudyError(f"{domain} {split}: no samples found in {root}")
+                _log_counts(domain, split, index)
+                log.info("building cache %s (%d images)", folder, len(index.samples))
+                build_entry(folder, index, wh, key)
+    return open_entry(folder, domain, split)
+
+
+def _log_counts(domain: str, split: str, index) -> None:
+    # Nothing is skipped silently: unmapped classes and fixed boxes are counted and said.
+    for name, n in sorted(index.unmapped.items()):
+        log.warning("%s %s: %d object(s) of class %r not in the label map", domain, split, n, name)
+    if index.fixed_boxes or index.dropped_boxes:
+        log.warning(
+            "%s %s: %d box(es) clipped to the image, %d degenerate box(es) dropped",
+            domain,
+            split,
+            index.fixed_boxes,
+            index.dropped_boxes,
+        )
+
+
+def num_classes(
+    domain: str, roots: Mapping[str, str] | None = None, label_map: LabelMap | None = None
+) -> int:
+    """Number of classes K (detection labels are 1..K; classification targets 0..K-1)."""
+    return len(class_names(domain, roots, label_map))
+
+
+def class_names(
+    domain: str, roots: Mapping[str, str] | None = None, label_map: LabelMap | None = None
+) -> tuple[str, ...]:
+    """Class names of a domain without building its cache."""
+    dataset, modality = parse_domain(domain)
+    fmt = DATASETS[dataset].format
+    lmap = label_map or default_label_map(dataset)
+    if domain_task(domain) == "detection" and lmap is not NATIVE:
+        return lmap.classes
+    root = ensure_dataset(dataset, roots)
+    if fmt == "coco":
+        # The val file is ~20x smaller than train and lists the same categories.
+        for split in ("val", "train"):
+            ann, _ = coco_paths(fmt, root, split, modality)
+            if ann.is_file():
+                cats = json.loads(ann.read_text())["categories"]
+                return tuple(str(c["name"]) for c in sorted(cats, key=lambda c: int(c["id"])))
+        raise CapstudyError(f"{root}: no annotations/instances_*.json")
+    if fmt == "imagefolder":
+        for name in ("train", "val"):
+            if (root / name).is_dir():
+                return tuple(sorted(d.name for d in (root / name).iterdir() if d.is_dir()))
+        raise CapstudyError(f"{root}: no train/ or val/ class folders")
+    raw = read_raw(fmt, root, "train", modality)
+    if not raw.categories:
+        raise_on_errors(raw.problems, domain)
+    return raw.categories
+
+
+def dataset_fingerprint(domain: str, split: str, roots: Mapping[str, str] | None = None) -> str:
+    """Cheap fingerprint of a split's source files (names, sizes, label files; no decoding)."""
+    dataset, modality = parse_domain(domain)
+    root = ensure_dataset(dataset, roots)
+    return source_fingerprint(DATASETS[dataset].format, root, check_split(split), modality)

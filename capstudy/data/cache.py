@@ -1,0 +1,213 @@
+"""The decoded, resized image cache shared by every trial and process on a node.
+
+One cache entry per (dataset, modality, split, size, label map, source fingerprint) lives in
+``<cache_root>/<dataset>/<modality>-<split>-<W>x<H>-<key>/``:
+
+* ``images.npy``  uint8 (N, H, W, 3), opened with ``mmap_mode='r'`` so every process shares the
+  page cache instead of holding its own copy;
+* ``boxes.npy`` float32 (M, 4) xyxy in resized pixels, ``labels.npy`` int64 (M,), and
+  ``offsets.npy`` int64 (N + 1,) slicing them per image (detection), or ``targets.npy`` int64
+  (N,) (classification);
+* ``meta.json`` class names, task, fingerprint, and the warnings met while building;
+* ``COMPLETE`` written last.
+
+A build writes into a temporary folder next to the entry and renames it into place, so a reader
+sees either nothing or a complete entry; an interrupted build leaves only a temporary folder
+that the next builder removes. Builders of the same entry serialise on an ``fcntl.flock`` lock
+file, so concurrent trials on a node build once and the rest wait and reuse it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from capstudy import paths
+from capstudy.data.imageio import decode_resized
+from capstudy.data.index import SplitIndex
+from capstudy.errors import CapstudyError
+
+log = logging.getLogger("capstudy.data")
+
+# Bump when the layout or the resize rule changes, so old entries are not reused.
+CACHE_VERSION = 1
+RESIZE_RULE = "pil-bilinear-plain-resize"
+COMPLETE = "COMPLETE"
+
+
+@dataclass
+class CachedSplit:
+    """A decoded, resized split backed by read-only memory-mapped arrays.
+
+    Attributes:
+        domain: ``dataset/modality``.
+        split: ``train`` or ``val``.
+        size: (width, height) of every image.
+        task: ``detection`` or ``classification``.
+        images: uint8 (N, H, W, 3) read-only memmap.
+        class_names: detection label ``i`` is ``class_names[i - 1]``; classification target
+            ``i`` is ``class_names[i]``.
+        boxes: per image float32 (k, 4) xyxy in resized pixels (detection).
+        labels: per image int64 (k,) in 1..K (detection).
+        targets: int64 (N,) in 0..K-1 (classification).
+        fingerprint: hash of the source files, resize settings and label map.
+        notes: warnings met while building (unmapped classes, clipped boxes), already logged.
+        path: the cache folder.
+    """
+
+    domain: str
+    split: str
+    size: tuple[int, int]
+    task: str
+    images: np.ndarray
+    class_names: tuple[str, ...]
+    fingerprint: str
+    path: Path
+    boxes: list[np.ndarray] = field(default_factory=list)
+    labels: list[np.ndarray] = field(default_factory=list)
+    targets: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+def cache_key(source_fp: str, size: tuple[int, int], label_key: str) -> str:
+    """The cache key: source fingerprint + resize settings + label map + cache version."""
+    text = f"{CACHE_VERSION}|{RESIZE_RULE}|{size[0]}x{size[1]}|{label_key}|{source_fp}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def entry_dir(dataset: str, modality: str, split: str, size: tuple[int, int], key: str) -> Path:
+    """Folder of a cache entry."""
+    return paths.cache_root() / dataset / f"{modality}-{split}-{size[0]}x{size[1]}-{key[:12]}"
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if needed) for the block.
+
+    flock is per node (it is not reliable across NFS clients), which matches the cache: each
+    node builds its own copy under its local cache root.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def open_entry(folder: Path, domain: str, split: str) -> CachedSplit:
+    """Open a complete cache entry (read-only memmaps)."""
+    meta = json.loads((folder / "meta.json").read_text())
+    images = np.load(folder / "images.npy", mmap_mode="r")
+    split_ = CachedSplit(
+        domain=domain,
+        split=split,
+        size=tuple(meta["size"]),  # type: ignore[arg-type]
+        task=meta["task"],
+        images=images,
+        class_names=tuple(meta["class_names"]),
+        fingerprint=meta["fingerprint"],
+        path=folder,
+        notes=tuple(meta["notes"]),
+    )
+    if split_.task == "detection":
+        offsets = np.load(folder / "offsets.npy")
+        boxes, labels = np.load(folder / "boxes.npy"), np.load(folder / "labels.npy")
+        split_.boxes = [boxes[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+        split_.labels = [labels[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    else:
+        split_.targets = np.load(folder / "targets.npy")
+    return split_
+
+
+def build_entry(folder: Path, index: SplitIndex, size: tuple[int, int], fingerprint: str) -> None:
+    """Decode and resize every sample into a new entry at ``folder``, atomically.
+
+    Raises:
+        CapstudyError: an image could not be decoded (every failing file is named).
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    for stale in folder.parent.glob(f".{folder.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)  # left by a build that was killed
+    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        _write_arrays(tmp, index, size)
+        notes = [str(p) for p in index.problems if p.severity == "warning"]
+        meta = {
+            "size": list(size),
+            "task": index.task,
+            "class_names": list(index.class_names),
+            "fingerprint": fingerprint,
+            "count": len(index.samples),
+            "notes": notes,
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        (tmp / COMPLETE).write_text("ok\n")
+        if folder.exists():  # an entry without its marker (copied in half): replace it
+            shutil.rmtree(folder)
+        os.rename(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_arrays(tmp: Path, index: SplitIndex, size: tuple[int, int]) -> None:
+    w, h = size
+    n = len(index.samples)
+    images = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.uint8, (max(n, 0), h, w, 3))
+    sources = _decode_all(images, [s.image for s in index.samples], size)
+    images.flush()
+    del images
+    if index.task == "classification":
+        targets = np.array([s.target for s in index.samples], dtype=np.int64)
+        np.save(tmp / "targets.npy", targets)
+        return
+    boxes, labels, offsets = [], [], [0]
+    for s, src in zip(index.samples, sources, strict=True):
+        # Boxes are scaled with the annotation's own image size when it gives one: in aligned
+        # pairs both modalities share the thermal frame's annotation even if sizes differ.
+        ref_w, ref_h = s.ann_size or src
+        b = np.asarray(s.boxes, dtype=np.float64).reshape(-1, 4) * [w / ref_w, h / ref_h] * 2
+        b = np.clip(b, 0, [w, h, w, h])
+        boxes.append(b.astype(np.float32))
+        labels.append(np.asarray(s.labels, dtype=np.int64))
+        offsets.append(offsets[-1] + len(s.labels))
+    np.save(tmp / "boxes.npy", np.concatenate(boxes) if boxes else np.zeros((0, 4), np.float32))
+    np.save(tmp / "labels.npy", np.concatenate(labels) if labels else np.zeros(0, np.int64))
+    np.save(tmp / "offsets.npy", np.asarray(offsets, dtype=np.int64))
+
+
+def _decode_all(images: np.ndarray, files: list[Path], size: tuple[int, int]) -> list:
+    """Decode every file into ``images``; collect all failures before raising."""
+    sources: list[tuple[int, int]] = []
+    failures: list[str] = []
+    for i, f in enumerate(files):
+        try:
+            images[i], src = decode_resized(f, size)
+        except CapstudyError as exc:
+            failures.append(str(exc))
+            src = size
+        sources.append(src)
+        if i and i % 2000 == 0:
+            log.info("cached %d/%d images", i, len(files))
+    if failures:
+        shown = "\n  ".join(failures[:10])
+        more = f"\n  … and {len(failures) - 10} more" if len(failures) > 10 else ""
+        raise CapstudyError(f"{len(failures)} image(s) could not be decoded:\n  {shown}{more}")
+    return sources
