@@ -1,0 +1,462 @@
+"""The sections of a study file: their types, defaults and checks (pure module).
+
+:mod:`capstudy.schema` assembles these into a :class:`~capstudy.schema.StudySpec`. Each
+``parse_*`` function checks one section with a closed vocabulary and raises
+:class:`~capstudy.yamlmarks.StudyError` naming the key path, the file and the line.
+Trial-value checks that need several sections at once (variants, whole cells) live in
+:mod:`capstudy.studychecks` and :mod:`capstudy.cells`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from capstudy import keys
+from capstudy.config import TASKS
+from capstudy.data.domains import DATASETS, domain_task, parse_domain
+from capstudy.recipes import recipe
+from capstudy.studychecks import (
+    DESIGN_DIMS,
+    check_capacity,
+    check_trial_key,
+    check_value,
+    families_in_play,
+)
+from capstudy.yamlmarks import KeyPath, SourceDoc
+
+DISTRIBUTIONS = ("grid_search", "choice", "uniform", "loguniform", "randint")
+# Grid dims come first in this order (cell ids read family, capacity, init, data, seed);
+# any other grid dim follows, sorted by name, so reordering the file never renames a cell.
+DIM_ORDER = ("family", "phi", "preset", "width", "depth", "resolution", "init", "train", "seed")
+SCALAR = (str, int, float, bool)
+
+
+@dataclass(frozen=True)
+class GridDim:
+    """A ``grid_search`` dim: every value makes its own cells.
+
+    Attributes:
+        name: Study-file key (``phi``, ``init``, ``train``, ``seed``, …).
+        values: All values in file order (for a per-family dim, the union over families).
+        by_family: For a per-family dim (``phi: {grid_search: {efficientnet_b0: [...]}}``),
+            family -> its values; None when every family takes ``values``.
+    """
+
+    name: str
+    values: tuple[Any, ...]
+    by_family: dict[str, tuple[Any, ...]] | None = None
+
+    def values_for(self, family: str) -> tuple[Any, ...]:
+        """The values this dim takes in cells of ``family``."""
+        return self.values if self.by_family is None else self.by_family[family]
+
+
+@dataclass(frozen=True)
+class SampledDim:
+    """A sampled (HPO) dim, drawn inside each cell.
+
+    Attributes:
+        name: Study-file key (``lr``, ``weight_decay``, …).
+        kind: ``choice``, ``uniform``, ``loguniform`` or ``randint``.
+        args: Options for ``choice``; ``(lo, hi)`` otherwise (``randint``: both inclusive).
+    """
+
+    name: str
+    kind: str
+    args: tuple[Any, ...]
+
+    def sample(self, rng: random.Random) -> Any:
+        """One random draw (what ``search: random`` does)."""
+        if self.kind == "choice":
+            return rng.choice(self.args)
+        lo, hi = self.args
+        if self.kind == "uniform":
+            return rng.uniform(lo, hi)
+        if self.kind == "loguniform":
+            return math.exp(rng.uniform(math.log(lo), math.log(hi)))
+        return rng.randint(lo, hi)
+
+    def probes(self) -> tuple[Any, ...]:
+        """Values that stand for the whole range when validating (options or both bounds)."""
+        return self.args
+
+
+@dataclass(frozen=True)
+class AshaSpec:
+    """ASHA early stopping.
+
+    Attributes:
+        grace: Epochs every trial runs before it can be stopped (first rung).
+        reduction: Reduction factor eta: about 1/eta of the trials pass each rung.
+        scope: ``cell`` (compare only trials of one cell) or ``global`` (warns).
+        max_t: Epoch at which every trial stops (default: the study's ``epochs``).
+    """
+
+    grace: int = 1
+    reduction: float = 3.0
+    scope: str = "cell"
+    max_t: int = 1
+
+
+@dataclass(frozen=True)
+class TuneSpec:
+    """How the driver runs the trials.
+
+    Attributes:
+        samples_per_cell: HPO samples (trials) per cell.
+        search: ``random`` or ``optuna`` (TPE through Ray's Optuna integration).
+        asha: Early stopping.
+        max_concurrent: Cap on trials running at once (None: as resources allow).
+    """
+
+    samples_per_cell: int
+    search: str
+    asha: AshaSpec
+    max_concurrent: int | None = None
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Per-trial resources (Ray): CPUs and a GPU share (0.25 = four trials per GPU)."""
+
+    cpu: float = 1.0
+    gpu: float = 0.0
+
+
+@dataclass(frozen=True)
+class PretrainSpec:
+    """How the pretraining stages run for this study.
+
+    Attributes:
+        imagenet: Dataset of the classification stage (ImageNet class-per-folder format).
+        coco: Dataset of the detection stage (COCO instances format).
+        epochs_imagenet: Epochs of the classification stage.
+        epochs_coco: Epochs of the detection stage.
+        image_size_imagenet: Input size of the classification stage.
+        image_size_coco: Input size of the detection stage.
+        max_train_images: Cap on training images per epoch in both stages (0 = all).
+    """
+
+    imagenet: str = "imagenet"
+    coco: str = "coco"
+    epochs_imagenet: int = recipe("pretrain", "imagenet")["epochs"]
+    epochs_coco: int = recipe("pretrain", "coco")["epochs"]
+    image_size_imagenet: int = recipe("pretrain", "imagenet")["image_size"]
+    image_size_coco: int = recipe("pretrain", "coco")["image_size"]
+    max_train_images: int = 0
+
+    def epochs(self, stage: str) -> int:
+        """Epochs of ``stage`` (``imagenet`` or ``coco``)."""
+        return self.epochs_imagenet if stage == "imagenet" else self.epochs_coco
+
+    def fingerprint(self) -> str:
+        """Short hash of these settings: weights made with other settings are not the same."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+# --- small typed readers -------------------------------------------------------------------
+
+
+def _section(doc: SourceDoc, path: KeyPath, value: Any, allowed: tuple[str, ...]) -> dict:
+    """A mapping section (None -> empty) whose keys are all in ``allowed``."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise doc.error(path, f"must be a mapping with keys {', '.join(allowed)}")
+    for key in value:
+        if key not in allowed:
+            raise doc.error((*path, key), f"unknown key; allowed here: {', '.join(allowed)}")
+    return value
+
+
+def _int(doc: SourceDoc, path: KeyPath, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise doc.error(path, f"must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _number(doc: SourceDoc, path: KeyPath, value: Any, *, above: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise doc.error(path, f"must be a number, got {value!r}")
+    if above is not None and not value > above:
+        raise doc.error(path, f"must be > {above}, got {value!r}")
+    return float(value)
+
+
+def _one_of(doc: SourceDoc, path: KeyPath, value: Any, options: tuple[str, ...]) -> str:
+    if value not in options:
+        raise doc.error(path, f"must be one of {', '.join(options)}, got {value!r}")
+    return value
+
+
+# --- sections --------------------------------------------------------------------------
+
+
+def parse_study(doc: SourceDoc, value: Any, default_name: str) -> tuple[str, str, str, str]:
+    """``study: {name, task, metric, mode}`` -> (name, task, metric, mode)."""
+    sec = _section(doc, ("study",), value, ("name", "task", "metric", "mode"))
+    name = sec.get("name", default_name)
+    if not isinstance(name, str) or not name.strip():
+        raise doc.error(("study", "name"), "must be a non-empty string")
+    if "task" not in sec:
+        raise doc.error(("study",), f"missing 'task' ({' or '.join(TASKS)})")
+    task = _one_of(doc, ("study", "task"), sec["task"], TASKS)
+    names = keys.DETECTION_METRICS if task == "detection" else keys.CLASSIFICATION_METRICS
+    allowed = tuple(keys.val_metric(n) for n in names)
+    # Selection uses the in-domain validation split only (DESIGN.md): never a shift metric.
+    metric = _one_of(doc, ("study", "metric"), sec.get("metric", allowed[-1]), allowed)
+    mode = _one_of(doc, ("study", "mode"), sec.get("mode", "max"), ("max", "min"))
+    return name, task, metric, mode
+
+
+def parse_fixed(
+    doc: SourceDoc, value: Any, task: str, base: Path, notes: list[str]
+) -> dict[str, Any]:
+    """``fixed: {trial key: value}``: each key and value checked on its own."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise doc.error(("fixed",), "must be a mapping of trial keys to values")
+    fixed = {}
+    for key, val in value.items():
+        check_trial_key(doc, ("fixed", key), key)
+        fixed[key] = check_value(doc, ("fixed", key), key, val, task, base, notes)
+    return fixed
+
+
+def parse_space(
+    doc: SourceDoc, value: Any, task: str, fixed: dict, base: Path, notes: list[str]
+) -> tuple[tuple[GridDim, ...], tuple[SampledDim, ...]]:
+    """``space: {key: {distribution: args}}`` -> (grid dims in cell order, sampled dims)."""
+    if value is None:
+        return (), ()
+    if not isinstance(value, dict):
+        raise doc.error(("space",), "must be a mapping of trial keys to distributions")
+    grid: dict[str, GridDim] = {}
+    sampled: list[SampledDim] = []
+    for key, dist in value.items():
+        path = ("space", key)
+        check_trial_key(doc, path, key)
+        if key in fixed:
+            raise doc.error(path, f"also set in fixed (line {doc.line(('fixed', key))})")
+        if not isinstance(dist, dict) or len(dist) != 1:
+            raise doc.error(path, f"must be exactly one of: {', '.join(DISTRIBUTIONS)}")
+        kind, args = next(iter(dist.items()))
+        if kind not in DISTRIBUTIONS:
+            raise doc.error(
+                (*path, kind),
+                f"unknown distribution {kind!r}; use one of {', '.join(DISTRIBUTIONS)}",
+            )
+        if kind == "grid_search":
+            grid[key] = _grid_dim(doc, (*path, kind), key, args, task, base, notes)
+        elif key in DESIGN_DIMS:
+            raise doc.error(
+                (*path, kind),
+                "defines what is compared (ASHA and the analysis pair trials by cell), so it "
+                "must be a grid_search or fixed, not sampled",
+            )
+        else:
+            sampled.append(_sampled_dim(doc, (*path, kind), key, kind, args, task, base, notes))
+    families = families_in_play(fixed, grid.get("family"))
+    for dim in grid.values():
+        if dim.by_family is not None and set(dim.by_family) != set(families):
+            raise doc.error(
+                ("space", dim.name, "grid_search"),
+                f"per-family values must name exactly the study's families {list(families)}",
+            )
+    check_capacity(doc, fixed, grid)
+    order = [n for n in DIM_ORDER if n in grid] + sorted(n for n in grid if n not in DIM_ORDER)
+    return tuple(grid[n] for n in order), tuple(sampled)
+
+
+def _grid_dim(
+    doc: SourceDoc, path: KeyPath, key: str, args: Any, task: str, base: Path, notes: list[str]
+) -> GridDim:
+    """A list of values, or (not for ``family``) a mapping family -> list of values."""
+    if isinstance(args, dict) and key != "family":
+        by_family = {}
+        for fam, vals in args.items():
+            by_family[fam] = _values(doc, (*path, fam), key, vals, task, base, notes)
+        union = tuple(dict.fromkeys(v for vals in by_family.values() for v in vals))
+        return GridDim(key, union, by_family)
+    return GridDim(key, _values(doc, path, key, args, task, base, notes))
+
+
+def _values(
+    doc: SourceDoc, path: KeyPath, key: str, args: Any, task: str, base: Path, notes: list[str]
+) -> tuple[Any, ...]:
+    """A non-empty list of distinct scalar values, each a valid value of ``key``."""
+    if not isinstance(args, list) or not args:
+        raise doc.error(path, "must be a non-empty list of values")
+    out = []
+    for i, item in enumerate(args):
+        if not isinstance(item, SCALAR):
+            raise doc.error((*path, i), f"must be a plain value, got {item!r}")
+        checked = check_value(doc, (*path, i), key, item, task, base, notes)
+        if checked in out:
+            raise doc.error((*path, i), f"duplicate value {item!r}")
+        out.append(checked)
+    return tuple(out)
+
+
+def _sampled_dim(
+    doc: SourceDoc,
+    path: KeyPath,
+    key: str,
+    kind: str,
+    args: Any,
+    task: str,
+    base: Path,
+    notes: list[str],
+) -> SampledDim:
+    """``choice: [..]``, ``uniform/loguniform: [lo, hi]`` or ``randint: [lo, hi]``."""
+    if kind == "choice":
+        return SampledDim(key, kind, _values(doc, path, key, args, task, base, notes))
+    if not isinstance(args, list) or len(args) != 2:
+        raise doc.error(path, "must be a list [lo, hi]")
+    if kind == "randint":
+        lo, hi = (_int(doc, (*path, i), v, minimum=-(2**62)) for i, v in enumerate(args))
+    else:
+        lo, hi = (_number(doc, (*path, i), v) for i, v in enumerate(args))
+    if not lo < hi:
+        raise doc.error(path, f"needs lo < hi, got [{args[0]}, {args[1]}]")
+    if kind == "loguniform" and lo <= 0:
+        raise doc.error((*path, 0), f"loguniform needs lo > 0, got {args[0]}")
+    for i, bound in enumerate((lo, hi)):
+        check_value(doc, (*path, i), key, bound, task, base, notes)
+    return SampledDim(key, kind, (lo, hi))
+
+
+def parse_evaluate(doc: SourceDoc, value: Any, task: str) -> tuple[str, ...]:
+    """``evaluate: [dataset/modality, …]``: the domains every trial reports."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise doc.error(("evaluate",), "must be a list of domains like flir/ir")
+    out: list[str] = []
+    for i, dom in enumerate(value):
+        check_domain(doc, ("evaluate", i), dom, task)
+        if dom in out:
+            raise doc.error(("evaluate", i), f"duplicate domain {dom!r}")
+        out.append(dom)
+    return tuple(out)
+
+
+def check_domain(doc: SourceDoc, path: KeyPath, domain: Any, task: str) -> str:
+    """A ``dataset/modality`` name of a known dataset whose task is the study's."""
+    if not isinstance(domain, str):
+        raise doc.error(path, f"must be a domain like 'flir/ir', got {domain!r}")
+    try:
+        parse_domain(domain)
+    except Exception as exc:  # CapstudyError from the data module, re-located here
+        raise doc.error(path, str(exc)) from None
+    if domain_task(domain) != task:
+        raise doc.error(path, f"{domain!r} is a {domain_task(domain)} domain; study is {task}")
+    return domain
+
+
+def parse_tune(
+    doc: SourceDoc,
+    value: Any,
+    task: str,
+    fixed: dict,
+    grid: tuple[GridDim, ...],
+    sampled: tuple[SampledDim, ...],
+    notes: list[str],
+) -> TuneSpec:
+    """``tune: {samples_per_cell, search, asha: {grace, reduction, scope, max_t}, …}``."""
+    path = ("tune",)
+    sec = _section(doc, path, value, ("samples_per_cell", "search", "asha", "max_concurrent"))
+    samples = _int(doc, (*path, "samples_per_cell"), sec.get("samples_per_cell", 1), 1)
+    if samples > 1 and not sampled:
+        raise doc.error(
+            (*path, "samples_per_cell"),
+            "more than one sample per cell needs sampled dims in space (else the trials are "
+            "identical); add seeds as a grid dim instead",
+        )
+    search = _one_of(doc, (*path, "search"), sec.get("search", "random"), ("random", "optuna"))
+    max_conc = sec.get("max_concurrent")
+    if max_conc is not None:
+        max_conc = _int(doc, (*path, "max_concurrent"), max_conc, 1)
+    varied = any(d.name == "epochs" for d in (*grid, *sampled))
+    epochs = None if varied else fixed.get("epochs", recipe("finetune", task)["epochs"])
+    asha = _parse_asha(doc, sec.get("asha"), epochs, notes)
+    return TuneSpec(samples, search, asha, max_conc)
+
+
+def _parse_asha(doc: SourceDoc, value: Any, epochs: int | None, notes: list[str]) -> AshaSpec:
+    path = ("tune", "asha")
+    sec = _section(doc, path, value, ("grace", "reduction", "scope", "max_t"))
+    if epochs is None and "max_t" not in sec:
+        raise doc.error(path, "epochs varies across trials, so give asha.max_t explicitly")
+    max_t = _int(doc, (*path, "max_t"), sec.get("max_t", epochs), 1)
+    if epochs is not None and max_t > epochs:
+        raise doc.error((*path, "max_t"), f"must be <= epochs ({epochs}): no trial runs longer")
+    grace = _int(doc, (*path, "grace"), sec.get("grace", 1), 1)
+    if grace > max_t:
+        raise doc.error((*path, "grace"), f"must be <= max_t ({max_t})")
+    reduction = _number(doc, (*path, "reduction"), sec.get("reduction", 3), above=1.0)
+    scope = _one_of(doc, (*path, "scope"), sec.get("scope", "cell"), ("cell", "global"))
+    if scope == "global":
+        notes.append(
+            f"{doc.where((*path, 'scope'))}: global ASHA compares trials across cells, so it "
+            "stops small or scratch models for being small or scratch — the very comparison "
+            "the study makes; prefer scope: cell"
+        )
+    return AshaSpec(grace=grace, reduction=reduction, scope=scope, max_t=max_t)
+
+
+def parse_resources(doc: SourceDoc, value: Any) -> Resources:
+    """``resources: {cpu, gpu}`` per trial; a GPU share above 1 must be whole GPUs."""
+    sec = _section(doc, ("resources",), value, ("cpu", "gpu"))
+    cpu = _number(doc, ("resources", "cpu"), sec.get("cpu", 1), above=0.0)
+    gpu = sec.get("gpu", 0)
+    gpu = _number(doc, ("resources", "gpu"), gpu) if gpu != 0 else 0.0
+    if gpu < 0 or (gpu > 1 and gpu != int(gpu)):
+        raise doc.error(("resources", "gpu"), f"must be 0, a fraction <= 1 or whole GPUs: {gpu}")
+    return Resources(cpu=cpu, gpu=gpu)
+
+
+def parse_data(doc: SourceDoc, value: Any, base: Path) -> dict[str, str]:
+    """``data: {dataset: folder}``; relative folders resolve against the study file."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise doc.error(("data",), "must map dataset names to local folders")
+    out = {}
+    for name, folder in value.items():
+        if name not in DATASETS:
+            raise doc.error(("data", name), f"unknown dataset; known: {', '.join(DATASETS)}")
+        if not isinstance(folder, str) or not folder:
+            raise doc.error(("data", name), "must be a folder path")
+        # Absolute, because trials run in Ray workers whose cwd is not the user's.
+        out[name] = str((base / Path(folder).expanduser()).resolve())
+    return out
+
+
+def parse_pretrain(doc: SourceDoc, value: Any) -> PretrainSpec:
+    """``pretrain: {imagenet, coco, epochs_*, image_size_*, max_train_images}``."""
+    defaults = asdict(PretrainSpec())
+    sec = _section(doc, ("pretrain",), value, tuple(defaults))
+    values = {**defaults, **sec}
+    for stage, fmt in (("imagenet", "imagefolder"), ("coco", "coco")):
+        name = values[stage]
+        info = DATASETS.get(name) if isinstance(name, str) else None
+        if info is None or info.format != fmt:
+            ok = [d.name for d in DATASETS.values() if d.format == fmt]
+            raise doc.error(("pretrain", stage), f"must be a {fmt} dataset ({', '.join(ok)})")
+    for key in defaults:
+        if key.startswith("epochs_"):
+            _int(doc, ("pretrain", key), values[key], 1)
+        elif key.startswith("image_size_"):
+            size = _int(doc, ("pretrain", key), values[key], 32)
+            if size % 32:
+                raise doc.error(("pretrain", key), "must be a multiple of 32")
+    _int(doc, ("pretrain", "max_train_images"), values["max_train_images"], 0)
+    return PretrainSpec(**values)
