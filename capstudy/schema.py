@@ -1,6 +1,7 @@
 """Study files: a search-space YAML becomes a validated :class:`StudySpec` (pure module).
 
-The format is documented in the README ("Study files") and in :mod:`capstudy.studyparts`.
+The format is documented in the README ("Study files"); sections are parsed in
+:mod:`capstudy.studyparts`, into the types of :mod:`capstudy.studytypes`.
 Everything is checked before anything runs: an unknown key, a bad value, an unknown variant
 or a value the trial config rejects fails here, naming the key path, the file and the line.
 
@@ -19,12 +20,6 @@ from typing import Any
 
 from capstudy.errors import CapstudyError
 from capstudy.studyparts import (
-    AshaSpec,
-    GridDim,
-    PretrainSpec,
-    Resources,
-    SampledDim,
-    TuneSpec,
     parse_data,
     parse_evaluate,
     parse_fixed,
@@ -33,6 +28,14 @@ from capstudy.studyparts import (
     parse_space,
     parse_study,
     parse_tune,
+)
+from capstudy.studytypes import (
+    AshaSpec,
+    GridDim,
+    PretrainSpec,
+    Resources,
+    SampledDim,
+    TuneSpec,
 )
 from capstudy.yamlmarks import SourceDoc, StudyError, parse_yaml
 

@@ -9,11 +9,7 @@ Trial-value checks that need several sections at once (variants, whole cells) li
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +24,14 @@ from capstudy.studychecks import (
     check_value,
     families_in_play,
 )
+from capstudy.studytypes import (
+    AshaSpec,
+    GridDim,
+    PretrainSpec,
+    Resources,
+    SampledDim,
+    TuneSpec,
+)
 from capstudy.yamlmarks import KeyPath, SourceDoc
 
 DISTRIBUTIONS = ("grid_search", "choice", "uniform", "loguniform", "randint")
@@ -35,129 +39,6 @@ DISTRIBUTIONS = ("grid_search", "choice", "uniform", "loguniform", "randint")
 # any other grid dim follows, sorted by name, so reordering the file never renames a cell.
 DIM_ORDER = ("family", "phi", "preset", "width", "depth", "resolution", "init", "train", "seed")
 SCALAR = (str, int, float, bool)
-
-
-@dataclass(frozen=True)
-class GridDim:
-    """A ``grid_search`` dim: every value makes its own cells.
-
-    Attributes:
-        name: Study-file key (``phi``, ``init``, ``train``, ``seed``, …).
-        values: All values in file order (for a per-family dim, the union over families).
-        by_family: For a per-family dim (``phi: {grid_search: {efficientnet_b0: [...]}}``),
-            family -> its values; None when every family takes ``values``.
-    """
-
-    name: str
-    values: tuple[Any, ...]
-    by_family: dict[str, tuple[Any, ...]] | None = None
-
-    def values_for(self, family: str) -> tuple[Any, ...]:
-        """The values this dim takes in cells of ``family``."""
-        return self.values if self.by_family is None else self.by_family[family]
-
-
-@dataclass(frozen=True)
-class SampledDim:
-    """A sampled (HPO) dim, drawn inside each cell.
-
-    Attributes:
-        name: Study-file key (``lr``, ``weight_decay``, …).
-        kind: ``choice``, ``uniform``, ``loguniform`` or ``randint``.
-        args: Options for ``choice``; ``(lo, hi)`` otherwise (``randint``: both inclusive).
-    """
-
-    name: str
-    kind: str
-    args: tuple[Any, ...]
-
-    def sample(self, rng: random.Random) -> Any:
-        """One random draw (what ``search: random`` does)."""
-        if self.kind == "choice":
-            return rng.choice(self.args)
-        lo, hi = self.args
-        if self.kind == "uniform":
-            return rng.uniform(lo, hi)
-        if self.kind == "loguniform":
-            return math.exp(rng.uniform(math.log(lo), math.log(hi)))
-        return rng.randint(lo, hi)
-
-    def probes(self) -> tuple[Any, ...]:
-        """Values that stand for the whole range when validating (options or both bounds)."""
-        return self.args
-
-
-@dataclass(frozen=True)
-class AshaSpec:
-    """ASHA early stopping.
-
-    Attributes:
-        grace: Epochs every trial runs before it can be stopped (first rung).
-        reduction: Reduction factor eta: about 1/eta of the trials pass each rung.
-        scope: ``cell`` (compare only trials of one cell) or ``global`` (warns).
-        max_t: Epoch at which every trial stops (default: the study's ``epochs``).
-    """
-
-    grace: int = 1
-    reduction: float = 3.0
-    scope: str = "cell"
-    max_t: int = 1
-
-
-@dataclass(frozen=True)
-class TuneSpec:
-    """How the driver runs the trials.
-
-    Attributes:
-        samples_per_cell: HPO samples (trials) per cell.
-        search: ``random`` or ``optuna`` (TPE through Ray's Optuna integration).
-        asha: Early stopping.
-        max_concurrent: Cap on trials running at once (None: as resources allow).
-    """
-
-    samples_per_cell: int
-    search: str
-    asha: AshaSpec
-    max_concurrent: int | None = None
-
-
-@dataclass(frozen=True)
-class Resources:
-    """Per-trial resources (Ray): CPUs and a GPU share (0.25 = four trials per GPU)."""
-
-    cpu: float = 1.0
-    gpu: float = 0.0
-
-
-@dataclass(frozen=True)
-class PretrainSpec:
-    """How the pretraining stages run for this study.
-
-    Attributes:
-        imagenet: Dataset of the classification stage (ImageNet class-per-folder format).
-        coco: Dataset of the detection stage (COCO instances format).
-        epochs_imagenet: Epochs of the classification stage.
-        epochs_coco: Epochs of the detection stage.
-        image_size_imagenet: Input size of the classification stage.
-        image_size_coco: Input size of the detection stage.
-        max_train_images: Cap on training images per epoch in both stages (0 = all).
-    """
-
-    imagenet: str = "imagenet"
-    coco: str = "coco"
-    epochs_imagenet: int = recipe("pretrain", "imagenet")["epochs"]
-    epochs_coco: int = recipe("pretrain", "coco")["epochs"]
-    image_size_imagenet: int = recipe("pretrain", "imagenet")["image_size"]
-    image_size_coco: int = recipe("pretrain", "coco")["image_size"]
-    max_train_images: int = 0
-
-    def epochs(self, stage: str) -> int:
-        """Epochs of ``stage`` (``imagenet`` or ``coco``)."""
-        return self.epochs_imagenet if stage == "imagenet" else self.epochs_coco
-
-    def fingerprint(self) -> str:
-        """Short hash of these settings: weights made with other settings are not the same."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
 
 # --- small typed readers -------------------------------------------------------------------
