@@ -54,13 +54,14 @@ def check_value(
     """Check one trial value on its own; returns it (init paths made absolute).
 
     The value goes through :meth:`TrialConfig.from_dict` alone (with the task's defaults for
-    every other key), so a type or range error is this key's, located at ``path``.
+    every other key), so a type or range error is this key's, located at ``path``. The value
+    comes back coerced to the field's type (``phi: -4.0`` -> ``-4``), so cell ids are stable.
     """
     probe = {"task": task, trial_name(key): value}
     if key in ("width", "depth"):
         probe = {"width": 1.0, "depth": 1.0, **probe}  # a free scale needs both
     try:
-        TrialConfig.from_dict(probe, source=doc.where(path))
+        value = getattr(TrialConfig.from_dict(probe, source=doc.where(path)), trial_name(key))
     except ConfigError as exc:
         raise doc.error(path, _strip_source(str(exc), doc.where(path))) from None
     if key == "family" and value not in FAMILIES:
@@ -78,6 +79,11 @@ def check_value(
     if key == "init":
         return _check_init(doc, path, value, base, notes)
     return value
+
+
+def field_type(key: str) -> str:
+    """The TrialConfig type of a study-file key, as text (``int``, ``float``, ``str | None``)."""
+    return str(TrialConfig.__dataclass_fields__[trial_name(key)].type)
 
 
 def _strip_source(message: str, source: str) -> str:

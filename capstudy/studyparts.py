@@ -23,6 +23,7 @@ from capstudy.studychecks import (
     check_trial_key,
     check_value,
     families_in_play,
+    field_type,
 )
 from capstudy.studytypes import (
     AshaSpec,
@@ -127,7 +128,11 @@ def parse_space(
         if key in fixed:
             raise doc.error(path, f"also set in fixed (line {doc.line(('fixed', key))})")
         if not isinstance(dist, dict) or len(dist) != 1:
-            raise doc.error(path, f"must be exactly one of: {', '.join(DISTRIBUTIONS)}")
+            raise doc.error(
+                path,
+                f"must be a mapping with exactly one of: {', '.join(DISTRIBUTIONS)} "
+                "(a single value belongs in fixed)",
+            )
         kind, args = next(iter(dist.items()))
         if kind not in DISTRIBUTIONS:
             raise doc.error(
@@ -201,6 +206,8 @@ def _sampled_dim(
         return SampledDim(key, kind, _values(doc, path, key, args, task, base, notes))
     if not isinstance(args, list) or len(args) != 2:
         raise doc.error(path, "must be a list [lo, hi]")
+    if kind in ("uniform", "loguniform") and field_type(key).startswith("int"):
+        raise doc.error(path, f"{key} is an integer; sample it with randint or choice")
     if kind == "randint":
         lo, hi = (_int(doc, (*path, i), v, minimum=-(2**62)) for i, v in enumerate(args))
     else:

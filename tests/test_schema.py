@@ -101,6 +101,11 @@ def test_base_study_parses_grid_sampled_and_trials(tmp_path):
     assert 1e-4 <= config.lr <= 1e-2 and config.epochs == 4
 
 
+def test_grid_values_are_coerced_to_the_trial_type(tmp_path):
+    spec = load_study(str(write(tmp_path, BASE.replace("[0, -3]", "[0.0, -3.0]"))))
+    assert expand_cells(spec)[0].cell_id.startswith("efficientnet_b0|phi=0|")
+
+
 def test_per_family_phi_and_free_scale(tmp_path):
     text = BASE.replace(
         "phi: {grid_search: [0, -3]}",
@@ -181,6 +186,8 @@ def test_bad_values_elsewhere_are_located(tmp_path):
         ("reduction: 2", "reduction: 1", "tune.asha.reduction", "> 1.0"),
         ("gpu: 0.5", "gpu: 1.5", "resources.gpu", "whole GPUs"),
         ("  epochs: 4", "  task: detection", "fixed.task", "study.task"),
+        ("lr: {loguniform", "warmup_epochs: {uniform", "space.warmup_epochs.uniform", "randint"),
+        ("lr: {loguniform: [1e-4, 1.0e-2]}", "lr: 0.1", "space.lr", "belongs in fixed"),
     ]
     for old, new, key_path, needle in cases:
         text = BASE.replace(old, new)
