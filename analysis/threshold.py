@@ -31,8 +31,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
+
 from capstudy.analysis import hinge
 from capstudy.analysis.bootstrap import percentile_interval, stratified_resample
+from capstudy.analysis.gains import GROUP_KEYS
 
 # A hinge has three mean parameters; with fewer than four distinct capacities it can pass
 # through every capacity's mean, so a breakpoint would be an artefact of the fit.
@@ -232,3 +235,46 @@ def _compare_models(x: np.ndarray, y: np.ndarray, rss_hinge: float) -> dict:
         aicc, bic = hinge.information_criteria(value, n, _K[name])
         out[f"aicc_{name}"], out[f"bic_{name}"] = aicc, bic
     return out
+
+
+def fit_thresholds(
+    per_seed: pd.DataFrame,
+    capacity: str,
+    *,
+    n_boot: int,
+    rng: np.random.Generator,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Threshold fit for every family x train domain x evaluation domain x init.
+
+    Args:
+        per_seed: per-seed gains (:func:`capstudy.analysis.gains.paired_gains`).
+        capacity: capacity column (``backbone_params``, ``detector_params`` or ``macs``).
+        n_boot: bootstrap replicates.
+        rng: random generator (one for the whole table, used in sorted group order).
+        alpha: test level.
+
+    Returns:
+        One row per group: the :class:`ThresholdFit` fields, ``delta_aicc`` and the
+        breakpoint and its CI converted back to capacity units (``threshold``,
+        ``threshold_lo``, ``threshold_hi``).
+    """
+    rows = []
+    for group, part in per_seed.groupby(GROUP_KEYS, sort=True):
+        cap = part[capacity].to_numpy(dtype=float)
+        valid = np.isfinite(cap) & (cap > 0)
+        x = np.log10(cap[valid])
+        fit = find_threshold(
+            x,
+            part["gain"].to_numpy(dtype=float)[valid],
+            part["phi"].to_numpy()[valid],
+            n_boot=n_boot,
+            rng=rng,
+            alpha=alpha,
+        )
+        row = dict(zip(GROUP_KEYS, group, strict=True))
+        row.update(capacity=capacity, **fit.as_dict(), delta_aicc=fit.delta_aicc)
+        for suffix in ("", "_lo", "_hi"):
+            row[f"threshold{suffix}"] = float(10 ** row[f"x0{suffix}"])
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,172 @@
+"""The tidy results table: its columns, validation, and reading/writing CSV or Parquet.
+
+One row per trial x evaluation domain (``capstudy.keys.TIDY_COLUMNS``), then one column per
+metric on that domain (``map``, ``map50``, ``top1``, ...) and one ``hpo_<name>`` column per
+HPO dimension. The same table comes out of MLflow (:mod:`capstudy.analysis.results`) or from
+a file made elsewhere; :func:`normalize` makes both look the same.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from capstudy import keys
+from capstudy.errors import CapstudyError
+
+# What a hand-made file must have: the design of each run and the selection value. The other
+# TIDY_COLUMNS are filled in when absent (see normalize), capacity columns are checked when
+# the analysis asks for one.
+REQUIRED_COLUMNS = (
+    "family",
+    "phi",
+    "init",
+    "train_domain",
+    "eval_domain",
+    "seed",
+    "selection_value",
+)
+CAPACITY_COLUMNS = {
+    "backbone": "backbone_params",
+    "detector": "detector_params",
+    "macs": "macs",
+}
+_INT_COLUMNS = ("phi", "seed")
+_FLOAT_COLUMNS = ("backbone_params", "detector_params", "macs", "selection_value")
+_STR_COLUMNS = tuple(c for c in keys.TIDY_COLUMNS if c not in _INT_COLUMNS + _FLOAT_COLUMNS)
+
+
+def metric_columns(table: pd.DataFrame) -> list[str]:
+    """The evaluation-metric columns: everything after the design and HPO columns."""
+    return [
+        c
+        for c in table.columns
+        if c not in keys.TIDY_COLUMNS and not str(c).startswith(keys.HPO_COLUMN_PREFIX)
+    ]
+
+
+def hpo_columns(table: pd.DataFrame) -> list[str]:
+    """The ``hpo_<name>`` columns."""
+    return [c for c in table.columns if str(c).startswith(keys.HPO_COLUMN_PREFIX)]
+
+
+def cell_id(family: str, phi: int, init: str, train_domain: str, seed: int) -> str:
+    """The grid cell of a trial when the source gave none: trials in it differ only in HPO."""
+    return f"{family}|{phi}|{init}|{train_domain}|{seed}"
+
+
+def read_table(path: str | Path, study: str | None = None) -> pd.DataFrame:
+    """Read a tidy table from CSV or Parquet and normalize it.
+
+    Raises:
+        CapstudyError: the file is missing, of another type, or lacks required columns.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CapstudyError(f"results file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        table = pd.read_csv(path)
+    elif suffix in (".parquet", ".pq"):
+        table = pd.read_parquet(path)
+    else:
+        raise CapstudyError(f"results file {path}: expected a .csv or .parquet file")
+    return normalize(table, source=str(path), study=study or path.stem)
+
+
+def write_table(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write the tidy table as CSV or Parquet, chosen by the file's suffix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        table.to_csv(path, index=False)
+    elif suffix in (".parquet", ".pq"):
+        table.to_parquet(path, index=False)
+    else:
+        raise CapstudyError(f"--export {path}: use a .csv or .parquet file name")
+    return path
+
+
+def normalize(table: pd.DataFrame, source: str, study: str = "") -> pd.DataFrame:
+    """Validate a tidy table and fill the optional design columns.
+
+    Args:
+        table: the raw table.
+        source: where it came from (named in error messages).
+        study: study name used when the table has no ``study`` column.
+
+    Returns:
+        A copy with every TIDY_COLUMNS column present (in order), then metric and HPO columns.
+
+    Raises:
+        CapstudyError: required columns are missing, a value cannot be parsed, or a trial has
+            two rows for the same evaluation domain.
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise CapstudyError(
+            f"{source}: missing required column(s) {', '.join(missing)} "
+            f"(required: {', '.join(REQUIRED_COLUMNS)}; see the README's tidy table)"
+        )
+    df = table.copy()
+    df = _coerce_types(df, source)
+    _fill_optional(df, study)
+    dup = df.duplicated(["trial_id", "eval_domain"], keep=False)
+    if dup.any():
+        example = df.loc[dup, ["trial_id", "eval_domain"]].iloc[0].tolist()
+        raise CapstudyError(
+            f"{source}: trial {example[0]!r} has several rows for evaluation domain "
+            f"{example[1]!r}; give each trial a unique trial_id"
+        )
+    if not metric_columns(df):
+        raise CapstudyError(f"{source}: no metric column (e.g. map50) after the design columns")
+    ordered = list(keys.TIDY_COLUMNS) + metric_columns(df) + hpo_columns(df)
+    return df[ordered].reset_index(drop=True)
+
+
+def _coerce_types(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    for col in _INT_COLUMNS:
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = values.isna() | (values != np.round(values))
+        if bad.any():
+            raise CapstudyError(
+                f"{source}: column {col} needs whole numbers; row {int(np.argmax(bad))} has "
+                f"{df[col].iloc[int(np.argmax(bad))]!r}"
+            )
+        df[col] = values.astype(int)
+    for col in _FLOAT_COLUMNS:
+        if col in df.columns:
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+    for col in metric_columns(df):
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+    return df
+
+
+def _fill_optional(df: pd.DataFrame, study: str) -> None:
+    """Fill absent optional columns in place (each choice documented in the README)."""
+    for col in _FLOAT_COLUMNS:
+        if col not in df.columns:
+            df[col] = np.nan
+    defaults = {"study": study, "run_id": "", "task": "", "selection_metric": ""}
+    for col, value in defaults.items():
+        if col not in df.columns:
+            df[col] = value
+    if "label" not in df.columns:
+        df["label"] = [f"{f} phi={p}" for f, p in zip(df["family"], df["phi"], strict=True)]
+    if "cell" not in df.columns:
+        df["cell"] = [
+            cell_id(f, p, i, t, s)
+            for f, p, i, t, s in zip(
+                df["family"], df["phi"], df["init"], df["train_domain"], df["seed"], strict=True
+            )
+        ]
+    if "trial_id" not in df.columns:
+        # Without trial ids, a trial is its cell plus its HPO values: trials of one cell
+        # differ only there.
+        parts = [df["cell"].astype(str)] + [df[c].astype(str) for c in hpo_columns(df)]
+        df["trial_id"] = pd.concat(parts, axis=1).agg("|".join, axis=1)
+    for col in _STR_COLUMNS:
+        df[col] = df[col].fillna("").astype(str)
