@@ -1,9 +1,140 @@
-"""`capstudy analyze` commands (being built; see the issue tracker)."""
+"""``capstudy analyze``: results table, gains, capacity threshold, figures, report, MLflow run.
+
+Heavy imports (pandas, matplotlib, mlflow) happen inside the command so ``capstudy --help``
+stays fast.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from capstudy.errors import CapstudyError
+
+
+def default_out_dir(study: str) -> Path:
+    """``./capstudy_out/<study>/analysis-<timestamp>``: a new folder per run, never overwritten."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in study) or "study"
+    return Path("capstudy_out") / safe / f"analysis-{stamp}"
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app (nothing yet)."""
+    """Add ``capstudy analyze``."""
+
+    @app.command("analyze")
+    def analyze(
+        study: Annotated[
+            str | None, typer.Option(help="Study (MLflow experiment) name; default: latest.")
+        ] = None,
+        tracking_uri: Annotated[
+            str | None, typer.Option(help="MLflow tracking URI; default: capstudy's store.")
+        ] = None,
+        from_file: Annotated[
+            Path | None,
+            typer.Option("--from", help="Read the tidy table from a .csv/.parquet file."),
+        ] = None,
+        export: Annotated[
+            Path | None, typer.Option(help="Also write the tidy table to this .csv/.parquet.")
+        ] = None,
+        find_threshold: Annotated[
+            bool, typer.Option("--find-threshold", help="Fit the capacity threshold.")
+        ] = False,
+        capacity: Annotated[
+            str, typer.Option(help="Capacity axis: backbone | detector | macs.")
+        ] = "backbone",
+        metric: Annotated[
+            str | None, typer.Option(help="Evaluation metric (default: the study metric).")
+        ] = None,
+        mode: Annotated[
+            str | None, typer.Option(help="Selection mode max|min (default: from the metric).")
+        ] = None,
+        out: Annotated[
+            Path | None,
+            typer.Option(help="Output folder (default ./capstudy_out/<study>/analysis-<time>)."),
+        ] = None,
+        bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates.")] = 1000,
+        seed: Annotated[int, typer.Option(help="Random seed of the bootstraps.")] = 0,
+        no_mlflow: Annotated[
+            bool, typer.Option("--no-mlflow", help="Do not log an analysis run to MLflow.")
+        ] = False,
+    ) -> None:
+        """Analyze a study: select trials, compute gains over random init, fit the threshold.
+
+        Writes CSV tables, PNG figures and report.md/report.html to the output folder and,
+        unless --no-mlflow, logs them as an analysis run in the study's MLflow experiment.
+        """
+        from capstudy.analysis import mlflow_io, pipeline, tables
+        from capstudy.analysis.results import load_from_mlflow
+        from capstudy.paths import default_tracking_uri
+
+        if bootstrap < 100:
+            raise CapstudyError(f"--bootstrap {bootstrap}: use at least 100 replicates")
+        uri = tracking_uri or default_tracking_uri()
+        skipped = None
+        if from_file is not None:
+            table = tables.read_table(from_file, study=study)
+            name = study or str(table["study"].iloc[0]) or from_file.stem
+            source = str(from_file)
+        else:
+            loaded = load_from_mlflow(uri, study)
+            table, name, skipped = loaded.table, loaded.study, loaded.skipped
+            source = f"MLflow {uri}, experiment {name!r}"
+            if study is None:
+                typer.echo(f"Using the most recent study: {name}")
+            for why, n in sorted(skipped.items()):
+                typer.echo(f"Skipped {n} trial run(s): {why}")
+        if export is not None:
+            typer.echo(f"Wrote the tidy table to {tables.write_table(table, export)}")
+        out_dir = _prepare_out_dir(out, name)
+        options = pipeline.AnalysisOptions(
+            capacity=capacity,
+            metric=metric,
+            find_threshold=find_threshold,
+            n_boot=bootstrap,
+            seed=seed,
+            mode=mode,
+        )
+        result = pipeline.run_analysis(table, name, out_dir, options, source, skipped)
+        for text in result.conclusions:
+            typer.echo("- " + text.replace("**", ""))
+        typer.echo(f"Report: {out_dir / 'report.html'} (and report.md, tables/, figures/)")
+        if not no_mlflow:
+            run_id = mlflow_io.log_analysis_run(
+                uri,
+                name,
+                out_dir,
+                _run_params(options, source, result),
+                pipeline.mlflow_metrics(result),
+            )
+            typer.echo(f"Logged MLflow run {run_id} (experiment {name!r}, {uri})")
+
+
+def _prepare_out_dir(out: Path | None, study: str) -> Path:
+    """The output folder; an explicit one that holds an earlier report is replaced, loudly."""
+    if out is None:
+        path = default_out_dir(study)
+    else:
+        path = out
+        if (path / "report.md").exists():
+            typer.echo(f"Replacing the earlier analysis in {path}")
+            for sub in ("tables", "figures"):
+                for old in (path / sub).glob("*"):
+                    old.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _run_params(options, source: str, result) -> dict[str, str]:
+    return {
+        "source": source,
+        "metric": result.metric,
+        "capacity": result.capacity,
+        "find_threshold": str(options.find_threshold),
+        "bootstrap": str(options.n_boot),
+        "seed": str(options.seed),
+        "alpha": str(options.alpha),
+    }

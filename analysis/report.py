@@ -1,0 +1,160 @@
+"""The written outputs: CSV tables, plain-language conclusions, Markdown and HTML reports.
+
+The HTML report is self-contained (figures embedded as base64 PNG) so it can be mailed or
+attached to an MLflow run and opened anywhere; the Markdown report links the PNG files next
+to it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from capstudy.analysis.threshold import MIN_CAPACITIES, VERDICT_INSUFFICIENT, VERDICT_THRESHOLD
+
+_UNITS = {"backbone_params": "backbone parameters", "detector_params": "detector parameters"}
+_UNITS["macs"] = "MACs"
+GAIN_COLUMNS = [
+    "family", "train_domain", "eval_domain", "init", "label", "n_seeds",
+    "gain", "ci_lo", "ci_hi", "seed_sd", "within_noise", "excludes_zero",
+]  # fmt: skip
+THRESHOLD_COLUMNS = [
+    "family", "train_domain", "eval_domain", "init", "verdict", "threshold", "threshold_lo",
+    "threshold_hi", "plateau", "p_vs_linear", "p_vs_constant", "delta_aicc",
+    "first_significant_label",
+]  # fmt: skip
+
+
+def fmt(value: object) -> str:
+    """Compact cell text: 3 significant digits for floats, '' for missing values."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1e5 else f"{value:,.0f}"
+    return str(value)
+
+
+def conclusion(row: pd.Series, metric: str) -> str:
+    """One plain-language paragraph for one family x train x eval domain x init."""
+    unit = _UNITS.get(row["capacity"], row["capacity"])
+    head = (
+        f"**{row['family']}, {row['init']} vs random, train {row['train_domain']}, "
+        f"eval {row['eval_domain']}**: "
+    )
+    first = _first_significant(row, unit)
+    if row["verdict"] == VERDICT_INSUFFICIENT:
+        return (
+            f"{head}too few capacities ({row['n_capacities']}) to fit a threshold "
+            f"(at least {MIN_CAPACITIES} are needed). {first}"
+        )
+    tests = (
+        f"hinge vs straight line: p = {row['p_vs_linear']:.3g}; hinge vs constant: "
+        f"p = {row['p_vs_constant']:.3g}"
+    )
+    if row["verdict"] == VERDICT_THRESHOLD:
+        zero = row["plateau_lo"] <= 0 <= row["plateau_hi"]
+        plateau = (
+            f"{row['plateau']:+.3g} (95% CI {row['plateau_lo']:+.3g} to {row['plateau_hi']:+.3g}"
+            f"{', indistinguishable from zero' if zero else ', not zero'})"
+        )
+        return (
+            f"{head}a capacity threshold at about {row['threshold']:,.0f} {unit} "
+            f"(95% CI {row['threshold_lo']:,.0f} to {row['threshold_hi']:,.0f}). Below it the "
+            f"gain in {metric} is flat at {plateau}; above it the gain changes by "
+            f"{row['slope']:+.3g} per tenfold capacity. The hinge fits better than a line or a "
+            f"constant ({tests}; it is {row['delta_aicc']:.1f} AICc units below the better of "
+            f"them). {first}"
+        )
+    shape = (
+        f"a straight line in log capacity (slope {row['linear_slope']:+.3g} per tenfold)"
+        if row["best_model"] == "linear"
+        else f"a constant gain of {row['constant_level']:+.3g}"
+    )
+    return (
+        f"{head}no threshold found: the gain is described as well by {shape} ({tests}; "
+        f"AICc difference hinge vs best no-threshold model {row['delta_aicc']:+.1f}, positive "
+        f"would favour the hinge). {first}"
+    )
+
+
+def _first_significant(row: pd.Series, unit: str) -> str:
+    label = row.get("first_significant_label", "")
+    if not label:
+        return "No capacity has a gain whose 95% CI excludes zero."
+    sign = "above" if row["first_significant_sign"] > 0 else "below"
+    return (
+        f"The smallest capacity whose gain CI excludes zero is {label} "
+        f"({row['first_significant_capacity']:,.0f} {unit}; gain {sign} zero)."
+    )
+
+
+def markdown_table(df: pd.DataFrame, columns: list[str]) -> str:
+    """A GitHub-flavoured Markdown table of the given columns (missing ones skipped)."""
+    cols = [c for c in columns if c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
+    for _, row in df[cols].iterrows():
+        cells = (fmt(row[c]).replace("|", "\\|") for c in cols)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_markdown(path: Path, header: list[str], sections: list[tuple[str, str]]) -> Path:
+    """Write the Markdown report: header lines, then (title, markdown body) sections."""
+    text = "\n".join(header) + "\n\n"
+    text += "\n\n".join(f"## {title}\n\n{body}" for title, body in sections) + "\n"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_html(
+    path: Path,
+    title: str,
+    header: list[str],
+    conclusions: list[str],
+    tables: list[tuple[str, pd.DataFrame, list[str]]],
+    figures: list[Path],
+    methods: str,
+) -> Path:
+    """Write the self-contained HTML report (figures inlined as base64 PNG)."""
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        "".join(f"<p>{_inline(line)}</p>" for line in header[1:] if line.strip()),
+        "<h2>Conclusions</h2><ul>",
+        "".join(f"<li>{_inline(c)}</li>" for c in conclusions),
+        "</ul>",
+    ]
+    for name, df, cols in tables:
+        shown = df[[c for c in cols if c in df.columns]].map(fmt) if not df.empty else df
+        parts.append(f"<h2>{html.escape(name)}</h2>")
+        parts.append(shown.to_html(index=False, escape=True, border=0) if not df.empty else "")
+    parts.append("<h2>Figures</h2>")
+    for fig in figures:
+        data = base64.b64encode(fig.read_bytes()).decode("ascii")
+        parts.append(
+            f"<figure><img alt='{html.escape(fig.name)}' src='data:image/png;base64,{data}'>"
+            f"<figcaption>{html.escape(fig.name)}</figcaption></figure>"
+        )
+    parts.append(f"<h2>Methods</h2><p>{_inline(methods)}</p></body></html>")
+    path.write_text("".join(parts), encoding="utf-8")
+    return path
+
+
+def _inline(text: str) -> str:
+    """Escape text and render Markdown **bold** (the only markup conclusions use)."""
+    escaped = html.escape(text)
+    pieces = escaped.split("**")
+    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(pieces))
+
+
+_CSS = (
+    "body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.45}"
+    "table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;"
+    "border-bottom:1px solid #ddd;text-align:right}img{max-width:100%}"
+    "figure{display:inline-block;margin:8px;width:48%}"
+)
