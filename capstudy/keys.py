@@ -86,6 +86,16 @@ def eval_metric(domain: str, name: str) -> str:
     return f"{M_EVAL_PREFIX}{domain}/{name}"
 
 
+def class_ap(class_name: str) -> str:
+    """Per-class detection AP metric name, e.g. ``ap_traffic_light``.
+
+    Used as ``eval_metric(domain, class_ap(name))``. No ``/`` in it, so
+    :func:`split_eval_metric` still splits the domain off correctly.
+    """
+    slug = "".join(c if c.isalnum() else "_" for c in class_name.strip().lower())
+    return f"ap_{slug}"
+
+
 def split_eval_metric(key: str) -> tuple[str, str] | None:
     """Inverse of :func:`eval_metric`: ``eval/flir/ir/map`` -> ``("flir/ir", "map")``."""
     if not key.startswith(M_EVAL_PREFIX):

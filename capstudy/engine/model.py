@@ -1,0 +1,111 @@
+"""Model building and the forward passes the trainer and evaluator use.
+
+The detection forward is torchvision's ``FCOS.forward`` split in two: the trunk, FPN and
+head run under autocast (the expensive, precision-tolerant part), while the loss, anchor
+matching and box decoding run in float32. torchvision's GIoU and focal losses and its box
+coder lose accuracy in bfloat16/float16, and its own forward offers no such split.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models.detection.fcos import FCOS
+
+from capstudy.config import TrialConfig
+from capstudy.engine.device import Precision
+from capstudy.heads import build_classifier, build_detector
+from capstudy.scaling import free_scale
+from capstudy.variants import Variant, free_variant, make_variant
+
+
+def variant_of(config: TrialConfig) -> Variant:
+    """The backbone variant a config asks for (a preset step or a free triple)."""
+    if config.is_free_scale:
+        assert config.width is not None and config.depth is not None
+        return free_variant(
+            config.family, free_scale(config.width, config.depth, config.resolution)
+        )
+    return make_variant(config.family, config.phi, config.preset)
+
+
+def build_model(config: TrialConfig, variant: Variant, num_classes: int) -> nn.Module:
+    """FCOS detector or classifier for the config's task, randomly initialised.
+
+    Args:
+        config: The trial config (task, image size, head width and depth).
+        variant: The backbone variant.
+        num_classes: K classes (detection labels 1..K; torchvision's background slot is
+            added by :func:`capstudy.heads.build_detector`).
+    """
+    if config.task == "detection":
+        return build_detector(
+            variant,
+            num_classes,
+            config.image_size,
+            head_width=config.head_width,
+            head_convs=config.head_convs,
+        )
+    return build_classifier(variant, num_classes)
+
+
+def _features(model: FCOS, images: torch.Tensor, targets, precision: Precision):
+    """Run transform, trunk, FPN and head; return float32 head outputs and anchors."""
+    image_list, targets = model.transform(list(images), targets)
+    batch = image_list.tensors
+    if precision.channels_last:
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    with precision.autocast():
+        features = list(model.backbone(batch).values())
+        head_outputs = model.head(features)
+    head_outputs = {k: v.float() for k, v in head_outputs.items()}
+    features = [f.float() for f in features]
+    anchors = model.anchor_generator(image_list, features)
+    return image_list, targets, features, head_outputs, anchors
+
+
+def detection_loss(
+    model: FCOS, images: torch.Tensor, targets: list[dict], precision: Precision
+) -> torch.Tensor:
+    """Sum of FCOS's classification, box regression and centerness losses (float32)."""
+    _, targets, features, head_outputs, anchors = _features(model, images, targets, precision)
+    per_level = [f.size(2) * f.size(3) for f in features]
+    losses = model.compute_loss(targets, head_outputs, anchors, per_level)
+    return sum(losses.values())
+
+
+@torch.no_grad()
+def detect(model: FCOS, images: torch.Tensor, precision: Precision) -> list[dict]:
+    """Post-processed detections (boxes in input pixels, scores, labels 1..K) per image."""
+    sizes = [tuple(img.shape[-2:]) for img in images]
+    image_list, _, features, head_outputs, anchors = _features(model, images, None, precision)
+    per_level = [f.size(2) * f.size(3) for f in features]
+    split_outputs = {k: list(v.split(per_level, dim=1)) for k, v in head_outputs.items()}
+    split_anchors = [list(a.split(per_level)) for a in anchors]
+    detections = model.postprocess_detections(split_outputs, split_anchors, image_list.image_sizes)
+    return model.transform.postprocess(detections, image_list.image_sizes, sizes)
+
+
+def classification_loss(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    precision: Precision,
+    label_smoothing: float,
+) -> torch.Tensor:
+    """Cross-entropy (float32) of the classifier's logits."""
+    if precision.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with precision.autocast():
+        logits = model(images)
+    return F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
+
+
+@torch.no_grad()
+def classify(model: nn.Module, images: torch.Tensor, precision: Precision) -> torch.Tensor:
+    """Predicted class indices (0..K-1)."""
+    if precision.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with precision.autocast():
+        return model(images).argmax(dim=1)
