@@ -234,5 +234,16 @@ def run(
 def log_torch_model(model: Any, name: str = "model") -> None:
     """Log a trained model as an MLflow PyTorch model in the active run (CPU, eval mode)."""
     import mlflow.pytorch
+    import timm
+    import torch
+    import torchvision
 
-    mlflow.pytorch.log_model(model.cpu().eval(), name=name)
+    # Explicit requirements: MLflow's inference imports the model in a subprocess (seconds
+    # per model), and it would miss capstudy, whose classes the pickled model refers to.
+    requirements = [
+        f"torch=={torch.__version__.split('+')[0]}",
+        f"torchvision=={torchvision.__version__.split('+')[0]}",
+        f"timm=={timm.__version__}",
+        "capstudy",
+    ]
+    mlflow.pytorch.log_model(model.cpu().eval(), name=name, pip_requirements=requirements)

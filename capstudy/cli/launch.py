@@ -1,9 +1,85 @@
-"""`capstudy launch` commands (being built; see the issue tracker)."""
+"""``capstudy launch``: run a study (Ray Tune + MLflow), plan it, or resume it."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app (nothing yet)."""
+    """Add ``capstudy launch``."""
+
+    @app.command("launch")
+    def launch(
+        space: Annotated[
+            str, typer.Option("--space", help="Study name in search_spaces/ or a YAML path.")
+        ],
+        address: Annotated[
+            str | None,
+            typer.Option(help="Ray cluster address ('auto' inside a cluster); default: local."),
+        ] = None,
+        tracking_uri: Annotated[
+            str | None,
+            typer.Option(help="MLflow tracking URI (default: SQLite in $CAPSTUDY_HOME)."),
+        ] = None,
+        storage: Annotated[
+            str | None,
+            typer.Option(help="Ray Tune storage path; shared storage for clusters."),
+        ] = None,
+        resume: Annotated[
+            bool, typer.Option(help="Finish an interrupted study without redoing trials.")
+        ] = False,
+        dry_run: Annotated[
+            bool, typer.Option(help="Print the plan (cells, trials, pretraining) and exit.")
+        ] = False,
+        max_concurrent: Annotated[
+            int | None, typer.Option(help="Cap on trials running at once.")
+        ] = None,
+        max_failures: Annotated[
+            int, typer.Option(help="Retries of a failed trial, from its last checkpoint.")
+        ] = 2,
+        seed: Annotated[int, typer.Option(help="Seed of the HPO samplers.")] = 0,
+    ) -> None:
+        """Launch a capacity study: pretraining first, then every trial under Ray Tune.
+
+        Grid dims make cells; HPO dims are sampled inside each cell; ASHA stops weak trials
+        within their own cell. Every trial is an MLflow child run of the study's parent run.
+        """
+        import warnings
+
+        from rich.console import Console
+
+        from capstudy.launch.driver import LaunchOptions
+        from capstudy.launch.driver import launch as run_launch
+        from capstudy.schema import StudyWarning
+
+        # The driver prints the study's warnings itself; don't show them twice.
+        warnings.simplefilter("ignore", StudyWarning)
+        console = Console()
+        outcome = run_launch(
+            LaunchOptions(
+                space=space,
+                address=address,
+                tracking_uri=tracking_uri,
+                storage=storage,
+                resume=resume,
+                dry_run=dry_run,
+                max_concurrent=max_concurrent,
+                max_failures=max_failures,
+                seed=seed,
+            ),
+            console,
+        )
+        if outcome.status == "PLANNED":
+            return
+        console.print(
+            f"study {outcome.study}: {outcome.status}; {outcome.trials_done}/"
+            f"{outcome.trials_total} trials done, {outcome.trials_failed} failed; "
+            f"MLflow parent run {outcome.parent_run_id}"
+        )
+        if outcome.status == "KILLED":
+            console.print(f"finish it with: capstudy launch --space {space} --resume")
+            raise typer.Exit(130)
+        if outcome.trials_failed:
+            raise typer.Exit(1)

@@ -1,0 +1,116 @@
+"""Asynchronous successive halving, scoped per cell (pure: no Ray).
+
+ASHA (Li et al., 2020, arXiv 1810.05934) stops a trial at a rung (epochs ``grace * eta**k``)
+when its metric falls below the ``1 - 1/eta`` quantile of the values recorded at that rung.
+This module keeps one set of rungs *per cell*: a trial is only ever compared with trials of
+its own cell (same family, phi, init, train domain and seed), which differ only in their
+HPO values. A global ASHA would stop small or scratch models for being small or scratch --
+exactly the comparison a capacity study exists to make (DESIGN.md, "Early stopping that is
+fair across capacities"). ``scope="global"`` puts every trial in one cell; it must be asked
+for, and the schema warns.
+
+The decision rule matches Ray's ``AsyncHyperBandScheduler`` with one bracket (percentile
+cutoff with ``numpy.nanpercentile``'s linear interpolation), so per-cell results equal what
+Ray would decide if each cell ran alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+CONTINUE = "CONTINUE"
+STOP = "STOP"
+
+
+def rung_milestones(grace: int, reduction: float, max_t: int) -> list[int]:
+    """Rung epochs ``grace * reduction**k`` below ``max_t``, ascending."""
+    if grace < 1 or reduction <= 1 or max_t < 1:
+        raise ValueError(
+            f"ASHA needs grace >= 1, reduction > 1, max_t >= 1 (got {grace}, {reduction}, {max_t})"
+        )
+    rungs, t = [], float(grace)
+    while t < max_t:
+        rungs.append(int(math.floor(t)))
+        t *= reduction
+    return sorted(set(rungs))
+
+
+def _percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default), without numpy."""
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100.0
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+@dataclass
+class _CellRungs:
+    milestones: list[int]
+    recorded: dict[int, dict[str, float]] = field(default_factory=dict)
+
+
+@dataclass
+class CellASHA:
+    """Per-cell ASHA decisions.
+
+    Args:
+        grace: First rung (epochs every trial runs).
+        reduction: eta.
+        max_t: Last epoch; trials reaching it stop normally.
+        mode: ``max`` or ``min`` for the metric.
+        scope: ``cell`` or ``global``.
+    """
+
+    grace: int
+    reduction: float
+    max_t: int
+    mode: str = "max"
+    scope: str = "cell"
+    _cells: dict[str, _CellRungs] = field(default_factory=dict)
+    stopped: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def _rungs(self, cell: str) -> _CellRungs:
+        key = cell if self.scope == "cell" else "<global>"
+        if key not in self._cells:
+            self._cells[key] = _CellRungs(rung_milestones(self.grace, self.reduction, self.max_t))
+        return self._cells[key]
+
+    def on_result(self, trial_id: str, cell: str, epoch: int, value: float | None) -> str:
+        """Record a trial's metric at ``epoch`` and decide CONTINUE or STOP.
+
+        Args:
+            trial_id: The trial.
+            cell: Its cell id (ignored with ``scope="global"``).
+            epoch: Epochs completed (1-based).
+            value: Metric value; None or NaN never stops a trial.
+        """
+        if epoch >= self.max_t:
+            return STOP  # done: the normal end of a trial
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return CONTINUE
+        signed = value if self.mode == "max" else -value
+        rungs = self._rungs(cell)
+        for milestone in reversed(rungs.milestones):
+            if epoch < milestone:
+                continue
+            recorded = rungs.recorded.setdefault(milestone, {})
+            if trial_id in recorded:
+                return CONTINUE  # this rung already decided for the trial
+            cutoff = (
+                _percentile(list(recorded.values()), (1 - 1 / self.reduction) * 100)
+                if recorded
+                else None
+            )
+            recorded[trial_id] = signed
+            if cutoff is not None and signed < cutoff:
+                self.stopped[trial_id] = (cell, milestone)
+                return STOP
+            return CONTINUE
+        return CONTINUE
+
+    def forget(self, trial_id: str) -> None:
+        """Drop a removed trial's records (so it cannot raise others' cutoffs)."""
+        for rungs in self._cells.values():
+            for recorded in rungs.recorded.values():
+                recorded.pop(trial_id, None)

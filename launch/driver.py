@@ -1,0 +1,246 @@
+"""``capstudy launch``: a study file -> pretraining -> Ray Tune trials -> MLflow runs.
+
+One study = one Ray Tune experiment at ``<storage>/<study name>`` and one MLflow parent run.
+``--resume`` restores the Ray experiment (finished trials are not rerun; unfinished ones
+continue from their last checkpoint) and continues the same parent and child runs. Starting a
+study again without ``--resume`` archives the old experiment folder (nothing is deleted)
+and opens a new parent run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from rich.console import Console
+
+from capstudy import keys, paths, tracking
+from capstudy.cells import expand_cells
+from capstudy.errors import CapstudyError
+from capstudy.launch.asha import CellASHA
+from capstudy.launch.live import LiveView
+from capstudy.launch.pretraining import have_weights_fn, run_pretraining
+from capstudy.launch.recorder import StudyRecorder
+from capstudy.launch.scheduler import CellASHAScheduler
+from capstudy.launch.searcher import TRIAL_KEY, CellSearcher
+from capstudy.launch.trainable import capstudy_trainable
+from capstudy.plan import plan
+from capstudy.schema import StudySpec, load_study
+
+STATE_FILE = "capstudy_study.json"
+# Env vars a trial worker needs to find the same tracking store, data and cache.
+_FORWARDED_ENV = ("CAPSTUDY_HOME", "CAPSTUDY_DATA", "CAPSTUDY_CACHE")
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """What ``capstudy launch`` was asked for."""
+
+    space: str
+    address: str | None = None
+    tracking_uri: str | None = None
+    storage: str | None = None
+    resume: bool = False
+    dry_run: bool = False
+    max_concurrent: int | None = None
+    max_failures: int = 2
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LaunchOutcome:
+    """How a launch ended."""
+
+    study: str
+    parent_run_id: str | None
+    trials_total: int
+    trials_done: int
+    trials_failed: int
+    status: str
+    experiment_path: Path | None
+
+
+def launch(opts: LaunchOptions, console: Console | None = None) -> LaunchOutcome:
+    """Run (or plan, or resume) a study. See the module docstring."""
+    console = console or Console()
+    spec = load_study(opts.space)
+    for message in spec.warnings:
+        console.print(f"[yellow]warning:[/] {message}")
+    uri = tracking.configure(opts.tracking_uri)
+    if opts.dry_run:
+        have = have_weights_fn(spec, uri)
+        console.print(plan(spec, have_weights=have).render(), markup=False, highlight=False)
+        return LaunchOutcome(
+            spec.name,
+            None,
+            len(expand_cells(spec)) * spec.tune.samples_per_cell,
+            0,
+            0,
+            "PLANNED",
+            None,
+        )
+    storage = Path(opts.storage or paths.ray_storage()).expanduser()
+    exp_path = storage / spec.name
+    parent = _parent_run(spec, opts, uri, exp_path, console)
+    status = "FAILED"
+    recorder = StudyRecorder(spec.name, uri, parent)
+    try:
+        _ray_init(opts.address, uri)
+        run_pretraining(spec, uri, say=lambda m: console.print(f"[cyan]{m}[/]"))
+        tuner = _tuner(spec, opts, storage, exp_path, recorder)
+        results = tuner.fit()
+        done, failed = _count(results)
+        total = len(expand_cells(spec)) * spec.tune.samples_per_cell
+        status = "FINISHED" if done + failed >= total else "KILLED"
+        return LaunchOutcome(spec.name, parent, total, done, failed, status, exp_path)
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        # Trials Ray left unfinished (Ctrl-C, a failed driver) end KILLED, never RUNNING;
+        # --resume reopens them.
+        recorder.close("KILLED")
+        tracking.end_run(parent, status, uri)
+        _write_state(exp_path, {"parent_run_id": parent, "status": status, "study": spec.name})
+
+
+def _parent_run(
+    spec: StudySpec, opts: LaunchOptions, uri: str, exp_path: Path, console: Console
+) -> str:
+    """The study's parent run: the previous one on --resume, else a new one."""
+    state = _read_state(exp_path)
+    if opts.resume:
+        if not tune.Tuner.can_restore(str(exp_path)) or not state.get("parent_run_id"):
+            raise CapstudyError(
+                f"nothing to resume for study {spec.name!r}: no saved experiment at {exp_path}. "
+                f"Run `capstudy launch --space {opts.space}` without --resume to start it."
+            )
+        tracking.reopen_run(state["parent_run_id"], uri)
+        console.print(f"resuming study {spec.name!r} (parent run {state['parent_run_id']})")
+        return state["parent_run_id"]
+    if exp_path.exists():
+        archived = exp_path.with_name(f"{exp_path.name}.{time.strftime('%Y%m%d-%H%M%S')}")
+        exp_path.rename(archived)
+        console.print(f"a previous run of {spec.name!r} was archived to {archived}")
+    tags = {
+        keys.T_KIND: keys.KIND_STUDY,
+        keys.T_STUDY: spec.name,
+        keys.T_GIT_COMMIT: tracking.git_commit(),
+    }
+    parent = tracking.create_run(spec.name, f"study {spec.name}", tags, uri)
+    cells = expand_cells(spec)
+    tracking.log_params(
+        parent,
+        {
+            "study_file": str(spec.source),
+            keys.P_TASK: spec.task,
+            keys.P_STUDY_METRIC: spec.metric,
+            "cells": len(cells),
+            "samples_per_cell": spec.tune.samples_per_cell,
+            "search": spec.tune.search,
+            "asha_scope": spec.tune.asha.scope,
+            keys.P_EVAL_DOMAINS: ",".join(spec.evaluate),
+        },
+        uri,
+    )
+    _log_study_file(parent, spec, uri)
+    exp_path.mkdir(parents=True, exist_ok=True)
+    _write_state(exp_path, {"parent_run_id": parent, "status": "RUNNING", "study": spec.name})
+    return parent
+
+
+def _log_study_file(run_id: str, spec: StudySpec, uri: str) -> None:
+    tracking.client(uri).log_artifact(run_id, str(spec.source), "study")
+
+
+def _ray_init(address: str | None, uri: str) -> None:
+    """Connect to a cluster (``--address``) or start Ray on this machine."""
+    env = {name: os.environ[name] for name in _FORWARDED_ENV if name in os.environ}
+    env["MLFLOW_TRACKING_URI"] = uri
+    env["RAY_USAGE_STATS_ENABLED"] = "0"
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = dict(
+        runtime_env={"env_vars": env}, include_dashboard=False, log_to_driver=False
+    )
+    try:
+        ray.init(address=address or "local", **kwargs)
+    except ConnectionError as exc:
+        raise CapstudyError(
+            f"cannot reach a Ray cluster at --address {address!r}: {exc}. Start one with "
+            "`ray start --head` (see launch/cluster/) or leave --address out to run locally."
+        ) from None
+
+
+def _tuner(
+    spec: StudySpec, opts: LaunchOptions, storage: Path, exp_path: Path, recorder: StudyRecorder
+) -> tune.Tuner:
+    cells = expand_cells(spec)
+    trainable = tune.with_resources(
+        capstudy_trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    )
+    epochs = int(spec.fixed.get("epochs", 0) or spec.tune.asha.max_t)
+    live = LiveView(
+        spec.name, spec.metric, spec.mode, len(cells), spec.tune.samples_per_cell, epochs
+    )
+    if opts.resume:
+        return tune.Tuner.restore(
+            str(exp_path), trainable, resume_unfinished=True, resume_errored=True
+        )
+    asha = spec.tune.asha
+    scheduler = CellASHAScheduler(
+        CellASHA(asha.grace, asha.reduction, asha.max_t, spec.mode, asha.scope),
+        spec.metric,
+        spec.mode,
+    )
+    searcher = CellSearcher(spec, seed=opts.seed)
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=searcher.total_trials,
+            max_concurrent_trials=opts.max_concurrent or spec.tune.max_concurrent,
+            trial_name_creator=lambda t: t.config.get(TRIAL_KEY, t.trial_id),
+            trial_dirname_creator=lambda t: t.config.get(TRIAL_KEY, t.trial_id),
+        ),
+        run_config=tune.RunConfig(
+            name=spec.name,
+            storage_path=str(storage),
+            failure_config=tune.FailureConfig(max_failures=opts.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            callbacks=[recorder, live],
+            verbose=0,
+        ),
+    )
+
+
+def _count(results: Any) -> tuple[int, int]:
+    """(trials terminated, trials errored) of a ResultGrid, from Ray's trial states."""
+    # ResultGrid hides trial status; a Ctrl-C leaves RUNNING/PENDING trials that have
+    # metrics, so "has metrics" would count them as done.
+    trials = results._experiment_analysis.trials
+    done = sum(1 for t in trials if t.status == "TERMINATED")
+    failed = sum(1 for t in trials if t.status == "ERROR")
+    return done, failed
+
+
+def _read_state(exp_path: Path) -> dict:
+    try:
+        return json.loads((exp_path / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_state(exp_path: Path, state: dict) -> None:
+    """Atomically record the study's parent run next to Ray's experiment state."""
+    exp_path.mkdir(parents=True, exist_ok=True)
+    tmp = exp_path / f".{STATE_FILE}.tmp"
+    tmp.write_text(json.dumps(state, indent=1))
+    os.replace(tmp, exp_path / STATE_FILE)

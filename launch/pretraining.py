@@ -1,0 +1,85 @@
+"""Pretraining before trials: the weights a study's grid needs, made once, as Ray tasks.
+
+The plan lists every (family, capacity, stage) the grid's initializations need. Weights the
+registry already holds (same variant, stage and pretraining settings) are reused; the rest
+run as Ray tasks with the study's per-trial resources -- all ``imagenet`` stages in
+parallel, then all ``coco`` stages, which start from the ``imagenet`` weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import ray
+
+from capstudy.cells import expand_cells
+from capstudy.plan import PretrainNeed, pretrain_needs
+from capstudy.scaling import Scale
+from capstudy.schema import StudySpec
+
+
+def variant_of(need: PretrainNeed, preset: str = "ultrasmall") -> Any:
+    """The :class:`~capstudy.variants.Variant` a pretraining need refers to."""
+    from capstudy.variants import free_variant, make_variant
+
+    if isinstance(need.capacity, Scale):
+        return free_variant(need.family, need.capacity)
+    return make_variant(need.family, need.capacity, preset)
+
+
+def _pretrain(need: PretrainNeed, settings: dict, roots: dict, tracking_uri: str) -> str:
+    from capstudy.pretrain import ensure_weights
+
+    path = ensure_weights(
+        variant_of(need), need.stage, settings=settings, roots=roots, tracking_uri=tracking_uri
+    )
+    return str(path)
+
+
+def have_weights_fn(spec: StudySpec, tracking_uri: str) -> Callable[[str, Any, str], bool]:
+    """A ``have_weights(family, capacity, stage)`` check against the registry (for plans)."""
+    from capstudy.pretrain import find_weights
+
+    settings = asdict(spec.pretrain)
+
+    def have(family: str, capacity: Any, stage: str) -> bool:
+        need = PretrainNeed(family, capacity, stage, "")
+        return (
+            find_weights(variant_of(need), stage, settings=settings, tracking_uri=tracking_uri)
+            is not None
+        )
+
+    return have
+
+
+def run_pretraining(
+    spec: StudySpec, tracking_uri: str, say: Callable[[str], None] = print
+) -> list[PretrainNeed]:
+    """Make every missing pretrained weight the study needs; return what was made.
+
+    Raises:
+        ray.exceptions.RayTaskError: A pretraining task failed (its run is FAILED in MLflow).
+    """
+    needs = pretrain_needs(spec, expand_cells(spec))
+    if not needs:
+        return []
+    have = have_weights_fn(spec, tracking_uri)
+    missing = [n for n in needs if not have(n.family, n.capacity, n.stage)]
+    if len(missing) < len(needs):
+        say(f"pretraining: reusing {len(needs) - len(missing)} registered weights")
+    if not missing:
+        return []
+    settings = asdict(spec.pretrain)
+    roots = dict(spec.data)
+    task = ray.remote(num_cpus=spec.resources.cpu, num_gpus=spec.resources.gpu, max_retries=1)(
+        _pretrain
+    )
+    for stage in ("imagenet", "coco"):
+        batch = [n for n in missing if n.stage == stage]
+        if batch:
+            labels = ", ".join(n.label for n in batch)
+            say(f"pretraining: {len(batch)} {stage} run(s) as Ray tasks: {labels}")
+            ray.get([task.remote(n, settings, roots, tracking_uri) for n in batch])
+    return missing

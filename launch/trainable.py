@@ -1,0 +1,64 @@
+"""The Ray Tune trainable: one trial = :func:`capstudy.engine.run_trial` under Ray.
+
+It strips the study-level keys the searcher added, builds the frozen
+:class:`~capstudy.config.TrialConfig`, resolves the initialization to a local weights file,
+restores from Ray's last checkpoint when the trial is retried or the study resumed, and
+forwards every epoch's report to Ray with the checkpoint the engine just wrote (Ray copies it
+into the study's storage before the next epoch overwrites it). No MLflow here: the driver's
+callback records everything, so one process writes to the tracking store.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from capstudy.config import TrialConfig
+from capstudy.launch.searcher import STUDY_KEYS, TRIAL_KEY
+
+CHECKPOINT_FILE = "checkpoint.pt"
+DATA_FINGERPRINT = "_data_fingerprint"
+
+
+def trial_config(params: dict[str, Any]) -> TrialConfig:
+    """The trial's config from a Ray config dict (study keys removed, threads defaulted)."""
+    values = {k: v for k, v in params.items() if k not in STUDY_KEYS}
+    if not values.get("threads"):
+        # Ray sets OMP_NUM_THREADS to the trial's CPU share; torch must follow it, since
+        # oversubscribed trials on one node are slower than fewer threads each.
+        values["threads"] = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+    return TrialConfig.from_dict(values, source=f"trial {params.get(TRIAL_KEY, '?')}")
+
+
+def capstudy_trainable(params: dict[str, Any]) -> None:
+    """Run one trial under Ray Tune (function trainable)."""
+    from capstudy.data import dataset_fingerprint
+    from capstudy.engine import run_trial
+    from capstudy.pretrain import resolve_init
+
+    config = trial_config(params)
+    init_path = resolve_init(config)
+    fingerprint = dataset_fingerprint(config.train_domain, "train", dict(config.data_roots))
+    checkpoint = tune.get_checkpoint()
+    with tempfile.TemporaryDirectory(prefix="capstudy-trial-") as tmp:
+        resume_from = None
+        if checkpoint is not None:
+            restored = Path(checkpoint.to_directory(os.path.join(tmp, "restored")))
+            resume_from = restored / CHECKPOINT_FILE
+        checkpoint_dir = Path(tmp) / "checkpoint"
+
+        def report(metrics: dict[str, float], written: Path | None) -> None:
+            ckpt = tune.Checkpoint.from_directory(str(written)) if written else None
+            tune.report({**metrics, DATA_FINGERPRINT: fingerprint}, checkpoint=ckpt)
+
+        run_trial(
+            config,
+            report,
+            init_path=init_path,
+            checkpoint_dir=checkpoint_dir,
+            resume_from=resume_from,
+        )
