@@ -183,7 +183,8 @@ def _write_arrays(tmp: Path, index: SplitIndex, size: tuple[int, int]) -> None:
         # Boxes are scaled with the annotation's own image size when it gives one: in aligned
         # pairs both modalities share the thermal frame's annotation even if sizes differ.
         ref_w, ref_h = s.ann_size or src
-        b = np.asarray(s.boxes, dtype=np.float64).reshape(-1, 4) * [w / ref_w, h / ref_h] * 2
+        scale = np.array([w / ref_w, h / ref_h] * 2)
+        b = np.asarray(s.boxes, dtype=np.float64).reshape(-1, 4) * scale
         b = np.clip(b, 0, [w, h, w, h])
         boxes.append(b.astype(np.float32))
         labels.append(np.asarray(s.labels, dtype=np.int64))

@@ -31,12 +31,15 @@ class Augment:
     Attributes:
         flip: probability of a horizontal flip per image.
         scale: range of the per-batch zoom factor; >1 crops, <1 shrinks and pads.
+        scale_p: fraction of batches that are zoomed at all (the zoom is the costliest step
+            on a CPU; half the batches keeps most of its benefit at half the price).
         brightness: per-image brightness factor drawn from 1 ± this.
         contrast: per-image contrast factor drawn from 1 ± this.
     """
 
     flip: float = 0.5
     scale: tuple[float, float] = (0.8, 1.25)
+    scale_p: float = 0.5
     brightness: float = 0.25
     contrast: float = 0.25
 
@@ -96,130 +99,143 @@ class BatchLoader:
             yield self._batch(idx, gen)
 
     def _batch(self, idx: np.ndarray, gen: torch.Generator) -> tuple[torch.Tensor, Targets]:
-        x = torch.from_numpy(np.ascontiguousarray(self.split.images[idx]))
-        if self.device.type == "cuda":
-            x = x.pin_memory().to(self.device, non_blocking=True)
-        else:
-            x = x.to(self.device)
-        x = x.permute(0, 3, 1, 2).to(torch.float32, memory_format=torch.contiguous_format)
-        x.mul_(1 / 255)
-        if self.split.task == "classification":
-            assert self.split.targets is not None
-            y = torch.from_numpy(self.split.targets[idx])
-            if self.augment:
-                x, _ = augment_batch(x, None, self.augment, gen)
-            return x, y.to(self.device)
-        boxes = [torch.from_numpy(np.array(self.split.boxes[j])) for j in idx]
-        labels = [torch.from_numpy(np.array(self.split.labels[j])) for j in idx]
+        u8 = torch.from_numpy(np.ascontiguousarray(self.split.images[idx]))
+        if self.device.type != "cpu":
+            u8 = u8.pin_memory().to(self.device, non_blocking=True)
+        # (B, H, W, 3) → (B, 3, H, W) as a channels-last view: no copy. Every later op keeps
+        # that layout, which saves a relayout pass and suits oneDNN/cuDNN convolutions.
+        x = u8.permute(0, 3, 1, 2)
+        detection = self.split.task == "detection"
+        boxes = [np.asarray(self.split.boxes[j]) for j in idx] if detection else []
+        labels = [np.asarray(self.split.labels[j]) for j in idx] if detection else []
         if self.augment:
+            if self.device.type != "cpu":  # GPU kernels want float; uint8 only saves CPU work
+                x = x.float().div_(255)
             x, (boxes, labels) = augment_batch(x, (boxes, labels), self.augment, gen)
+        else:
+            x = x.to(torch.float32).mul_(1 / 255)
+        if not detection:
+            assert self.split.targets is not None
+            return x, torch.from_numpy(self.split.targets[idx]).to(self.device)
         return x, _targets_to(boxes, labels, self.device)
 
 
 def _targets_to(
-    boxes: list[torch.Tensor], labels: list[torch.Tensor], device: torch.device
+    boxes: list[np.ndarray], labels: list[np.ndarray], device: torch.device
 ) -> list[dict[str, torch.Tensor]]:
-    if device.type == "cpu":
-        return [{"boxes": b, "labels": lab} for b, lab in zip(boxes, labels, strict=True)]
-    # One transfer per batch rather than two per image.
     counts = [len(b) for b in boxes]
-    all_boxes = torch.cat(boxes).to(device, non_blocking=True).split(counts)
-    all_labels = torch.cat(labels).to(device, non_blocking=True).split(counts)
-    return [{"boxes": b, "labels": lab} for b, lab in zip(all_boxes, all_labels, strict=True)]
+    # One tensor (and one transfer to a GPU) per batch rather than two per image.
+    all_boxes = torch.from_numpy(np.concatenate(boxes).astype(np.float32).reshape(-1, 4))
+    all_labels = torch.from_numpy(np.concatenate(labels).astype(np.int64))
+    if device.type != "cpu":
+        all_boxes = all_boxes.to(device, non_blocking=True)
+        all_labels = all_labels.to(device, non_blocking=True)
+    return [
+        {"boxes": b, "labels": lab}
+        for b, lab in zip(all_boxes.split(counts), all_labels.split(counts), strict=True)
+    ]
 
 
-BoxLists = tuple[list[torch.Tensor], list[torch.Tensor]]
+BoxLists = tuple[list[np.ndarray], list[np.ndarray]]
 
 
 def augment_batch(
-    x: torch.Tensor, targets: BoxLists | None, aug: Augment, gen: torch.Generator
-) -> tuple[torch.Tensor, BoxLists | None]:
+    x: torch.Tensor, targets: BoxLists, aug: Augment, gen: torch.Generator
+) -> tuple[torch.Tensor, BoxLists]:
     """Scale jitter, horizontal flip and photometric jitter on a batch.
 
     Random numbers come from ``gen`` on the CPU, so a batch is the same on CPU and GPU. Box
-    math runs on the CPU (a few numbers per image); pixels stay on ``x``'s device.
+    math runs in numpy (a few numbers per image); pixels stay on ``x``'s device.
 
     Args:
-        x: float (B, 3, H, W) in [0, 1].
-        targets: per-image boxes (k, 4) xyxy in pixels and labels (k,), or None.
+        x: (B, 3, H, W), uint8 in 0..255 or float in [0, 1].
+        targets: per-image boxes (k, 4) xyxy in pixels and labels (k,) (empty lists for
+            classification).
         aug: the augmentation settings.
         gen: CPU random generator.
 
     Returns:
-        (augmented images, augmented targets). Boxes stay inside the image with sides of at
-        least ``MIN_BOX_SIDE`` pixels; boxes cropped away below that are removed with their
-        labels.
+        (float32 images in [0, 1] in x's memory format, targets). Boxes stay inside the image
+        with sides of at least ``MIN_BOX_SIDE`` pixels; boxes cropped away below that are
+        removed with their labels.
     """
     b, _, h, w = x.shape
-    s = float(aug.scale[0] + (aug.scale[1] - aug.scale[0]) * torch.rand(1, generator=gen))
-    u = torch.rand(b, 2, generator=gen)
-    flips = torch.rand(b, generator=gen) < aug.flip
+    r = torch.rand(2, generator=gen).tolist()
+    s = aug.scale[0] + (aug.scale[1] - aug.scale[0]) * r[0] if r[1] < aug.scale_p else 1.0
+    u = torch.rand(b, 2, generator=gen).numpy()
+    flips = (torch.rand(b, generator=gen) < aug.flip).numpy()
     bright = 1 + aug.brightness * (2 * torch.rand(b, generator=gen) - 1)
     contrast = 1 + aug.contrast * (2 * torch.rand(b, generator=gen) - 1)
-    x, shifts = _rescale(x, s, u, targets[0] if targets else None)
-    if targets is not None:
-        targets = _move_boxes(targets, s, shifts, flips, w, h)
-    if flips.any():
-        sel = flips.nonzero().squeeze(1).to(x.device)
-        x[sel] = x[sel].flip(-1)
-    # Contrast around each image's mean, then brightness, fused into one multiply-add.
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x, shifts = _rescale(x, s, u, targets[0] if targets[0] else None, flips)
+    if targets[0]:
+        targets = _move_boxes(targets, shifts, flips, w, h)
+    # Contrast around each image's mean, then brightness: one multiply-add per pixel. The mean
+    # comes from every 4th pixel, plenty for a jitter factor.
+    mean = x[:, :, ::4, ::4].float().mean(dim=(1, 2, 3)).cpu()
+    if x.dtype == torch.uint8:
+        mean, x = mean / 255, x.to(torch.float32).mul_(1 / 255)
     gain = (contrast * bright).view(b, 1, 1, 1).to(x.device)
-    bias = mean * ((1 - contrast) * bright).view(b, 1, 1, 1).to(x.device)
-    x = x.mul_(gain).add_(bias).clamp_(0, 1)
-    return x, targets
+    bias = (mean * (1 - contrast) * bright).view(b, 1, 1, 1).to(x.device)
+    return x.mul_(gain).add_(bias).clamp_(0, 1), targets
 
 
 def _rescale(
-    x: torch.Tensor, s: float, u: torch.Tensor, boxes: list[torch.Tensor] | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Zoom the batch by ``s`` and crop or pad back to its size; return per-image shifts.
+    x: torch.Tensor, s: float, u: np.ndarray, boxes: list[np.ndarray] | None, flips: np.ndarray
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Zoom the batch by ``s``, crop or pad back to its size, flip; return each image's map.
 
-    A shift (dx, dy) maps a zoomed pixel to the output: ``out = zoomed + shift``. When zooming
+    ``x`` is a private copy (a memmap gather or a fresh conversion), so it may be overwritten.
+
+    One zoom for the whole batch (multi-scale training in the YOLO manner), because a single
+    batched resize is several times cheaper than one per image; crops and pads differ per image.
+    The map (sx, sy, dx, dy) takes an input pixel to the output, ``out = in * s + d``, with
+    the scale as actually rounded to whole pixels. When zooming
     in, the crop window is drawn among those that keep all of an image's boxes in view where one
     exists, so zooming rarely cuts objects.
     """
     b, c, h, w = x.shape
     nh, nw = max(1, round(h * s)), max(1, round(w * s))
+    shifts = np.tile([nw / w, nh / h, 0.0, 0.0], (b, 1))
     if (nh, nw) == (h, w):
-        return x, torch.zeros(b, 2)
+        for i in flips.nonzero()[0]:
+            x[i] = x[i].flip(-1)
+        return x, shifts
+    # uint8 bilinear resize has a fast CPU kernel for channels-last input (our memmap layout).
     z = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=False)
-    shifts = torch.zeros(b, 2)
     if s > 1:
         out = torch.empty_like(x)
         for i in range(b):
-            lo, hi = torch.zeros(2), torch.tensor([nw - w, nh - h], dtype=torch.float32)
+            lo, hi = np.zeros(2), np.array([nw - w, nh - h], dtype=np.float64)
             if boxes is not None and len(boxes[i]):
-                bx = boxes[i] * s
-                first, last = bx[:, :2].min(0).values, bx[:, 2:].max(0).values
-                klo = torch.maximum(lo, last - torch.tensor([w, h]))
-                khi = torch.minimum(hi, first)
-                if bool((klo <= khi).all()):
+                bx = boxes[i] * np.tile(shifts[i, :2], 2)
+                klo = np.maximum(lo, bx[:, 2:].max(0) - [w, h])
+                khi = np.minimum(hi, bx[:, :2].min(0))
+                if (klo <= khi).all():
                     lo, hi = klo, khi
-            ox, oy = (lo + u[i] * (hi - lo)).floor().int().tolist()
-            out[i] = z[i, :, oy : oy + h, ox : ox + w]
-            shifts[i] = torch.tensor([-ox, -oy], dtype=torch.float32)
+            ox, oy = np.floor(lo + u[i] * (hi - lo)).astype(int)
+            crop = z[i, :, oy : oy + h, ox : ox + w]
+            out[i] = crop.flip(-1) if flips[i] else crop
+            shifts[i, 2:] = (-ox, -oy)
         return out, shifts
-    out = torch.full_like(x, PAD_VALUE)
+    pad = round(PAD_VALUE * 255) if x.dtype == torch.uint8 else PAD_VALUE
+    out = torch.empty_like(x).fill_(pad)
     for i in range(b):
-        ox, oy = (u[i] * torch.tensor([w - nw, h - nh])).floor().int().tolist()
+        ox, oy = np.floor(u[i] * [w - nw, h - nh]).astype(int)
         out[i, :, oy : oy + nh, ox : ox + nw] = z[i]
-        shifts[i] = torch.tensor([ox, oy], dtype=torch.float32)
+        if flips[i]:
+            out[i] = out[i].flip(-1)
+        shifts[i, 2:] = (ox, oy)
     return out, shifts
 
 
-def _move_boxes(
-    targets: BoxLists, s: float, shifts: torch.Tensor, flips: torch.Tensor, w: int, h: int
-) -> BoxLists:
+def _move_boxes(targets: BoxLists, maps: np.ndarray, flips: np.ndarray, w: int, h: int) -> BoxLists:
     boxes, labels = targets
     out_boxes, out_labels = [], []
-    limit = torch.tensor([w, h, w, h], dtype=torch.float32)
-    for i, (bx, lab) in enumerate(zip(boxes, labels, strict=True)):
-        bx = bx * s + shifts[i].repeat(2)
-        bx = torch.minimum(bx.clamp(min=0), limit)
-        if flips[i]:
-            bx = torch.stack([w - bx[:, 2], bx[:, 1], w - bx[:, 0], bx[:, 3]], dim=1)
+    for bx, lab, m, flip in zip(boxes, labels, maps, flips, strict=True):
+        bx = np.clip(bx * np.tile(m[:2], 2) + np.tile(m[2:], 2), 0, [w, h, w, h])
+        if flip:
+            bx = np.stack([w - bx[:, 2], bx[:, 1], w - bx[:, 0], bx[:, 3]], axis=1)
         keep = ((bx[:, 2] - bx[:, 0]) >= MIN_BOX_SIDE) & ((bx[:, 3] - bx[:, 1]) >= MIN_BOX_SIDE)
-        out_boxes.append(bx[keep].contiguous())
+        out_boxes.append(bx[keep].astype(np.float32))
         out_labels.append(lab[keep])
     return out_boxes, out_labels
