@@ -25,6 +25,7 @@ class Problem:
     path: str
     message: str
     severity: str = "error"
+    kind: str = "file"  # file | box | class: lets `data check` judge box problems strictly
 
     def __str__(self) -> str:
         return f"{self.severity}: {self.path}: {self.message}"
@@ -130,7 +131,8 @@ def finalize(raw: RawIndex, label_map: LabelMap) -> SplitIndex:
     out, fixed, dropped = [], 0, 0
     for s in raw.samples:
         boxes, labels = [], []
-        where = str(s.source or s.image)
+        # VOC: name the XML to fix; COCO: the image (its JSON is one file for all images).
+        where = str(s.source) if s.source and s.source.suffix == ".xml" else str(s.image)
         for name, *coords in s.objects:
             label = lmap.label(name)
             if label is None:
@@ -138,7 +140,7 @@ def finalize(raw: RawIndex, label_map: LabelMap) -> SplitIndex:
                 continue
             msg, kept = check_box(tuple(coords), s.ann_size)  # type: ignore[arg-type]
             if msg:
-                problems.append(Problem(where, msg, "warning"))
+                problems.append(Problem(where, msg, "warning", "box"))
                 fixed += kept is not None
                 dropped += kept is None
             if kept is not None:
@@ -152,6 +154,7 @@ def finalize(raw: RawIndex, label_map: LabelMap) -> SplitIndex:
                 f"{n} object(s) of class {name!r} outside the label map "
                 f"{list(lmap.classes)} (not used)",
                 "warning",
+                "class",
             )
         )
     return SplitIndex(raw.task, lmap.classes, out, problems, unmapped, fixed, dropped)
