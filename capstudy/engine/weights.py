@@ -127,6 +127,10 @@ def load_init(model: nn.Module, path: Path) -> dict[str, Any]:
     mapping = transfer_map(source_kind, model, state)
     target_state = model.state_dict()
     missing = [src for dst, src in mapping.items() if src not in state]
+    # A deeper source trunk has blocks this model lacks: as much a mismatch as a missing one.
+    used = set(mapping.values())
+    src_trunk = _TRUNK_PREFIX[source_kind]
+    missing += [f"{k} (not in model)" for k in state if k.startswith(src_trunk) and k not in used]
     wrong = [
         f"{src}: file {tuple(state[src].shape)} vs model {tuple(target_state[dst].shape)}"
         for dst, src in mapping.items()
@@ -141,7 +145,7 @@ def load_init(model: nn.Module, path: Path) -> dict[str, Any]:
         ]
         raise CapstudyError(
             f"{path}: weights ({made or 'unknown variant'}) do not fit this model: "
-            f"{len(wrong)} tensor(s) differ in shape and {len(missing)} are missing, e.g. "
+            f"{len(wrong)} tensor(s) differ in shape and {len(missing)} are unmatched, e.g. "
             + "; ".join(problems)
             + ". Use weights made for this variant and head (capstudy pretrain ... --family F "
             "--phi P) or init=random."
