@@ -1,0 +1,110 @@
+"""``capstudy analyze`` end to end: a hand-made file, and a study in a SQLite MLflow store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from analysis_mlflow_helpers import log_table_as_study
+from mlflow.tracking import MlflowClient
+
+from capstudy import keys
+from capstudy.analysis import mlflow_io
+from capstudy.analysis.simulate import simulate_study_table
+from capstudy.cli.main import main
+
+
+def run_cli(args: list[str]) -> int:
+    """Run the CLI in-process and return its exit code."""
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+@pytest.fixture
+def results_csv(tmp_path):
+    path = tmp_path / "results.csv"
+    simulate_study_table(np.random.default_rng(3)).to_csv(path, index=False)
+    return path
+
+
+def test_from_file_writes_report_figures_and_tables(tmp_path, results_csv, capsys):
+    out = tmp_path / "out"
+    export = tmp_path / "tidy.parquet"
+    code = run_cli(["analyze", "--from", str(results_csv), "--find-threshold", "--no-mlflow",
+                    "--bootstrap", "200", "--out", str(out), "--export", str(export)])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "capacity threshold at about" in printed
+    assert pd.read_parquet(export).shape[0] == pd.read_csv(results_csv).shape[0]
+    for name in ("tidy", "selected", "gains_per_seed", "gains", "thresholds"):
+        assert (out / "tables" / f"{name}.csv").stat().st_size > 0
+    figures = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert figures == [
+        "gain_efficientnet_b0_synth_a-rgb_synth_a-ir.png",
+        "gain_efficientnet_b0_synth_a-rgb_synth_a-rgb.png",
+        "metric_efficientnet_b0_synth_a-rgb_synth_a-ir.png",
+        "metric_efficientnet_b0_synth_a-rgb_synth_a-rgb.png",
+    ]
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4 and "src='figures" not in html
+    md = (out / "report.md").read_text()
+    assert "## Conclusions" in md and "](figures/gain_" in md
+    fits = pd.read_csv(out / "tables" / "thresholds.csv")
+    found = fits[fits["verdict"] == "threshold"]
+    assert len(found) >= 1  # simulated truth: a threshold at 100 k parameters
+    assert ((found["threshold_lo"] < 1e5) & (found["threshold_hi"] > 1e5)).all()
+    # A second run into the same folder says it replaces the earlier one.
+    assert run_cli(["analyze", "--from", str(results_csv), "--no-mlflow", "--bootstrap", "100",
+                    "--out", str(out)]) == 0  # fmt: skip
+    assert "Replacing the earlier analysis" in capsys.readouterr().out
+    assert not (out / "tables" / "thresholds.csv").exists()
+
+
+def test_bad_inputs_exit_2_with_a_message(tmp_path, results_csv, capsys):
+    bad = tmp_path / "bad.csv"
+    pd.read_csv(results_csv).drop(columns=["seed"]).to_csv(bad, index=False)
+    assert run_cli(["analyze", "--from", str(bad), "--no-mlflow"]) == 2
+    assert "error:" in capsys.readouterr().err
+    args = ["analyze", "--from", str(results_csv), "--no-mlflow", "--out", str(tmp_path / "o")]
+    assert run_cli([*args, "--metric", "top1"]) == 2
+    assert run_cli([*args, "--capacity", "flops"]) == 2
+
+
+def test_latest_study_from_mlflow_logs_an_analysis_run(tmp_path, tracking_uri, capsys):
+    client = MlflowClient(tracking_uri)
+    table = simulate_study_table(np.random.default_rng(4), n_seeds=2, eval_domains=("a/rgb",))
+    log_table_as_study(client, table, "smoke")
+    out = tmp_path / "out"
+    code = run_cli(["analyze", "--tracking-uri", tracking_uri, "--find-threshold",
+                    "--bootstrap", "200", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    assert "Using the most recent study: smoke" in capsys.readouterr().out
+    exp = client.get_experiment_by_name("smoke")
+    runs = client.search_runs([exp.experiment_id], f"tags.`{keys.T_KIND}` = 'analysis'")
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["capacity"] == "backbone_params"
+    assert run.data.metrics["threshold/efficientnet_b0/a/rgb/a/rgb/imagenet/found"] in (0.0, 1.0)
+    assert run.data.metrics["count/trials"] == 32
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"report.html", "report.md", "figures", "tables"} <= names
+
+
+def test_analysis_run_is_marked_failed_when_logging_breaks(tmp_path, tracking_uri, monkeypatch):
+    from mlflow.tracking import MlflowClient as Client
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Client, "log_artifacts", broken)
+    (tmp_path / "report.md").write_text("x")
+    with pytest.raises(OSError):
+        mlflow_io.log_analysis_run(tracking_uri, "s", tmp_path, {"a": "1"}, {"m": 1.0})
+    runs = MlflowClient(tracking_uri).search_runs(
+        [MlflowClient(tracking_uri).get_experiment_by_name("s").experiment_id]
+    )
+    assert [r.info.status for r in runs] == ["FAILED"]

@@ -1,0 +1,47 @@
+"""Selection: best in-domain validation per cell, never a shift metric."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from capstudy.analysis import selection, tables
+from capstudy.errors import CapstudyError
+
+
+def _trial(trial_id: str, val: float, shift: float, in_domain: float, metric="val/map50"):
+    base = {
+        "family": "mobilenetv3_small", "phi": -3, "init": "imagenet",
+        "train_domain": "a/rgb", "seed": 0, "trial_id": trial_id,
+        "selection_value": val, "selection_metric": metric,
+    }  # fmt: skip
+    return [
+        {**base, "eval_domain": "a/rgb", "map50": in_domain},
+        {**base, "eval_domain": "a/ir", "map50": shift},
+    ]
+
+
+def test_best_validation_wins_even_when_a_shift_metric_disagrees():
+    rows = _trial("good_val", 0.6, shift=0.1, in_domain=0.6)
+    rows += _trial("good_shift", 0.5, shift=0.9, in_domain=0.5)
+    table = tables.normalize(pd.DataFrame(rows), source="t")
+    chosen = selection.select_best(table).table
+    assert set(chosen["trial_id"]) == {"good_val"}
+    assert len(chosen) == 2  # its metrics on every evaluation domain
+    assert chosen.set_index("eval_domain").loc["a/ir", "map50"] == pytest.approx(0.1)
+
+
+def test_min_mode_ties_and_missing_values():
+    rows = _trial("b", 0.2, 0, 0, "val/loss") + _trial("a", 0.2, 0, 0, "val/loss")
+    rows += _trial("c", 0.5, 0, 0, "val/loss") + _trial("nan", float("nan"), 0, 0, "val/loss")
+    table = tables.normalize(pd.DataFrame(rows), source="t")
+    result = selection.select_best(table)  # loss -> min, inferred
+    assert set(result.table["trial_id"]) == {"a"}  # tie -> smallest trial id
+    assert result.n_without_value == 1 and result.n_cells == 1 and result.n_trials == 4
+    assert set(selection.select_best(table, "max").table["trial_id"]) == {"c"}
+
+
+def test_a_shift_selection_metric_is_refused():
+    table = tables.normalize(pd.DataFrame(_trial("x", 0.5, 0, 0, "eval/a/ir/map50")), "t")
+    with pytest.raises(CapstudyError, match="not an in-domain validation metric"):
+        selection.select_best(table)
