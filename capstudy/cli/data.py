@@ -25,6 +25,7 @@ def synth(
     ),
     force: bool = typer.Option(False, help="Replace existing folders."),
     workers: int = typer.Option(2, help="Processes (one dataset each)."),
+    scale: float = typer.Option(1.0, help="Multiply the image counts (e.g. 0.05 for smoke runs)."),
 ) -> None:
     """Write the synthetic benchmark in the FLIR-aligned, LLVIP, COCO and ImageNet layouts."""
     import time
@@ -40,7 +41,7 @@ def synth(
     names = tuple(only) if only else tuple(SPECS)
     start = time.perf_counter()
     with console.status(f"writing {', '.join(names)} under {parent} …"):
-        times = generate_all(parent, seed=seed, names=names, workers=workers, force=force)
+        times = generate_all(parent, seed, names, workers, force, scale)
     table = Table("dataset", "folder", "seconds")
     for name, seconds in times.items():
         table.add_row(name, str(parent / name), f"{seconds:.1f}" if seconds else "kept")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -43,7 +44,9 @@ def ensure_dataset(dataset: str, roots: Mapping[str, str] | None = None) -> Path
     if dataset in SYNTHETIC and not root.exists():
         from capstudy.data.synth import ensure_synthetic
 
-        ensure_synthetic(dataset, root, seed=0)
+        # $CAPSTUDY_SYNTH_SCALE shrinks on-demand synthetic data for tests and smoke runs.
+        scale = float(os.environ.get("CAPSTUDY_SYNTH_SCALE", "1"))
+        ensure_synthetic(dataset, root, seed=0, scale=scale)
     if not root.is_dir():
         raise CapstudyError(
             f"dataset {dataset!r} not found at {root}: put it there, set CAPSTUDY_DATA, "

@@ -177,7 +177,8 @@ def write_dataset(name: str, root: Path, seed: int = 0, scale: float = 1.0) -> f
     root.parent.mkdir(parents=True, exist_ok=True)
     try:
         _WRITERS[spec["layout"]](tmp, name, seed, counts)
-        marker = {"dataset": name, "seed": seed, "version": VERSION, "counts": counts}
+        marker = {"dataset": name, "seed": seed, "scale": scale, "version": VERSION}
+        marker["counts"] = counts
         (tmp / MARKER).write_text(json.dumps(marker) + "\n")
         os.rename(tmp, root)
     finally:
@@ -201,7 +202,12 @@ def _locked_write(name: str, root: Path, seed: int, scale: float = 1.0) -> float
 
 
 def generate_all(
-    parent: Path, seed: int = 0, names=tuple(SPECS), workers: int = 2, force: bool = False
+    parent: Path,
+    seed: int = 0,
+    names=tuple(SPECS),
+    workers: int = 2,
+    force: bool = False,
+    scale: float = 1.0,
 ) -> dict[str, float]:
     """Write several synthetic datasets under ``parent`` (one folder each), in parallel.
 
@@ -218,6 +224,7 @@ def generate_all(
         if root.exists():
             marker = root / MARKER
             same = marker.is_file() and json.loads(marker.read_text()).get("seed") == seed
+            same = same and json.loads(marker.read_text()).get("scale", 1.0) == scale
             if same and not force:
                 continue
             if not force:
@@ -230,11 +237,11 @@ def generate_all(
     times = dict.fromkeys(names, 0.0)
     if workers <= 1 or len(todo) <= 1:
         for name in todo:
-            times[name] = _locked_write(name, parent / name, seed)
+            times[name] = _locked_write(name, parent / name, seed, scale)
         return times
     # fork: the children need nothing but numpy and PIL, already imported here.
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
     with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx) as pool:
-        futures = {n: pool.submit(_locked_write, n, parent / n, seed) for n in todo}
+        futures = {n: pool.submit(_locked_write, n, parent / n, seed, scale) for n in todo}
         times.update({n: f.result() for n, f in futures.items()})
     return times
