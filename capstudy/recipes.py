@@ -60,12 +60,19 @@ PRETRAIN_IMAGENET: dict[str, Any] = {
     "image_size": 64,
     # Label smoothing 0.1: standard ImageNet practice, reduces overconfidence on proxies.
     "label_smoothing": 0.1,
+    # All training images; evaluation capped at 1000: pretraining's per-epoch evaluation is a
+    # sanity signal, and all 50 k ImageNet val images would cost more than an epoch of the
+    # smallest models.
+    "max_train_images": 0,
+    "max_eval_images": 1000,
 }
 
 PRETRAIN_COCO: dict[str, Any] = {
     **FINETUNE_DETECTION,
     "epochs": 10,
     "image_size": 128,
+    "max_train_images": 0,
+    "max_eval_images": 1000,
 }
 
 _RECIPES = MappingProxyType(
