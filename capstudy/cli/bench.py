@@ -1,4 +1,4 @@
-"""`capstudy bench` commands: throughput benchmarks (`bench data`; `bench train` joins later)."""
+"""`capstudy bench` commands: throughput benchmarks (`bench data`, `bench train`)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,22 @@ def data(
     console.print(f"ratio with augmentation (cache / decode): {aug / dec_aug:.1f}x")
     console.print(f"ratio without augmentation:               {plain / dec:.1f}x")
     console.print(f"cache + augment vs. plain decode:         {aug / dec:.1f}x")
+
+
+@bench_app.command("train")
+def train(
+    image_size: int = typer.Option(256, help="Square input size (the fine-tuning default)."),
+    batch_size: int = typer.Option(16, help="Images per step (the fine-tuning default)."),
+    steps: int = typer.Option(3, help="Timed steps per variant (after one warm-up step)."),
+    threads: int = typer.Option(0, help="Torch threads (0 = torch's default)."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    packed: int = typer.Option(4, help="On a GPU: also time this many trials sharing it."),
+    seconds: float = typer.Option(10.0, help="Timed window of each packed trial."),
+) -> None:
+    """Training images/s of B0, B-4, B-7, S-0, S-6 (detection step, random data)."""
+    from capstudy.cli.bench_train import run_train_bench
+
+    run_train_bench(image_size, batch_size, steps, threads, device, packed, seconds)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,9 +1,110 @@
-"""`capstudy pretrain` commands (being built; see the issue tracker)."""
+"""``capstudy pretrain imagenet|coco``: make and register pretrained backbone weights."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from capstudy.errors import CapstudyError
+
+pretrain_app = typer.Typer(
+    help="Pretrain a variant (ImageNet-format classification, then COCO-format detection) "
+    "and register the weights in the MLflow Model Registry.",
+    no_args_is_help=True,
+)
+
+Family = Annotated[str, typer.Option(help="Backbone family: efficientnet_b0 | mobilenetv3_small.")]
+Phi = Annotated[int, typer.Option(help="Scaling step (0, -1, ...).")]
+Preset = Annotated[str, typer.Option(help="Scaling preset: ultrasmall | efficientnet.")]
+Width = Annotated[
+    float | None, typer.Option(help="Free width multiplier (with --depth; ignores --phi).")
+]
+Depth = Annotated[float | None, typer.Option(help="Free depth multiplier (with --width).")]
+Data = Annotated[
+    Path | None,
+    typer.Option(
+        help="Folder of a real dataset in the stage's format (default: the synthetic proxy)."
+    ),
+]
+Epochs = Annotated[int | None, typer.Option(help="Epochs (default: the pretraining recipe).")]
+Uri = Annotated[str | None, typer.Option(help="MLflow tracking URI (default: SQLite in home).")]
+Force = Annotated[bool, typer.Option(help="Train a new version even if a matching one exists.")]
+
+
+def _variant(family: str, phi: int, preset: str, width: float | None, depth: float | None):
+    from capstudy.scaling import free_scale
+    from capstudy.variants import free_variant, make_variant
+
+    try:
+        if (width is None) != (depth is None):
+            raise ValueError("--width and --depth go together")
+        if width is not None and depth is not None:
+            return free_variant(family, free_scale(width, depth))
+        return make_variant(family, phi, preset)
+    except (KeyError, ValueError) as exc:
+        raise CapstudyError(str(exc).strip("'\"")) from None
+
+
+def _run(stage: str, family, phi, preset, width, depth, data, epochs, tracking_uri, force):
+    import time
+
+    from rich.console import Console
+
+    from capstudy import paths
+    from capstudy.pretrain import ensure_weights
+    from capstudy.registry import current_version, registered_name
+
+    console = Console()
+    variant = _variant(family, phi, preset, width, depth)
+    uri = tracking_uri or paths.default_tracking_uri()
+    tic = time.perf_counter()
+    path = ensure_weights(
+        variant, stage, data=data, epochs=epochs, tracking_uri=uri, force=force, progress=True,
+        say=lambda msg: console.print(f"[cyan]{msg}[/]"),
+    )  # fmt: skip
+    ref = current_version(registered_name(variant, stage), uri)
+    console.print(f"{ref.name} version {ref.version} (run {ref.run_id})")
+    console.print(f"weights: {path}")
+    console.print(f"done in {time.perf_counter() - tic:.1f} s; tracking store: {uri}")
+
+
+@pretrain_app.command("imagenet")
+def imagenet(
+    family: Family = "efficientnet_b0",
+    phi: Phi = 0,
+    preset: Preset = "ultrasmall",
+    width: Width = None,
+    depth: Depth = None,
+    data: Data = None,
+    epochs: Epochs = None,
+    tracking_uri: Uri = None,
+    force: Force = False,
+) -> None:
+    """Classification pretraining on class-per-folder data (default synth_imagenet)."""
+    _run("imagenet", family, phi, preset, width, depth, data, epochs, tracking_uri, force)
+
+
+@pretrain_app.command("coco")
+def coco(
+    family: Family = "efficientnet_b0",
+    phi: Phi = 0,
+    preset: Preset = "ultrasmall",
+    width: Width = None,
+    depth: Depth = None,
+    data: Data = None,
+    epochs: Epochs = None,
+    tracking_uri: Uri = None,
+    force: Force = False,
+) -> None:
+    """Detection pretraining on COCO-format data (default synth_coco) from imagenet weights.
+
+    Starts from the same variant's imagenet weights, made first (default settings) if missing.
+    """
+    _run("coco", family, phi, preset, width, depth, data, epochs, tracking_uri, force)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app (nothing yet)."""
+    """Add the ``pretrain`` command group."""
+    app.add_typer(pretrain_app, name="pretrain")
