@@ -246,4 +246,11 @@ def log_torch_model(model: Any, name: str = "model") -> None:
         f"timm=={timm.__version__}",
         "capstudy",
     ]
-    mlflow.pytorch.log_model(model.cpu().eval(), name=name, pip_requirements=requirements)
+    # "pickle": FCOS's data-dependent post-processing does not trace to MLflow 3's default
+    # pt2 graph format; the pickled module loads wherever capstudy is installed.
+    mlflow.pytorch.log_model(
+        model.cpu().eval(),
+        name=name,
+        pip_requirements=requirements,
+        serialization_format="pickle",
+    )

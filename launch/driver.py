@@ -75,7 +75,7 @@ def launch(opts: LaunchOptions, console: Console | None = None) -> LaunchOutcome
     uri = tracking.configure(opts.tracking_uri)
     if opts.dry_run:
         have = have_weights_fn(spec, uri)
-        console.print(plan(spec, have_weights=have).render(), markup=False, highlight=False)
+        print(plan(spec, have_weights=have).render())
         return LaunchOutcome(
             spec.name,
             None,
@@ -164,6 +164,9 @@ def _ray_init(address: str | None, uri: str) -> None:
     env = {name: os.environ[name] for name in _FORWARDED_ENV if name in os.environ}
     env["MLFLOW_TRACKING_URI"] = uri
     env["RAY_USAGE_STATS_ENABLED"] = "0"
+    # One small checkpoint per epoch per trial forces a (cheap, ~30 ms) experiment snapshot;
+    # Ray warns about that every few seconds, which only buries the live view.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if ray.is_initialized():
         return
     kwargs: dict[str, Any] = dict(

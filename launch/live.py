@@ -49,6 +49,18 @@ class LiveView(Callback):
         self._last_epoch: dict[str, int] = {}
         self._running: set[str] = set()
 
+    def __getstate__(self) -> dict:
+        # Ray pickles callbacks with the experiment (for --resume); a console and a live
+        # display hold locks and a terminal, so they are made again after unpickling.
+        state = dict(self.__dict__)
+        state["console"] = None
+        state["_live"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.console = Console(file=sys.stdout)
+
     # -- Ray callback hooks -------------------------------------------------------------
     def on_trial_start(self, iteration, trials, trial, **info):  # noqa: D102
         self._running.add(trial.trial_id)

@@ -40,11 +40,11 @@ def _pretrain(need: PretrainNeed, settings: dict, roots: dict, tracking_uri: str
 
 def have_weights_fn(spec: StudySpec, tracking_uri: str) -> Callable[[str, Any, str], bool]:
     """A ``have_weights(family, capacity, stage)`` check against the registry (for plans)."""
-    from capstudy.pretrain import find_weights
-
     settings = asdict(spec.pretrain)
 
     def have(family: str, capacity: Any, stage: str) -> bool:
+        from capstudy.pretrain import find_weights
+
         need = PretrainNeed(family, capacity, stage, "")
         return (
             find_weights(variant_of(need), stage, settings=settings, tracking_uri=tracking_uri)

@@ -57,17 +57,10 @@ class StudyRecorder(Callback):
             if found[0].info.status != "RUNNING":
                 tracking.reopen_run(run_id, self.uri)
         else:
-            config = trial_config(trial.config)
-            from capstudy.scaling import free_scale
-            from capstudy.variants import free_variant, make_variant
+            from capstudy.engine import variant_of
 
-            variant = (
-                free_variant(
-                    config.family, free_scale(config.width, config.depth, config.resolution)
-                )
-                if config.is_free_scale
-                else make_variant(config.family, config.phi, config.preset)
-            )
+            config = trial_config(trial.config)
+            variant = variant_of(config)
             tags = tracking.trial_tags(
                 config,
                 study=self.study,

@@ -38,10 +38,13 @@ def capstudy_trainable(params: dict[str, Any]) -> None:
     """Run one trial under Ray Tune (function trainable)."""
     from capstudy.data import dataset_fingerprint
     from capstudy.engine import run_trial
-    from capstudy.pretrain import resolve_init
 
     config = trial_config(params)
-    init_path = resolve_init(config)
+    init_path = None
+    if config.init != "random":  # only then does a trial need the registry (and MLflow)
+        from capstudy.pretrain import resolve_init
+
+        init_path = resolve_init(config)
     fingerprint = dataset_fingerprint(config.train_domain, "train", dict(config.data_roots))
     checkpoint = tune.get_checkpoint()
     with tempfile.TemporaryDirectory(prefix="capstudy-trial-") as tmp:
