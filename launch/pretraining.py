@@ -30,6 +30,7 @@ def variant_of(need: PretrainNeed, preset: str = "ultrasmall") -> Any:
 
 
 def _pretrain(need: PretrainNeed, settings: dict, roots: dict, tracking_uri: str) -> str:
+    """Make (or reuse) one need's weights; reuse also marks them the variant's current ones."""
     from capstudy.pretrain import ensure_weights
 
     path = ensure_weights(
@@ -67,12 +68,16 @@ def run_pretraining(
         return []
     have = have_weights_fn(spec, tracking_uri)
     missing = [n for n in needs if not have(n.family, n.capacity, n.stage)]
-    if len(missing) < len(needs):
-        say(f"pretraining: reusing {len(needs) - len(missing)} registered weights")
-    if not missing:
-        return []
     settings = asdict(spec.pretrain)
     roots = dict(spec.data)
+    present = [n for n in needs if n not in missing]
+    if present:
+        # Trials load the registry's "current" version; reusing makes these current.
+        say(f"pretraining: reusing {len(present)} registered weights")
+        for need in present:
+            _pretrain(need, settings, roots, tracking_uri)
+    if not missing:
+        return []
     task = ray.remote(num_cpus=spec.resources.cpu, num_gpus=spec.resources.gpu, max_retries=1)(
         _pretrain
     )
