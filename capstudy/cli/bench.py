@@ -26,6 +26,7 @@ def data(
     rounds: int = typer.Option(3, help="Interleaved rounds; each loader's median is reported."),
     workers: int = typer.Option(2, help="DataLoader workers of the decoding baseline."),
     device: str = typer.Option("cpu", help="Where batches go (cpu, cuda)."),
+    threads: int = typer.Option(1, help="torch intra-op threads for the cache loader."),
 ) -> None:
     """Images/s from the memmap cache vs. decoding JPEGs every epoch, and the ratio."""
     from rich.console import Console
@@ -36,10 +37,11 @@ def data(
     console = Console()
     with console.status("building the cache and timing loaders …"):
         results = run_data_bench(
-            domain, _parse_size(size), batch_size, epochs, workers, rounds, device
+            domain, _parse_size(size), batch_size, epochs, workers, rounds, device, threads
         )
     by_name = {r.name: r for r in results}
-    table = Table("loader", "images/s", "images", "seconds", title=f"{domain} at {size}")
+    title = f"{domain} at {size}, cache on {threads} thread(s), decoding on {workers} workers"
+    table = Table("loader", "images/s", "images", "seconds", title=title)
     for r in results:
         table.add_row(r.name, f"{r.images_per_s:,.0f}", str(r.images), f"{r.seconds:.2f}")
     console.print(table)

@@ -132,8 +132,14 @@ def run_data_bench(
     workers: int = 2,
     rounds: int = 3,
     device: str = "cpu",
+    threads: int = 1,
 ) -> list[BenchResult]:
     """Measure cache-backed and decode-every-epoch loaders on one detection domain.
+
+    ``threads`` is torch's intra-op thread count in this process (the cache loader's budget;
+    the baseline's workers use one thread each, as torch sets them). One is the default: a
+    trial owns one CPU (design note: two 1-CPU trials beat one 2-CPU trial), and on a busy
+    machine two intra-op threads made the cache loader several times slower, not faster.
 
     Returns:
         results for the cache and the decoding loader, with augmentation then without.
@@ -160,4 +166,9 @@ def run_data_bench(
             collate_fn=_collate,
             persistent_workers=workers > 0,
         )
-    return _measure(loaders, epochs, rounds, device)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _measure(loaders, epochs, rounds, device)
+    finally:
+        torch.set_num_threads(before)
