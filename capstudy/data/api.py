@@ -26,7 +26,7 @@ from capstudy.data.domains import (
     domain_task,
     parse_domain,
 )
-from capstudy.data.index import finalize, raise_on_errors
+from capstudy.data.index import SplitIndex, finalize, raise_on_errors
 from capstudy.data.labels import NATIVE, LabelMap, default_label_map
 from capstudy.data.readers import read_raw, source_fingerprint
 from capstudy.errors import CapstudyError
@@ -107,7 +107,7 @@ def get_split(
     return open_entry(folder, domain, split)
 
 
-def _log_counts(domain: str, split: str, index) -> None:
+def _log_counts(domain: str, split: str, index: SplitIndex) -> None:
     # Nothing is skipped silently: unmapped classes and fixed boxes are counted and said.
     for name, n in sorted(index.unmapped.items()):
         log.warning("%s %s: %d object(s) of class %r not in the label map", domain, split, n, name)
