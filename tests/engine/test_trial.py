@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from enginefixtures import make_tiny_config, small_data  # noqa: F401  (small_data: fixture)
 
 from capstudy import keys
 from capstudy.engine import CHECKPOINT_NAME, run_trial
@@ -18,8 +19,8 @@ def _comparable(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if not k.startswith("perf/")}
 
 
-def test_detection_loss_falls_and_every_epoch_reports_all_keys(tiny_config):
-    config = tiny_config(epochs=4, eval_domains=["synth_a/ir"])
+def test_detection_loss_falls_and_every_epoch_reports_all_keys():
+    config = make_tiny_config(epochs=4, eval_domains=["synth_a/ir"])
     reports = []
     result = run_trial(config, lambda m, d: reports.append((m, d)))
     losses = [m[keys.M_TRAIN_LOSS] for m in result.history]
@@ -37,16 +38,16 @@ def test_detection_loss_falls_and_every_epoch_reports_all_keys(tiny_config):
     assert next(result.model.parameters()).device.type == "cpu"
 
 
-def test_same_config_and_seed_give_identical_metrics(tiny_config):
-    config = tiny_config(epochs=1)
+def test_same_config_and_seed_give_identical_metrics():
+    config = make_tiny_config(epochs=1)
     first, second = run_trial(config), run_trial(config)
     assert _comparable(first.metrics) == _comparable(second.metrics)
     other = run_trial(config.replace(seed=1))
     assert other.metrics[keys.M_TRAIN_LOSS] != first.metrics[keys.M_TRAIN_LOSS]
 
 
-def test_resume_continues_exactly(tmp_path: Path, tiny_config):
-    config = tiny_config(epochs=2)
+def test_resume_continues_exactly(tmp_path: Path):
+    config = make_tiny_config(epochs=2)
     straight = run_trial(config)
 
     class Killed(Exception):
@@ -68,14 +69,14 @@ def test_resume_continues_exactly(tmp_path: Path, tiny_config):
         assert torch.equal(a, b), name
 
 
-def test_resume_refuses_a_checkpoint_of_another_config(tmp_path: Path, tiny_config):
-    run_trial(tiny_config(epochs=1), checkpoint_dir=tmp_path)
+def test_resume_refuses_a_checkpoint_of_another_config(tmp_path: Path):
+    run_trial(make_tiny_config(epochs=1), checkpoint_dir=tmp_path)
     with pytest.raises(CapstudyError, match="config hash"):
-        run_trial(tiny_config(epochs=1, lr=1e-3), resume_from=tmp_path / CHECKPOINT_NAME)
+        run_trial(make_tiny_config(epochs=1, lr=1e-3), resume_from=tmp_path / CHECKPOINT_NAME)
 
 
-def test_classification_trial_reports_top1(tiny_config):
-    config = tiny_config(
+def test_classification_trial_reports_top1():
+    config = make_tiny_config(
         task="classification", train_domain="synth_imagenet/rgb", epochs=1, batch_size=16,
         max_train_images=64, max_eval_images=32,
     )  # fmt: skip
@@ -84,14 +85,14 @@ def test_classification_trial_reports_top1(tiny_config):
     assert keys.eval_metric("synth_imagenet/rgb", "top1") in result.metrics
 
 
-def test_domain_of_the_wrong_task_is_a_clear_error(tiny_config):
+def test_domain_of_the_wrong_task_is_a_clear_error():
     with pytest.raises(CapstudyError, match="synth_imagenet/rgb.*task"):
-        run_trial(tiny_config(eval_domains=["synth_imagenet/rgb"]))
+        run_trial(make_tiny_config(eval_domains=["synth_imagenet/rgb"]))
 
 
-def test_pretrained_init_without_weights_says_how_to_resolve_them(tiny_config):
+def test_pretrained_init_without_weights_says_how_to_resolve_them():
     with pytest.raises(CapstudyError, match="resolve_init"):
-        run_trial(tiny_config(init="imagenet"))
+        run_trial(make_tiny_config(init="imagenet"))
 
 
 def test_engine_imports_neither_ray_nor_mlflow():

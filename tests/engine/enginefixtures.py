@@ -1,10 +1,19 @@
 """Engine test fixtures: small synthetic datasets and caches shared by the whole session.
 
 Generating and decoding the default-size synthetic benchmark takes ~30 s; a tenth of it is
-enough for tiny-model tests and is written once, not once per test.
+enough for tiny-model tests and is written once per test process, not once per test.
+
+Not a ``conftest.py``: a second module named ``conftest`` would shadow ``tests/conftest.py``
+for the tests that import ``run_cli`` from it. Test modules import these fixtures by name.
 """
 
 from __future__ import annotations
+
+import atexit
+import functools
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -13,12 +22,13 @@ import pytest
 SCALE = 0.1
 
 
-@pytest.fixture(scope="session")
-def shared_data(tmp_path_factory):
-    """Folder of small synthetic datasets and a cache folder, written once per session."""
+@functools.cache
+def shared_data() -> tuple[Path, Path]:
+    """Folder of small synthetic datasets and a cache folder, written once per process."""
     from capstudy.data.synth import ensure_synthetic
 
-    root = tmp_path_factory.mktemp("engine_data")
+    root = Path(tempfile.mkdtemp(prefix="capstudy-engine-tests-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     data, cache = root / "data", root / "cache"
     for name in ("synth_a", "synth_coco", "synth_imagenet"):
         ensure_synthetic(name, data / name, seed=0, scale=SCALE)
@@ -26,18 +36,12 @@ def shared_data(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def small_data(capstudy_home, shared_data, monkeypatch):
+def small_data(capstudy_home, monkeypatch):
     """Point this test's data and cache at the shared small datasets."""
-    data, cache = shared_data
+    data, cache = shared_data()
     monkeypatch.setenv("CAPSTUDY_DATA", str(data))
     monkeypatch.setenv("CAPSTUDY_CACHE", str(cache))
     return data
-
-
-@pytest.fixture
-def tiny_config():
-    """Factory of tiny trial configs (keyword arguments change fields)."""
-    return make_tiny_config
 
 
 def make_tiny_config(**changes):
