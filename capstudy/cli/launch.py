@@ -57,20 +57,25 @@ def register(app: typer.Typer) -> None:
         # The driver prints the study's warnings itself; don't show them twice.
         warnings.simplefilter("ignore", StudyWarning)
         console = Console()
-        outcome = run_launch(
-            LaunchOptions(
-                space=space,
-                address=address,
-                tracking_uri=tracking_uri,
-                storage=storage,
-                resume=resume,
-                dry_run=dry_run,
-                max_concurrent=max_concurrent,
-                max_failures=max_failures,
-                seed=seed,
-            ),
-            console,
-        )
+        try:
+            outcome = run_launch(
+                LaunchOptions(
+                    space=space,
+                    address=address,
+                    tracking_uri=tracking_uri,
+                    storage=storage,
+                    resume=resume,
+                    dry_run=dry_run,
+                    max_concurrent=max_concurrent,
+                    max_failures=max_failures,
+                    seed=seed,
+                ),
+                console,
+            )
+        except KeyboardInterrupt:
+            # Runs are already ended KILLED by the driver; say how to finish the study.
+            console.print(f"interrupted; finish it with: capstudy launch --space {space} --resume")
+            raise typer.Exit(130) from None
         if outcome.status == "PLANNED":
             return
         console.print(
