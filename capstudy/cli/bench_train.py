@@ -23,7 +23,9 @@ def run_train_bench(
     if threads > 0 and not gpu:
         name = f"CPU, {threads} threads"
     columns = ["variant", "images/s", "s/step"] + ([f"{packed} packed, images/s"] if gpu else [])
-    table = Table(*columns, title=f"training step at {image_size} px, batch {batch_size} ({name})")
+    table = Table(
+        *columns, title="training images/s", caption=f"{image_size} px, batch {batch_size}, {name}"
+    )
     for family, phi in BENCH_VARIANTS:
         config = TrialConfig.from_dict(
             dict(family=family, phi=phi, image_size=image_size, batch_size=batch_size,
