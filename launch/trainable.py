@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import ray
 from ray import tune
 
 from capstudy.config import TrialConfig
@@ -22,6 +23,7 @@ from capstudy.launch.searcher import STUDY_KEYS, TRIAL_KEY
 
 CHECKPOINT_FILE = "checkpoint.pt"
 DATA_FINGERPRINT = "_data_fingerprint"
+NODE_ID = "_node_id"  # which Ray node ran the trial (multi-node tests, debugging)
 
 
 def trial_config(params: dict[str, Any]) -> TrialConfig:
@@ -46,6 +48,7 @@ def capstudy_trainable(params: dict[str, Any]) -> None:
 
         init_path = resolve_init(config)
     fingerprint = dataset_fingerprint(config.train_domain, "train", dict(config.data_roots))
+    node_id = ray.get_runtime_context().get_node_id()
     checkpoint = tune.get_checkpoint()
     with tempfile.TemporaryDirectory(prefix="capstudy-trial-") as tmp:
         resume_from = None
@@ -56,7 +59,8 @@ def capstudy_trainable(params: dict[str, Any]) -> None:
 
         def report(metrics: dict[str, float], written: Path | None) -> None:
             ckpt = tune.Checkpoint.from_directory(str(written)) if written else None
-            tune.report({**metrics, DATA_FINGERPRINT: fingerprint}, checkpoint=ckpt)
+            extra = {DATA_FINGERPRINT: fingerprint, NODE_ID: node_id}
+            tune.report({**metrics, **extra}, checkpoint=ckpt)
 
         run_trial(
             config,

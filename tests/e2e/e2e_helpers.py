@@ -1,0 +1,42 @@
+"""Helpers for end-to-end tests: run the real CLI in a subprocess, read the real store."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def capstudy(args: list[str], home: Path, timeout: int = 1200, **kw) -> subprocess.CompletedProcess:
+    """``capstudy ARGS`` with CAPSTUDY_HOME=home, output captured."""
+    env = {**os.environ, "CAPSTUDY_HOME": str(home), "CAPSTUDY_SYNTH_SCALE": "0.15"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run(
+        [sys.executable, "-m", "capstudy.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kw,
+    )
+
+
+def run_rows(home: Path, kind: str) -> list[tuple[str, str, str]]:
+    """(run id, status, trial id tag) of every run of ``kind`` in the home's SQLite store."""
+    con = sqlite3.connect(home / "mlflow.db")
+    try:
+        return con.execute(
+            """
+            select r.run_uuid, r.status, coalesce(t2.value, '')
+            from runs r
+            join tags t on t.run_uuid = r.run_uuid and t.key = 'capstudy.kind' and t.value = ?
+            left join tags t2 on t2.run_uuid = r.run_uuid and t2.key = 'capstudy.trial_id'
+            """,
+            (kind,),
+        ).fetchall()
+    finally:
+        con.close()

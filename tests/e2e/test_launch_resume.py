@@ -1,0 +1,69 @@
+"""A study survives its driver being killed: --resume finishes it with no duplicate runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from e2e_helpers import HERE, capstudy, run_rows
+
+pytestmark = pytest.mark.slow
+
+
+def test_tiny_launch_records_parent_and_children(tmp_path):
+    proc = capstudy(["launch", "--space", str(HERE / "tiny.yaml")], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "4/4 trials done" in proc.stdout
+    parents = run_rows(tmp_path, "study")
+    trials = run_rows(tmp_path, "trial")
+    assert [status for _, status, _ in parents] == ["FINISHED"]
+    assert sorted(status for _, status, _ in trials) == ["FINISHED"] * 4
+    assert len({key for *_, key in trials}) == 4
+
+
+def test_resume_after_killed_driver(tmp_path):
+    env = {**os.environ, "CAPSTUDY_HOME": str(tmp_path), "CAPSTUDY_SYNTH_SCALE": "0.15"}
+    args = [sys.executable, "-m", "capstudy.cli.main", "launch", "--space", str(HERE / "tiny.yaml"),
+            "--max-concurrent", "1"]  # fmt: skip
+    driver = subprocess.Popen(
+        args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            if (tmp_path / "mlflow.db").exists() and any(
+                status == "FINISHED" for _, status, _ in run_rows(tmp_path, "trial")
+            ):
+                break
+            assert driver.poll() is None, "driver ended before it could be killed"
+            time.sleep(1)
+        else:
+            pytest.fail("no trial finished within 10 minutes")
+    finally:
+        # SIGKILL the whole session: the driver gets no chance to clean up anything.
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    before = run_rows(tmp_path, "trial")
+    assert 1 <= sum(s == "FINISHED" for _, s, _ in before) < 4
+
+    resumed = capstudy(["launch", "--space", str(HERE / "tiny.yaml"), "--resume"], tmp_path)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    after = run_rows(tmp_path, "trial")
+    keys = [key for *_, key in after]
+    assert len(keys) == len(set(keys)) == 4, after  # one run per trial: no duplicates
+    assert all(status == "FINISHED" for _, status, _ in after), after
+    finished_before = {run for run, s, _ in before if s == "FINISHED"}
+    assert finished_before <= {run for run, _, _ in after}  # finished trials were not redone
+    assert [s for _, s, _ in run_rows(tmp_path, "study")] == ["FINISHED"]
+
+
+def test_resume_without_a_study_is_a_clear_error(tmp_path):
+    proc = capstudy(["launch", "--space", str(HERE / "tiny.yaml"), "--resume"], tmp_path)
+    assert proc.returncode == 2
+    assert "nothing to resume for study 'tiny'" in proc.stderr
+    assert "Traceback" not in proc.stderr
