@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-
 from e2e_helpers import HERE, capstudy, run_rows
 
 pytestmark = pytest.mark.slow
