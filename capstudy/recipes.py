@@ -35,7 +35,8 @@ FINETUNE_DETECTION: dict[str, Any] = {
     # Flip + scale jitter + photometric: the standard light detection augmentation; no
     # colour-to-grey tricks, so the RGB->thermal shift stays a real test of transfer.
     "augment": True,
-    # Detection input: 320x256 keeps FLIR's 5:4 aspect at a size the smallest models can use.
+    # Detection input 256x256 (image_size is one int: the engine trains on squares, as the
+    # cache resizes every frame to image_size x image_size): a size the smallest models can use.
     "image_size": 256,
     # FPN/head width 16 with 2 convs per tower: neck + head of ~18-25 k parameters (measured
     # with 3 classes), about the size of the smallest backbone (B-7, 17 k) instead of ten
