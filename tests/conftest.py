@@ -19,14 +19,3 @@ def capstudy_home(tmp_path_factory, monkeypatch):
     for var in ("CAPSTUDY_DATA", "CAPSTUDY_CACHE", "MLFLOW_TRACKING_URI"):
         monkeypatch.delenv(var, raising=False)
     return home
-
-
-def run_cli(args: list[str]) -> int:
-    """Run ``capstudy ARGS`` in-process; return its exit status (click exits via SystemExit)."""
-    from capstudy.cli.main import main
-
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0

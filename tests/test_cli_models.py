@@ -2,7 +2,7 @@ import json
 import subprocess
 import sys
 
-from conftest import run_cli
+from clitools import run_cli
 
 
 def test_models_json_lists_fifteen_variants(capsys):
