@@ -6,21 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from analysis_mlflow_helpers import log_table_as_study
+from clitools import run_cli
 from mlflow.tracking import MlflowClient
 
 from capstudy import keys
 from capstudy.analysis import mlflow_io
 from capstudy.analysis.simulate import simulate_study_table
-from capstudy.cli.main import main
-
-
-def run_cli(args: list[str]) -> int:
-    """Run the CLI in-process and return its exit code."""
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture

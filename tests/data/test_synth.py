@@ -6,9 +6,9 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+from clitools import run_cli
 
 from capstudy import paths
-from capstudy.cli.main import main
 from capstudy.data import get_split
 from capstudy.data.check import check_dataset
 from capstudy.data.synth import write_dataset
@@ -69,19 +69,11 @@ def test_on_demand_generation(monkeypatch):
 def test_cli_synth_and_check(tmp_path, capsys):
     out = tmp_path / "data"
     args = ["data", "synth", "--root", str(out), "--only", "synth_b", "--scale", "0.01"]
-    assert _exit(args) == 0
-    assert _exit([*args, "--seed", "0"]) == 0  # same seed: kept
-    assert _exit([*args, "--seed", "5"]) == 2  # would overwrite: refused with a message
+    assert run_cli(args) == 0
+    assert run_cli([*args, "--seed", "0"]) == 0  # same seed: kept
+    assert run_cli([*args, "--seed", "5"]) == 2  # would overwrite: refused with a message
     assert "--force" in capsys.readouterr().err
-    assert _exit(["data", "check", str(out / "synth_b")]) == 0
+    assert run_cli(["data", "check", str(out / "synth_b")]) == 0
     (out / "synth_b" / "infrared" / "test" / "190001.jpg").unlink()
-    assert _exit(["data", "check", str(out / "synth_b")]) == 1
+    assert run_cli(["data", "check", str(out / "synth_b")]) == 1
     assert "190001.jpg" in capsys.readouterr().out
-
-
-def _exit(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0

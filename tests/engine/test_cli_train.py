@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
+from clitools import run_cli
 from enginefixtures import small_data  # noqa: F401  (fixtures)
 from mlflow.tracking import MlflowClient
 
 from capstudy import keys, paths
-from capstudy.cli.main import main
 from capstudy.cli.train import TRAIN_EXPERIMENT
-
-
-def run_cli(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def test_train_logs_an_mlflow_run(tmp_path):
