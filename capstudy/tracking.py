@@ -247,10 +247,19 @@ def log_torch_model(model: Any, name: str = "model") -> None:
         "capstudy",
     ]
     # "pickle": FCOS's data-dependent post-processing does not trace to MLflow 3's default
-    # pt2 graph format; the pickled module loads wherever capstudy is installed.
-    mlflow.pytorch.log_model(
-        model.cpu().eval(),
-        name=name,
-        pip_requirements=requirements,
-        serialization_format="pickle",
-    )
+    # pt2 graph format; the pickled module loads wherever capstudy is installed. MLflow warns
+    # about pickle on every call; the choice is deliberate, so that warning is silenced.
+    import logging
+
+    flavor_log = logging.getLogger("mlflow.pytorch")
+    level = flavor_log.level
+    flavor_log.setLevel(logging.ERROR)
+    try:
+        mlflow.pytorch.log_model(
+            model.cpu().eval(),
+            name=name,
+            pip_requirements=requirements,
+            serialization_format="pickle",
+        )
+    finally:
+        flavor_log.setLevel(level)

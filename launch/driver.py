@@ -89,7 +89,7 @@ def launch(opts: LaunchOptions, console: Console | None = None) -> LaunchOutcome
     exp_path = storage / spec.name
     parent = _parent_run(spec, opts, uri, exp_path, console)
     status = "FAILED"
-    recorder = StudyRecorder(spec.name, uri, parent)
+    recorder = StudyRecorder(spec.name, uri, parent, spec.metric)
     try:
         _ray_init(opts.address, uri)
         run_pretraining(spec, uri, say=lambda m: console.print(f"[cyan]{m}[/]"))

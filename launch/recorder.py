@@ -38,8 +38,9 @@ def trial_run_filter(trial_key: str, parent_run_id: str) -> str:
 class StudyRecorder(Callback):
     """Records a study's trials as MLflow child runs of ``parent_run_id``."""
 
-    def __init__(self, study: str, tracking_uri: str, parent_run_id: str) -> None:
+    def __init__(self, study: str, tracking_uri: str, parent_run_id: str, metric: str) -> None:
         self.study = study
+        self.metric = metric  # the selection metric, recorded on every trial for the analysis
         self.uri = tracking_uri
         self.parent = parent_run_id
         self._runs: dict[str, str] = {}  # Ray trial id -> MLflow run id
@@ -70,6 +71,7 @@ class StudyRecorder(Callback):
             )
             run_id = tracking.create_run(self.study, f"{variant.label} {key}", tags, self.uri)
             params = tracking.trial_params(config, variant.label)
+            params[keys.P_STUDY_METRIC] = self.metric
             tracking.log_params(run_id, params, self.uri)
         self._runs[trial.trial_id] = run_id
         return run_id

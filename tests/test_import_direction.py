@@ -78,9 +78,7 @@ def test_import_direction(path: Path):
         bad |= {
             m
             for m in every
-            if m.startswith("capstudy.")
-            and not m.startswith("capstudy.analysis")
-            and m not in PURE
+            if m.startswith("capstudy.") and not m.startswith("capstudy.analysis") and m not in PURE
         }
         assert not bad, f"analysis module {name} imports {sorted(bad)}"
     elif not name.startswith(("capstudy.launch", "capstudy.cli")):

@@ -29,7 +29,6 @@ def build_app() -> typer.Typer:
         pretty_exceptions_enable=False,
     )
 
-
     @app.callback()
     def root() -> None:
         """Capacity studies: how the benefit of pretraining changes as a backbone shrinks."""

@@ -14,13 +14,11 @@ import time
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from capstudy.config import TrialConfig
 from capstudy.engine.device import precision_for, resolve_device
 from capstudy.engine.model import build_model, detection_loss, variant_of
-from capstudy.engine.optim import build_optimizer
-from capstudy.recipes import GRAD_CLIP_NORM
+from capstudy.engine.optim import build_optimizer, optimizer_step
 
 BENCH_VARIANTS = (
     ("efficientnet_b0", 0),
@@ -90,12 +88,7 @@ def train_throughput(
 
     def step() -> None:
         loss = detection_loss(model, images, targets, precision)
-        optimizer.zero_grad(set_to_none=True)
-        precision.scaler.scale(loss).backward()
-        precision.scaler.unscale_(optimizer)
-        nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP_NORM)
-        precision.scaler.step(optimizer)
-        precision.scaler.update()
+        optimizer_step(loss, model, optimizer, precision.scaler)
 
     for _ in range(warmup):
         step()

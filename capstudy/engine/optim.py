@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from capstudy.config import TrialConfig
-from capstudy.recipes import SGD_MOMENTUM
+from capstudy.recipes import GRAD_CLIP_NORM, SGD_MOMENTUM
 
 
 def build_optimizer(model: nn.Module, config: TrialConfig) -> torch.optim.Optimizer:
@@ -57,3 +57,19 @@ def build_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, total, warmup, config.schedule)
     )
+
+
+def optimizer_step(
+    loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer, scaler
+) -> None:
+    """One update: backward through the AMP scaler, clip, step (the trial's and bench's step).
+
+    Gradients are unscaled before clipping so the clip norm means the same with and without
+    fp16 loss scaling.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP_NORM)
+    scaler.step(optimizer)
+    scaler.update()

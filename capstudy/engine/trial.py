@@ -25,11 +25,10 @@ from capstudy.engine.datasets import TrialData, open_trial_data
 from capstudy.engine.device import Precision, precision_for, resolve_device, set_threads
 from capstudy.engine.evaluate import evaluate_split
 from capstudy.engine.model import build_model, classification_loss, detection_loss, variant_of
-from capstudy.engine.optim import build_optimizer, build_scheduler
+from capstudy.engine.optim import build_optimizer, build_scheduler, optimizer_step
 from capstudy.engine.progress import StepProgress
 from capstudy.engine.weights import load_init
 from capstudy.errors import CapstudyError
-from capstudy.recipes import GRAD_CLIP_NORM
 
 Report = Callable[[dict[str, float], Path | None], None]
 
@@ -174,12 +173,7 @@ def _train_epoch(model, loader, optimizer, scheduler, precision: Precision, conf
             loss = detection_loss(model, images, targets, precision)
         else:
             loss = classification_loss(model, images, targets, precision, config.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        precision.scaler.scale(loss).backward()
-        precision.scaler.unscale_(optimizer)
-        nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP_NORM)
-        precision.scaler.step(optimizer)
-        precision.scaler.update()
+        optimizer_step(loss, model, optimizer, precision.scaler)
         scheduler.step()
         total += loss.detach() * len(images)
         seen += len(images)
