@@ -166,7 +166,12 @@ def all_figures(
     for key, part in selected.groupby(keys3, sort=True):
         name = slug(*key)
         paths = {"metric": metric_figure(part, capacity, metric, out_dir / f"metric_{name}.png")}
-        gains_part = summary[(summary[keys3] == pd.Series(key, index=keys3)).all(axis=1)]
+        # A study without a pretrained init (or without seed pairs) has no gains at all.
+        gains_part = (
+            summary
+            if summary.empty
+            else summary[(summary[keys3] == pd.Series(key, index=keys3)).all(axis=1)]
+        )
         if not gains_part.empty:
             fit_part = None
             if fits is not None and not fits.empty:

@@ -123,9 +123,7 @@ def run_analysis(
         per_seed=paired.per_seed,
         summary=summary,
         fits=fits,
-        conclusions=[]
-        if fits is None
-        else [report.conclusion(r, metric) for _, r in fits.iterrows()],
+        conclusions=_conclusions(fits, paired.per_seed, metric),
         counts={
             "trials": chosen.n_trials,
             "cells": chosen.n_cells,
@@ -136,6 +134,16 @@ def run_analysis(
     )
     _write_outputs(result, table, options, source)
     return result
+
+
+def _conclusions(fits: pd.DataFrame | None, per_seed: pd.DataFrame, metric: str) -> list[str]:
+    """Plain-language conclusions; says so when there is nothing to compare."""
+    if per_seed.empty:
+        return [
+            "No gains to analyze: no trial of a pretrained initialization has a random-init "
+            "partner with the same family, phi, domains and seed."
+        ]
+    return [] if fits is None else [report.conclusion(r, metric) for _, r in fits.iterrows()]
 
 
 def _write_outputs(
@@ -200,6 +208,7 @@ def _sections(result: AnalysisResult, fig_paths: list[Path], out: Path) -> list:
     sections = []
     if result.conclusions:
         sections.append(("Conclusions", "\n".join(f"- {c}" for c in result.conclusions)))
+    if result.fits is not None:
         sections.append(
             ("Thresholds", report.markdown_table(result.fits, report.THRESHOLD_COLUMNS))
         )

@@ -99,3 +99,16 @@ def test_analysis_run_is_marked_failed_when_logging_breaks(tmp_path, tracking_ur
         [MlflowClient(tracking_uri).get_experiment_by_name("s").experiment_id]
     )
     assert [r.info.status for r in runs] == ["FAILED"]
+
+
+def test_study_without_a_pretrained_init_reports_that_there_is_nothing_to_compare(tmp_path):
+    table = simulate_study_table(np.random.default_rng(0), inits=("random",))
+    path = tmp_path / "random_only.csv"
+    table.to_csv(path, index=False)
+    out = tmp_path / "out"
+    code = run_cli(["analyze", "--from", str(path), "--find-threshold", "--no-mlflow",
+                    "--bootstrap", "100", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    assert "No gains to analyze" in (out / "report.md").read_text()
+    assert sorted(p.name for p in (out / "figures").glob("gain_*.png")) == []
+    assert len(list((out / "figures").glob("metric_*.png"))) == 2

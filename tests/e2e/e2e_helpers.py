@@ -11,10 +11,18 @@ from pathlib import Path
 HERE = Path(__file__).parent
 
 
-def capstudy(args: list[str], home: Path, timeout: int = 1200, **kw) -> subprocess.CompletedProcess:
-    """``capstudy ARGS`` with CAPSTUDY_HOME=home, output captured."""
-    env = {**os.environ, "CAPSTUDY_HOME": str(home), "CAPSTUDY_SYNTH_SCALE": "0.15"}
+def capstudy(
+    args: list[str], home: Path, timeout: int = 1200, synth_scale: str | None = "0.15", **kw
+) -> subprocess.CompletedProcess:
+    """``capstudy ARGS`` with CAPSTUDY_HOME=home, output captured.
+
+    ``synth_scale`` shrinks the on-demand synthetic data (None: the shipped size).
+    """
+    env = {**os.environ, "CAPSTUDY_HOME": str(home)}
     env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("CAPSTUDY_SYNTH_SCALE", None)
+    if synth_scale is not None:
+        env["CAPSTUDY_SYNTH_SCALE"] = synth_scale
     return subprocess.run(
         [sys.executable, "-m", "capstudy.cli.main", *args],
         env=env,

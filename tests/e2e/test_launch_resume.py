@@ -24,6 +24,15 @@ def test_tiny_launch_records_parent_and_children(tmp_path):
     assert sorted(status for _, status, _ in trials) == ["FINISHED"] * 4
     assert len({key for *_, key in trials}) == 4
 
+    # The analysis reads the study back from the same store (2 capacities: no fit, a report).
+    out = tmp_path / "analysis"
+    analyzed = capstudy(
+        ["analyze", "--study", "tiny", "--find-threshold", "--out", str(out)], tmp_path
+    )
+    assert analyzed.returncode == 0, analyzed.stdout[-3000:] + analyzed.stderr[-3000:]
+    assert (out / "report.html").is_file() and (out / "tables" / "gains.csv").is_file()
+    assert [s for _, s, _ in run_rows(tmp_path, "analysis")] == ["FINISHED"]
+
 
 def test_resume_after_killed_driver(tmp_path):
     env = {**os.environ, "CAPSTUDY_HOME": str(tmp_path), "CAPSTUDY_SYNTH_SCALE": "0.15"}
