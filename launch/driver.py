@@ -93,7 +93,7 @@ def launch(opts: LaunchOptions, console: Console | None = None) -> LaunchOutcome
     try:
         _ray_init(opts.address, uri)
         run_pretraining(spec, uri, say=lambda m: console.print(f"[cyan]{m}[/]"))
-        tuner = _tuner(spec, opts, storage, exp_path, recorder)
+        tuner = build_tuner(spec, opts, storage, exp_path, recorder)
         results = tuner.fit()
         done, failed = _count(results)
         total = len(expand_cells(spec)) * spec.tune.samples_per_cell
@@ -181,12 +181,22 @@ def _ray_init(address: str | None, uri: str) -> None:
         ) from None
 
 
-def _tuner(
-    spec: StudySpec, opts: LaunchOptions, storage: Path, exp_path: Path, recorder: StudyRecorder
+def build_tuner(
+    spec: StudySpec,
+    opts: LaunchOptions,
+    storage: Path,
+    exp_path: Path,
+    recorder: StudyRecorder,
+    trainable_fn: Any = capstudy_trainable,
 ) -> tune.Tuner:
+    """The study's Tuner (or the restored one with ``opts.resume``).
+
+    ``trainable_fn`` is the trial function; tests pass a scripted one to drive the real
+    searcher, scheduler and recorder through Ray without training models.
+    """
     cells = expand_cells(spec)
     trainable = tune.with_resources(
-        capstudy_trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+        trainable_fn, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
     )
     epochs = int(spec.fixed.get("epochs", 0) or spec.tune.asha.max_t)
     live = LiveView(

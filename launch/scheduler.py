@@ -19,6 +19,10 @@ class CellASHAScheduler(FIFOScheduler):
         mode: ``max`` or ``min``.
     """
 
+    # Ray may otherwise hand a scheduler several buffered epochs at once, so a STOP would
+    # land after the trial already trained past its rung (Ray's own ASHA opts out too).
+    _supports_buffered_results = False
+
     def __init__(self, asha: CellASHA, metric: str, mode: str) -> None:
         super().__init__()
         self.asha = asha
