@@ -74,8 +74,11 @@ def launch(opts: LaunchOptions, console: Console | None = None) -> LaunchOutcome
         console.print(f"[yellow]warning:[/] {message}")
     uri = tracking.configure(opts.tracking_uri)
     if opts.dry_run:
-        have = have_weights_fn(spec, uri)
+        problems: list[str] = []
+        have = have_weights_fn(spec, uri, problems)
         print(plan(spec, have_weights=have).render())
+        for problem in problems:
+            console.print(f"[yellow]note:[/] {problem}")
         return LaunchOutcome(
             spec.name,
             None,
@@ -85,6 +88,8 @@ def launch(opts: LaunchOptions, console: Console | None = None) -> LaunchOutcome
             "PLANNED",
             None,
         )
+    if opts.address is None:
+        _check_local_datasets(spec)  # on a cluster the data lives on the workers
     storage = Path(opts.storage or paths.ray_storage()).expanduser()
     exp_path = storage / spec.name
     parent = _parent_run(spec, opts, uri, exp_path, console)
@@ -108,6 +113,34 @@ def launch(opts: LaunchOptions, console: Console | None = None) -> LaunchOutcome
         recorder.close("KILLED")
         tracking.end_run(parent, status, uri)
         _write_state(exp_path, {"parent_run_id": parent, "status": status, "study": spec.name})
+
+
+def _check_local_datasets(spec: StudySpec) -> None:
+    """Fail before anything starts when a real dataset the study reads is not on disk.
+
+    Synthetic datasets are generated on demand and need no check.
+    """
+    from capstudy.data.domains import SYNTHETIC, dataset_root, parse_domain
+    from capstudy.plan import pretrain_needs
+
+    cells = expand_cells(spec)
+    domains = set(spec.evaluate) | {
+        str(c.values.get("train", spec.fixed.get("train", ""))) for c in cells
+    }
+    datasets = {parse_domain(d)[0] for d in domains if d}
+    stages = {need.stage for need in pretrain_needs(spec, cells)}
+    datasets |= {getattr(spec.pretrain, stage) for stage in stages}
+    missing = sorted(
+        f"{name} (looked in {dataset_root(name, spec.data)})"
+        for name in datasets
+        if name not in SYNTHETIC and not dataset_root(name, spec.data).is_dir()
+    )
+    if missing:
+        raise CapstudyError(
+            f"{spec.source}: the study reads datasets that are not on this machine: "
+            f"{', '.join(missing)}. Put them there (README, 'Data'), set CAPSTUDY_DATA, or "
+            "name their folders in the study's `data:` section."
+        )
 
 
 def _parent_run(

@@ -39,18 +39,37 @@ def _pretrain(need: PretrainNeed, settings: dict, roots: dict, tracking_uri: str
     return str(path)
 
 
-def have_weights_fn(spec: StudySpec, tracking_uri: str) -> Callable[[str, Any, str], bool]:
-    """A ``have_weights(family, capacity, stage)`` check against the registry (for plans)."""
+def have_weights_fn(
+    spec: StudySpec, tracking_uri: str, problems: list[str] | None = None
+) -> Callable[[str, Any, str], bool]:
+    """A ``have_weights(family, capacity, stage)`` check against the registry (for plans).
+
+    Args:
+        spec: The study.
+        tracking_uri: The MLflow store holding the registry.
+        problems: If given, a check that cannot run (say, the pretraining dataset is not on
+            this machine yet) answers False and appends the reason here instead of raising,
+            so a dry run still prints its plan.
+    """
     settings = asdict(spec.pretrain)
+    roots = dict(spec.data)
 
     def have(family: str, capacity: Any, stage: str) -> bool:
+        from capstudy.errors import CapstudyError
         from capstudy.pretrain import find_weights
 
         need = PretrainNeed(family, capacity, stage, "")
-        return (
-            find_weights(variant_of(need), stage, settings=settings, tracking_uri=tracking_uri)
-            is not None
-        )
+        try:
+            found = find_weights(
+                variant_of(need), stage, settings=settings, roots=roots, tracking_uri=tracking_uri
+            )
+        except CapstudyError as exc:
+            if problems is None:
+                raise
+            if str(exc) not in problems:
+                problems.append(str(exc))
+            return False
+        return found is not None
 
     return have
 

@@ -1,0 +1,34 @@
+"""Bad input stops ``capstudy launch`` before anything starts, and loses nothing."""
+
+from __future__ import annotations
+
+import pytest
+from clitools import run_cli
+
+from capstudy import tracking
+from capstudy.errors import CapstudyError
+from capstudy.launch.driver import LaunchOptions, launch
+
+
+def test_missing_real_datasets_fail_before_ray_or_mlflow(capstudy_home):
+    with pytest.raises(CapstudyError) as info:
+        launch(LaunchOptions(space="full_grid"))
+    message = str(info.value)
+    assert "full_grid.yaml" in message and "not on this machine" in message
+    for name in ("flir", "llvip", "imagenet", "coco"):
+        assert f"{name} (looked in {capstudy_home / 'data' / name})" in message
+    assert tracking.find_runs("full_grid", "") == []  # no parent run was opened
+    assert not (capstudy_home / "ray_results" / "full_grid").exists()
+
+
+def test_dry_run_prints_the_plan_even_without_the_datasets(capsys):
+    assert run_cli(["launch", "--space", "full_grid", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "cells                        270" in out
+    assert "trials                       1080" in out
+    assert "dataset 'imagenet' not found" in out
+
+
+def test_unknown_space_is_a_clean_error(capsys):
+    assert run_cli(["launch", "--space", "no_such_study"]) == 2
+    assert "no_such_study" in capsys.readouterr().err
