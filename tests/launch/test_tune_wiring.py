@@ -97,3 +97,43 @@ def test_global_asha_stops_the_small_cell_for_being_small(tmp_path, local_ray):
     # Every B-7 trial scores below every B0 trial: a global cutoff kills them early, which is
     # the bias per-cell scope exists to avoid (some may pass rung 1 before B0 results arrive).
     assert max(small) < 4, small
+
+
+def crash_once_trainable(config: dict) -> None:
+    """Checkpoints every epoch; the first attempt dies after epoch 2, the retry resumes."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    start, restored = 1, 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            restored = int((Path(folder) / "epoch.txt").read_text())
+        start = restored + 1
+    for epoch in range(start, config["epochs"] + 1):
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "epoch.txt").write_text(str(epoch))
+            metrics = {"epoch": epoch, "val/map50": 0.1 * epoch, "perf/restored_from": restored}
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        if epoch == 2 and checkpoint is None:
+            os._exit(1)  # a hard crash of the trial process, not a Python exception
+
+
+def test_failed_trial_retries_from_its_checkpoint_in_the_same_run(tmp_path, local_ray):
+    study = STUDY.replace("SCOPE", "cell").replace("[-7, 0]", "[-7]")
+    study = study.replace("samples_per_cell: 4", "samples_per_cell: 1")
+    spec = parse_study_text(study, tmp_path / "crash.yaml")
+    uri = tracking.configure()
+    parent = tracking.create_run(spec.name, "study", {keys.T_KIND: keys.KIND_STUDY}, uri)
+    recorder = StudyRecorder(spec.name, uri, parent, spec.metric)
+    storage = tmp_path / "ray_results"
+    opts = LaunchOptions(space=str(spec.source), max_failures=1)
+    tuner = build_tuner(spec, opts, storage, storage / spec.name, recorder, crash_once_trainable)
+    (result,) = list(tuner.fit())
+    assert result.error is None
+    assert result.metrics["epoch"] == 4 and result.metrics["perf/restored_from"] == 2
+    (run,) = tracking.find_runs(spec.name, f"tags.`{keys.T_PARENT_RUN}` = '{parent}'", uri)
+    assert run.info.status == "FINISHED"  # one run, continued by the retry: no duplicate
+    history = tracking.client(uri).get_metric_history(run.info.run_id, "val/map50")
+    assert sorted({m.step for m in history}) == [1, 2, 3, 4]
