@@ -52,13 +52,13 @@ def local_ray():
     ray.shutdown()
 
 
-def _run(scope: str, tmp_path, local_ray):
-    spec = parse_study_text(STUDY.replace("SCOPE", scope), tmp_path / "wiring.yaml")
+def _run(scope: str, tmp_path, local_ray, max_concurrent: int = 2, study: str = STUDY):
+    spec = parse_study_text(study.replace("SCOPE", scope), tmp_path / "wiring.yaml")
     uri = tracking.configure()
     parent = tracking.create_run(spec.name, "study", {keys.T_KIND: keys.KIND_STUDY}, uri)
     recorder = StudyRecorder(spec.name, uri, parent, spec.metric)
     storage = tmp_path / "ray_results"
-    opts = LaunchOptions(space=str(spec.source), max_concurrent=2, max_failures=0)
+    opts = LaunchOptions(space=str(spec.source), max_concurrent=max_concurrent, max_failures=0)
     tuner = build_tuner(spec, opts, storage, storage / spec.name, recorder, scripted_trainable)
     results = tuner.fit()
     epochs = {}
@@ -90,13 +90,15 @@ def test_per_cell_asha_keeps_the_best_of_every_cell(tmp_path, local_ray):
 
 
 def test_global_asha_stops_the_small_cell_for_being_small(tmp_path, local_ray):
-    _, _, _, epochs = _run("global", tmp_path, local_ray)
+    # One trial at a time, B0 cells first: every B-7 trial meets B0 values at its first rung.
+    study = STUDY.replace("[-7, 0]", "[0, -7]")
+    _, _, _, epochs = _run("global", tmp_path, local_ray, max_concurrent=1, study=study)
     small = [e for cell, e in epochs.values() if "phi=-7" in cell]
     big = [e for cell, e in epochs.values() if "phi=0" in cell]
     assert max(big) == 4
-    # Every B-7 trial scores below every B0 trial: a global cutoff kills them early, which is
-    # the bias per-cell scope exists to avoid (some may pass rung 1 before B0 results arrive).
-    assert max(small) < 4, small
+    # Every B-7 trial scores below every B0 trial, so a global cutoff stops each of them at
+    # the first rung, the best B-7 included: the bias that per-cell scope exists to avoid.
+    assert small == [1, 1, 1, 1], small
 
 
 def crash_once_trainable(config: dict) -> None:
