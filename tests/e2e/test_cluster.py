@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from e2e_helpers import HERE, capstudy, run_rows
+from e2e_helpers import HERE, capstudy, free_port, run_rows
 
 pytestmark = pytest.mark.slow
 RAY = str(Path(sys.executable).with_name("ray"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -28,7 +21,7 @@ def two_node_cluster(monkeypatch):
     # Ray 2.60: a multi-node `ray start` fails after ~20 s without token auth (DESIGN.md).
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     port = address.split(":")[1]
     env = dict(os.environ)
     try:
