@@ -45,6 +45,18 @@ def ray_space(spec: StudySpec) -> dict[str, Any]:
     return space
 
 
+def tpe_sampler(samples_per_cell: int, seed: int) -> Any:
+    """Optuna's TPE sized for one cell's budget.
+
+    TPE draws its first ``n_startup_trials`` at random (Optuna's default: 10). A cell runs only
+    ``samples_per_cell`` trials (4 in ``full_grid``), so with the default TPE would never get to
+    model anything; half the cell's budget goes to random start-up instead (at least 1).
+    """
+    import optuna
+
+    return optuna.samplers.TPESampler(n_startup_trials=max(1, samples_per_cell // 2), seed=seed)
+
+
 class CellSearcher(Searcher):
     """Suggests ``samples_per_cell`` trials for every cell of a study.
 
@@ -80,7 +92,10 @@ class CellSearcher(Searcher):
                     space=ray_space(self._spec),
                     metric=self._spec.metric,
                     mode=self._spec.mode,
-                    seed=self._seed + int(cell.cell_hash[1:9], 16) % 10_000,
+                    sampler=tpe_sampler(
+                        self._spec.tune.samples_per_cell,
+                        self._seed + int(cell.cell_hash[1:9], 16) % 10_000,
+                    ),
                 )
             return dict(self._optuna[index].suggest(trial_id))
         # Seeded by cell and sample index: the same study gives the same HPO values on

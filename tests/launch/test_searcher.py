@@ -87,3 +87,10 @@ def test_every_shipped_study_expands_into_valid_trials():
         first = searcher.suggest("t0")
         trial_config(first)
         assert searcher.total_trials == len(expand_cells(spec)) * spec.tune.samples_per_cell
+
+
+def test_optuna_cells_start_modelling_within_their_budget():
+    from capstudy.launch.searcher import tpe_sampler
+
+    assert tpe_sampler(4, 0)._n_startup_trials == 2
+    assert tpe_sampler(1, 0)._n_startup_trials == 1
