@@ -172,9 +172,11 @@ def augment_batch(
     # Contrast around each image's mean, then brightness: one multiply-add per pixel. The mean
     # comes from every 4th pixel, plenty for a jitter factor.
     mean = x[:, :, ::4, ::4].float().mean(dim=(1, 2, 3)).cpu()
+    scale = 1.0
     if x.dtype == torch.uint8:
-        mean, x = mean / 255, x.to(torch.float32).mul_(1 / 255)
-    gain = (contrast * bright).view(b, 1, 1, 1).to(x.device)
+        # The 1/255 of the conversion folds into the gain: one pass over the pixels fewer.
+        mean, scale, x = mean / 255, 1 / 255, x.to(torch.float32)
+    gain = (contrast * bright * scale).view(b, 1, 1, 1).to(x.device)
     bias = (mean * (1 - contrast) * bright).view(b, 1, 1, 1).to(x.device)
     return x.mul_(gain).add_(bias).clamp_(0, 1), targets
 
