@@ -143,11 +143,12 @@ def log_weights(run_id: str, path: Path, tracking_uri: str | None = None) -> Non
 def download(ref: WeightsRef, tracking_uri: str | None = None) -> Path:
     """Local path of a version's weights file, downloaded once per machine.
 
-    Files are cached under ``<home>/weights/<name>/v<version>/`` (a version's files never
-    change); the download goes to a temporary folder renamed into place, so concurrent
-    readers never see half a file.
+    Files are cached under ``<home>/weights/<name>/v<version>-<run id>/`` (a version's files
+    never change; the producing run's id keeps two tracking stores, whose version numbers both
+    start at 1, from sharing a cache entry); the download goes to a temporary folder renamed
+    into place, so concurrent readers never see half a file.
     """
-    folder = paths.home() / "weights" / ref.name / f"v{ref.version}"
+    folder = paths.home() / "weights" / ref.name / f"v{ref.version}-{ref.run_id}"
     target = folder / WEIGHTS_FILE
     if target.is_file():
         return target
