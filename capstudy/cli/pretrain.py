@@ -70,39 +70,40 @@ def _run(stage: str, family, phi, preset, width, depth, data, epochs, tracking_u
     console.print(f"done in {time.perf_counter() - tic:.1f} s; tracking store: {uri}")
 
 
-@pretrain_app.command("imagenet")
-def imagenet(
-    family: Family = "efficientnet_b0",
-    phi: Phi = 0,
-    preset: Preset = "ultrasmall",
-    width: Width = None,
-    depth: Depth = None,
-    data: Data = None,
-    epochs: Epochs = None,
-    tracking_uri: Uri = None,
-    force: Force = False,
-) -> None:
-    """Classification pretraining on class-per-folder data (default synth_imagenet)."""
-    _run("imagenet", family, phi, preset, width, depth, data, epochs, tracking_uri, force)
+def _stage_command(stage: str, doc: str):
+    """One ``capstudy pretrain <stage>`` command (both stages take the same options)."""
+
+    def command(
+        family: Family = "efficientnet_b0",
+        phi: Phi = 0,
+        preset: Preset = "ultrasmall",
+        width: Width = None,
+        depth: Depth = None,
+        data: Data = None,
+        epochs: Epochs = None,
+        tracking_uri: Uri = None,
+        force: Force = False,
+    ) -> None:
+        _run(stage, family, phi, preset, width, depth, data, epochs, tracking_uri, force)
+
+    command.__doc__ = doc
+    command.__name__ = stage
+    return command
 
 
-@pretrain_app.command("coco")
-def coco(
-    family: Family = "efficientnet_b0",
-    phi: Phi = 0,
-    preset: Preset = "ultrasmall",
-    width: Width = None,
-    depth: Depth = None,
-    data: Data = None,
-    epochs: Epochs = None,
-    tracking_uri: Uri = None,
-    force: Force = False,
-) -> None:
-    """Detection pretraining on COCO-format data (default synth_coco) from imagenet weights.
-
-    Starts from the same variant's imagenet weights, made first (default settings) if missing.
-    """
-    _run("coco", family, phi, preset, width, depth, data, epochs, tracking_uri, force)
+pretrain_app.command("imagenet")(
+    _stage_command(
+        "imagenet", "Classification pretraining on class-per-folder data (default synth_imagenet)."
+    )
+)
+pretrain_app.command("coco")(
+    _stage_command(
+        "coco",
+        "Detection pretraining on COCO-format data (default synth_coco) from imagenet weights.\n\n"
+        "Starts from the same variant's imagenet weights, made first (default settings) if "
+        "missing.",
+    )
+)
 
 
 def register(app: typer.Typer) -> None:
