@@ -12,6 +12,7 @@ from pathlib import Path
 
 from capstudy import keys
 from capstudy.errors import CapstudyError
+from capstudy.util import mlflow_client
 
 _PAGE = 1000
 
@@ -37,12 +38,6 @@ class StudyRuns:
     skipped: Counter = field(default_factory=Counter)
 
 
-def _client(tracking_uri: str):
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=tracking_uri)
-
-
 def latest_study(tracking_uri: str) -> str:
     """Name of the study experiment whose parent (kind=study) run started last.
 
@@ -51,7 +46,7 @@ def latest_study(tracking_uri: str) -> str:
     """
     from mlflow.entities import ViewType
 
-    client = _client(tracking_uri)
+    client = mlflow_client(tracking_uri)
     experiments = client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
     best: tuple[int, str] | None = None
     for exp in experiments:
@@ -80,7 +75,7 @@ def read_study_runs(tracking_uri: str, study: str) -> StudyRuns:
     Raises:
         CapstudyError: the experiment does not exist.
     """
-    client = _client(tracking_uri)
+    client = mlflow_client(tracking_uri)
     exp = client.get_experiment_by_name(study)
     if exp is None:
         names = sorted(e.name for e in client.search_experiments())
@@ -128,7 +123,7 @@ def log_analysis_run(
     The output folder's files become the run's artifacts. The run is ended FINISHED, or
     FAILED if anything raises, so it is never left RUNNING.
     """
-    client = _client(tracking_uri)
+    client = mlflow_client(tracking_uri)
     exp = client.get_experiment_by_name(study)
     exp_id = exp.experiment_id if exp is not None else client.create_experiment(study)
     tags = {keys.T_KIND: keys.KIND_ANALYSIS, keys.T_STUDY: study, "mlflow.runName": "analysis"}

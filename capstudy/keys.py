@@ -48,6 +48,24 @@ T_CONFIG_HASH = "capstudy.config_hash"
 T_DATA_FINGERPRINT = "capstudy.data_fingerprint"
 T_CAPACITY_CONVENTION = "capstudy.capacity_convention"
 T_PARENT_RUN = "mlflow.parentRunId"  # MLflow's own key for nested runs
+T_EARLY_STOPPED = "capstudy.early_stopped"  # "true" when per-cell ASHA stopped the trial
+# Lineage of a trial's pretrained init: the registered weights it loaded.
+T_INIT_MODEL = "capstudy.init_model"
+T_INIT_VERSION = "capstudy.init_version"
+T_INIT_RUN_ID = "capstudy.init_run_id"
+# On a pretraining run: the registered model and version it produced.
+T_REGISTERED_MODEL = "capstudy.registered_model"
+T_MODEL_VERSION = "capstudy.model_version"
+
+# Tags of a registered weights version (MLflow model registry; see capstudy.registry).
+T_STAGE = "capstudy.stage"  # imagenet | coco
+T_SETTINGS = "capstudy.settings_hash"  # hash of the pretraining settings that made it
+T_RECIPE = "capstudy.recipe"  # the stage's trial config as JSON
+T_EPOCHS = "capstudy.epochs"
+T_RUN = "capstudy.run_id"  # the pretraining run that produced the version
+T_PARENT_NAME = "capstudy.parent_model"  # coco stage: the imagenet weights it started from
+T_PARENT_VERSION = "capstudy.parent_version"
+T_PARENT_RUN_ID = "capstudy.parent_run_id"
 
 # MLflow layout: one experiment per study, named after the study (``study.name``); in it a
 # parent run tagged kind=study and one child run per trial tagged kind=trial, whose

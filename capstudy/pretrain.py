@@ -27,12 +27,10 @@ other; run them one after the other.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,13 +38,12 @@ from typing import Any
 from capstudy import keys, paths, registry, tracking
 from capstudy.config import INIT_CHOICES, TrialConfig
 from capstudy.errors import CapstudyError
-from capstudy.recipes import recipe
+from capstudy.recipes import STAGES, STAGES_FOR_INIT, recipe
 from capstudy.registry import WeightsRef, registered_name
 from capstudy.scaling import DEFAULT_PRESET
+from capstudy.util import named_lock
 from capstudy.variants import Variant
 
-STAGES = ("imagenet", "coco")
-INIT_STAGE = {"imagenet": "imagenet", "imagenet_coco": "coco"}
 DEFAULT_DATASET = {"imagenet": "synth_imagenet", "coco": "synth_coco"}
 REAL_DATASET = {"imagenet": "imagenet", "coco": "coco"}  # the dataset ``--data DIR`` names
 # Config keys that change where or how fast a stage runs, not the weights it makes.
@@ -240,7 +237,7 @@ def _ensure(variant, stage, data, epochs, settings, roots, uri, force, progress,
             variant, "imagenet", None, None, settings, roots, uri, False, progress, say
         )
         parent_path = registry.download(parent, uri)
-    with _file_lock(name):
+    with named_lock(name):
         st, config, fingerprint, parent, digest = _identity(
             variant, stage, settings, data, epochs, roots, uri
         )
@@ -260,7 +257,7 @@ def _run_stage(variant, config, fingerprint, digest, parent, parent_path, uri, p
     stage = "imagenet" if config.task == "classification" else "coco"
     name = registered_name(variant, stage)
     tags = tracking.trial_tags(config, kind=keys.KIND_PRETRAIN, data_fingerprint=fingerprint)
-    tags.update({registry.T_STAGE: stage, "capstudy.registered_model": name})
+    tags.update({keys.T_STAGE: stage, keys.T_REGISTERED_MODEL: name})
     run_id = tracking.create_run(keys.PRETRAIN_EXPERIMENT, f"{variant.label} {stage}", tags, uri)
     try:
         tracking.log_params(run_id, {**tracking.trial_params(config, variant.label),
@@ -278,19 +275,19 @@ def _run_stage(variant, config, fingerprint, digest, parent, parent_path, uri, p
             path = save_weights(result.model, Path(tmp) / registry.WEIGHTS_FILE, meta)
             registry.log_weights(run_id, path, uri)
         version_tags = {
-            registry.T_STAGE: stage,
-            registry.T_SETTINGS: digest,
-            registry.T_RECIPE: recipe_json,
-            registry.T_EPOCHS: str(config.epochs),
-            registry.T_RUN: run_id,
+            keys.T_STAGE: stage,
+            keys.T_SETTINGS: digest,
+            keys.T_RECIPE: recipe_json,
+            keys.T_EPOCHS: str(config.epochs),
+            keys.T_RUN: run_id,
             keys.T_DATA_FINGERPRINT: fingerprint,
         }
         if parent is not None:
-            version_tags.update({registry.T_PARENT_NAME: parent.name,
-                                 registry.T_PARENT_VERSION: parent.version,
-                                 registry.T_PARENT_RUN: parent.run_id})  # fmt: skip
+            version_tags.update({keys.T_PARENT_NAME: parent.name,
+                                 keys.T_PARENT_VERSION: parent.version,
+                                 keys.T_PARENT_RUN_ID: parent.run_id})  # fmt: skip
         ref = registry.register_weights(run_id, name, version_tags, uri)
-        tracking.set_tags(run_id, {"capstudy.model_version": ref.version}, uri)
+        tracking.set_tags(run_id, {keys.T_MODEL_VERSION: ref.version}, uri)
     except BaseException as exc:
         tracking.end_run(run_id, tracking.status_for(exc), uri)
         raise
@@ -319,19 +316,6 @@ def _meta(variant, config, stage, result, fingerprint, run_id) -> dict[str, Any]
         "run_id": run_id,
         "final_metrics": {k: float(v) for k, v in result.metrics.items()},
     }
-
-
-@contextlib.contextmanager
-def _file_lock(name: str) -> Iterator[None]:
-    """Exclusive lock on ``<home>/locks/<name>.lock`` (one machine; see the module doc)."""
-    folder = paths.home() / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{name}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def pretrain_command(variant: Variant, stage: str) -> str:
@@ -365,7 +349,7 @@ def init_weights(
     from capstudy.engine import variant_of
 
     uri = tracking_uri or paths.default_tracking_uri()
-    variant, stage = variant_of(config), INIT_STAGE[config.init]
+    variant, stage = variant_of(config), STAGES_FOR_INIT[config.init][-1]
     name = registered_name(variant, stage)
     ref = registry.current_version(name, uri)
     if ref is None:

@@ -96,3 +96,11 @@ def recipe(stage: str, kind: str) -> dict[str, Any]:
         return dict(_RECIPES[(stage, kind)])
     except KeyError:
         raise KeyError(f"no recipe for {(stage, kind)}; known: {sorted(_RECIPES)}") from None
+
+
+# Pretraining stages, in the order they run, and the stages each init needs: imagenet_coco
+# fine-tunes the ImageNet weights on COCO detection, so it needs the imagenet stage first. An
+# init's weights are those of its last stage. (The one table of stages: the plan and the
+# pretraining code both read it.)
+STAGES = ("imagenet", "coco")
+STAGES_FOR_INIT = {"random": (), "imagenet": ("imagenet",), "imagenet_coco": ("imagenet", "coco")}

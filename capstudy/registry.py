@@ -27,24 +27,14 @@ from pathlib import Path
 
 import mlflow
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
-from capstudy import paths, tracking
+from capstudy import keys, paths, tracking
 from capstudy.scaling import DEFAULT_PRESET
 from capstudy.variants import Variant
 
 ALIAS = "current"
 ARTIFACT_DIR = "weights"
 WEIGHTS_FILE = "weights.pt"
-# Version tags (``capstudy.`` namespaced like the run tags in capstudy.keys).
-T_STAGE = "capstudy.stage"
-T_SETTINGS = "capstudy.settings_hash"
-T_RECIPE = "capstudy.recipe"
-T_EPOCHS = "capstudy.epochs"
-T_RUN = "capstudy.run_id"
-T_PARENT_NAME = "capstudy.parent_model"
-T_PARENT_VERSION = "capstudy.parent_version"
-T_PARENT_RUN = "capstudy.parent_run_id"
 
 
 @dataclass(frozen=True)
@@ -75,17 +65,13 @@ def registered_name(variant: Variant, stage: str) -> str:
     return f"capstudy-{variant.family}-{capacity}-{stage}"
 
 
-def _client(tracking_uri: str | None) -> MlflowClient:
-    return tracking.client(tracking_uri)
-
-
 def _ref(mv) -> WeightsRef:
     return WeightsRef(mv.name, str(mv.version), mv.run_id or "", mv.source, dict(mv.tags))
 
 
 def _versions(name: str, tracking_uri: str | None) -> list:
     try:
-        found = _client(tracking_uri).search_model_versions(f"name = '{name}'")
+        found = tracking.client(tracking_uri).search_model_versions(f"name = '{name}'")
     except MlflowException:
         return []
     ready = [mv for mv in found if mv.status == "READY"]
@@ -97,14 +83,14 @@ def find_version(
 ) -> WeightsRef | None:
     """Newest READY version of ``name`` made with ``settings_hash`` (any, when None)."""
     for mv in _versions(name, tracking_uri):
-        if settings_hash is None or mv.tags.get(T_SETTINGS) == settings_hash:
+        if settings_hash is None or mv.tags.get(keys.T_SETTINGS) == settings_hash:
             return _ref(mv)
     return None
 
 
 def current_version(name: str, tracking_uri: str | None = None) -> WeightsRef | None:
     """The version aliased ``current``, else the newest READY one, else None."""
-    client = _client(tracking_uri)
+    client = tracking.client(tracking_uri)
     try:
         return _ref(client.get_model_version_by_alias(name, ALIAS))
     except MlflowException:
@@ -113,14 +99,14 @@ def current_version(name: str, tracking_uri: str | None = None) -> WeightsRef | 
 
 def set_current(ref: WeightsRef, tracking_uri: str | None = None) -> None:
     """Point the ``current`` alias of ``ref.name`` at ``ref.version``."""
-    _client(tracking_uri).set_registered_model_alias(ref.name, ALIAS, ref.version)
+    tracking.client(tracking_uri).set_registered_model_alias(ref.name, ALIAS, ref.version)
 
 
 def register_weights(
     run_id: str, name: str, tags: dict[str, str], tracking_uri: str | None = None
 ) -> WeightsRef:
     """Register the run's ``weights/`` artifact as a new version of ``name`` (made current)."""
-    client = _client(tracking_uri)
+    client = tracking.client(tracking_uri)
     try:
         client.create_registered_model(
             name, description="capstudy pretrained backbone weights (capstudy.engine.weights)"
@@ -137,7 +123,7 @@ def register_weights(
 
 def log_weights(run_id: str, path: Path, tracking_uri: str | None = None) -> None:
     """Upload a weights file into the run's ``weights/`` artifact folder."""
-    _client(tracking_uri).log_artifact(run_id, str(path), ARTIFACT_DIR)
+    tracking.client(tracking_uri).log_artifact(run_id, str(path), ARTIFACT_DIR)
 
 
 def download(ref: WeightsRef, tracking_uri: str | None = None) -> Path:

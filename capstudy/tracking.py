@@ -21,10 +21,10 @@ from typing import Any
 
 import mlflow
 from mlflow.entities import Metric, Param, RunStatus, RunTag
-from mlflow.tracking import MlflowClient
 
 from capstudy import keys, paths
 from capstudy.config import TrialConfig
+from capstudy.util import mlflow_client
 
 # MLflow rejects param values longer than this; longer values (domain lists) are cut with a
 # marker rather than failing the run.
@@ -38,9 +38,8 @@ def configure(tracking_uri: str | None = None) -> str:
     return uri
 
 
-def client(tracking_uri: str | None = None) -> MlflowClient:
-    """A client for ``tracking_uri`` (default: the configured/home store)."""
-    return MlflowClient(tracking_uri or paths.default_tracking_uri())
+#: A client for a tracking URI (default: the home store); the one helper, in capstudy.util.
+client = mlflow_client
 
 
 def _is_local_store(uri: str) -> bool:
@@ -133,6 +132,15 @@ def trial_tags(
         keys.T_PARENT_RUN: parent_run_id,
     }
     return {k: str(v) for k, v in tags.items() if v is not None}
+
+
+def init_tags(ref: Any) -> dict[str, str]:
+    """Lineage tags of a trial whose init came from registered weights (a ``WeightsRef``)."""
+    return {
+        keys.T_INIT_MODEL: str(ref.name),
+        keys.T_INIT_VERSION: str(ref.version),
+        keys.T_INIT_RUN_ID: str(ref.run_id),
+    }
 
 
 def log_params(run_id: str, params: Mapping[str, Any], tracking_uri: str | None = None) -> None:

@@ -1,61 +1,32 @@
-"""Backbone families and their variants, as data (pure module).
+"""Variants of the registered backbone families, as data (pure module).
 
 A variant is ``(family, phi, preset)``; its paper label (``B-4``, ``S-2``) is data derived
-here, never a name used in code. Builders live in :mod:`capstudy.backbones`.
+here, never a name used in code. Families (builders, label prefixes, phi ranges, divisor
+rules) live in the registry :mod:`capstudy.families`; trunks are built by
+:mod:`capstudy.backbones`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from capstudy.scaling import DEFAULT_PRESET, Scale, compound_scale
+from capstudy.families import FAMILIES, Family, get_family
+from capstudy.scaling import DEFAULT_PRESET, Scale, compound_scale, free_scale
 
+if TYPE_CHECKING:
+    from capstudy.config import TrialConfig
 
-@dataclass(frozen=True)
-class Family:
-    """A backbone family.
-
-    Attributes:
-        name: Family id used in study files (``efficientnet_b0``).
-        timm_name: The timm model whose generator builds it (phi 0 is exactly this model).
-        phis: The scaling steps the study grid offers, largest model first.
-        label_prefix: Paper label prefix: ``B`` gives ``B0, B-1, ...``; ``S`` gives ``S-0, ...``.
-        min_phi: Smallest phi the builder accepts (free studies may go there).
-    """
-
-    name: str
-    timm_name: str
-    phis: tuple[int, ...]
-    label_prefix: str
-    min_phi: int
-
-    def label(self, phi: int) -> str:
-        """Paper label of step ``phi`` (EfficientNet's base is ``B0``, MobileNet's ``S-0``)."""
-        if self.label_prefix == "B" and phi == 0:
-            return "B0"
-        return f"{self.label_prefix}-{abs(phi)}"
-
-
-FAMILIES: dict[str, Family] = {
-    "efficientnet_b0": Family(
-        "efficientnet_b0", "efficientnet_b0", tuple(range(0, -8, -1)), "B", -7
-    ),
-    "mobilenetv3_small": Family(
-        "mobilenetv3_small", "mobilenetv3_small_100", tuple(range(0, -7, -1)), "S", -6
-    ),
-}
-
-
-def get_family(name: str) -> Family:
-    """Look up a family by name.
-
-    Raises:
-        KeyError: With the known names, when ``name`` is unknown.
-    """
-    try:
-        return FAMILIES[name]
-    except KeyError:
-        raise KeyError(f"unknown family {name!r}; known families: {sorted(FAMILIES)}") from None
+__all__ = [
+    "FAMILIES",
+    "Family",
+    "Variant",
+    "all_variants",
+    "free_variant",
+    "get_family",
+    "make_variant",
+    "variant_of",
+]
 
 
 @dataclass(frozen=True)
@@ -103,5 +74,18 @@ def free_variant(family: str, scale: Scale) -> Variant:
 
 
 def all_variants(preset: str = DEFAULT_PRESET) -> list[Variant]:
-    """Every variant of every family under ``preset`` (15 with the two built-in families)."""
+    """Every variant of every family under ``preset`` (22 with the three built-in families)."""
     return [make_variant(f.name, phi, preset) for f in FAMILIES.values() for phi in f.phis]
+
+
+def variant_of(config: TrialConfig) -> Variant:
+    """The variant a trial config asks for: a preset step, or a free triple.
+
+    The one place a :class:`~capstudy.config.TrialConfig` becomes a :class:`Variant` (the
+    engine, the pretraining stages, the recorder and the CLI all call it).
+    """
+    if config.width is not None and config.depth is not None:
+        return free_variant(
+            config.family, free_scale(config.width, config.depth, config.resolution)
+        )
+    return make_variant(config.family, config.phi, config.preset)

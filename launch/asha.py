@@ -19,21 +19,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from capstudy.study.plan import asha_rungs
+
 CONTINUE = "CONTINUE"
 STOP = "STOP"
-
-
-def rung_milestones(grace: int, reduction: float, max_t: int) -> list[int]:
-    """Rung epochs ``grace * reduction**k`` below ``max_t``, ascending."""
-    if grace < 1 or reduction <= 1 or max_t < 1:
-        raise ValueError(
-            f"ASHA needs grace >= 1, reduction > 1, max_t >= 1 (got {grace}, {reduction}, {max_t})"
-        )
-    rungs, t = [], float(grace)
-    while t < max_t:
-        rungs.append(int(math.floor(t)))
-        t *= reduction
-    return sorted(set(rungs))
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -73,7 +62,7 @@ class CellASHA:
     def _rungs(self, cell: str) -> _CellRungs:
         key = cell if self.scope == "cell" else "<global>"
         if key not in self._cells:
-            self._cells[key] = _CellRungs(rung_milestones(self.grace, self.reduction, self.max_t))
+            self._cells[key] = _CellRungs(asha_rungs(self.grace, self.reduction, self.max_t))
         return self._cells[key]
 
     def on_result(self, trial_id: str, cell: str, epoch: int, value: float | None) -> str:

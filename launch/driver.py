@@ -21,7 +21,6 @@ from ray import tune
 from rich.console import Console
 
 from capstudy import keys, paths, tracking
-from capstudy.cells import expand_cells
 from capstudy.errors import CapstudyError
 from capstudy.launch.asha import CellASHA
 from capstudy.launch.live import LiveView
@@ -30,8 +29,10 @@ from capstudy.launch.recorder import StudyRecorder
 from capstudy.launch.scheduler import CellASHAScheduler
 from capstudy.launch.searcher import TRIAL_KEY, CellSearcher
 from capstudy.launch.trainable import capstudy_trainable
-from capstudy.plan import plan
-from capstudy.schema import StudySpec, load_study
+from capstudy.study import StudySpec, load
+from capstudy.study.cells import expand_cells
+from capstudy.study.plan import plan
+from capstudy.util import atomic_write_text
 
 STATE_FILE = "capstudy_study.json"
 # Env vars a trial worker needs to find the same tracking store, data and cache.
@@ -69,7 +70,7 @@ class LaunchOutcome:
 def launch(opts: LaunchOptions, console: Console | None = None) -> LaunchOutcome:
     """Run (or plan, or resume) a study. See the module docstring."""
     console = console or Console()
-    spec = load_study(opts.space)
+    spec = load(opts.space)
     for message in spec.warnings:
         console.print(f"[yellow]warning:[/] {message}")
     uri = tracking.configure(opts.tracking_uri)
@@ -121,7 +122,7 @@ def _check_local_datasets(spec: StudySpec) -> None:
     Synthetic datasets are generated on demand and need no check.
     """
     from capstudy.data.domains import SYNTHETIC, dataset_root, parse_domain
-    from capstudy.plan import pretrain_needs
+    from capstudy.study.plan import pretrain_needs
 
     cells = expand_cells(spec)
     domains = set(spec.evaluate) | {
@@ -289,7 +290,4 @@ def _read_state(exp_path: Path) -> dict:
 
 def _write_state(exp_path: Path, state: dict) -> None:
     """Atomically record the study's parent run next to Ray's experiment state."""
-    exp_path.mkdir(parents=True, exist_ok=True)
-    tmp = exp_path / f".{STATE_FILE}.tmp"
-    tmp.write_text(json.dumps(state, indent=1))
-    os.replace(tmp, exp_path / STATE_FILE)
+    atomic_write_text(exp_path / STATE_FILE, json.dumps(state, indent=1))

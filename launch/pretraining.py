@@ -14,19 +14,9 @@ from typing import Any
 
 import ray
 
-from capstudy.cells import expand_cells
-from capstudy.plan import PretrainNeed, pretrain_needs
-from capstudy.scaling import Scale
-from capstudy.schema import StudySpec
-
-
-def variant_of(need: PretrainNeed, preset: str = "ultrasmall") -> Any:
-    """The :class:`~capstudy.variants.Variant` a pretraining need refers to."""
-    from capstudy.variants import free_variant, make_variant
-
-    if isinstance(need.capacity, Scale):
-        return free_variant(need.family, need.capacity)
-    return make_variant(need.family, need.capacity, preset)
+from capstudy.study import StudySpec
+from capstudy.study.cells import expand_cells
+from capstudy.study.plan import PretrainNeed, pretrain_needs
 
 
 def _pretrain(need: PretrainNeed, settings: dict, roots: dict, tracking_uri: str) -> str:
@@ -34,7 +24,7 @@ def _pretrain(need: PretrainNeed, settings: dict, roots: dict, tracking_uri: str
     from capstudy.pretrain import ensure_weights
 
     path = ensure_weights(
-        variant_of(need), need.stage, settings=settings, roots=roots, tracking_uri=tracking_uri
+        need.variant, need.stage, settings=settings, roots=roots, tracking_uri=tracking_uri
     )
     return str(path)
 
@@ -61,7 +51,7 @@ def have_weights_fn(
         need = PretrainNeed(family, capacity, stage, "")
         try:
             found = find_weights(
-                variant_of(need), stage, settings=settings, roots=roots, tracking_uri=tracking_uri
+                need.variant, stage, settings=settings, roots=roots, tracking_uri=tracking_uri
             )
         except CapstudyError as exc:
             if problems is None:

@@ -23,7 +23,6 @@ from capstudy.launch.searcher import CELL_ID_KEY, TRIAL_KEY
 from capstudy.launch.trainable import DATA_FINGERPRINT, trial_config
 
 log = logging.getLogger(__name__)
-T_EARLY_STOPPED = "capstudy.early_stopped"
 _METRIC_PREFIXES = ("val/", "eval/", "train/", "capacity/", "perf/")
 
 
@@ -96,7 +95,7 @@ class StudyRecorder(Callback):
         run_id = self.run_id(trial)
         epochs = int(trial.config.get("epochs", 0))
         stopped_early = 0 < self._last_epoch.get(trial.trial_id, epochs) < epochs
-        tracking.set_tags(run_id, {T_EARLY_STOPPED: str(stopped_early).lower()}, self.uri)
+        tracking.set_tags(run_id, {keys.T_EARLY_STOPPED: str(stopped_early).lower()}, self.uri)
         try:
             self._log_model(trial, run_id)
         except Exception:  # noqa: BLE001 - a model upload failure must not lose the run

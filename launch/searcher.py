@@ -1,6 +1,6 @@
 """Ray Tune searcher that walks the grid cells and samples HPO values inside each cell.
 
-Grid dims make cells (:func:`capstudy.cells.expand_cells`); each cell gets
+Grid dims make cells (:func:`capstudy.study.cells.expand_cells`); each cell gets
 ``samples_per_cell`` trials whose sampled dims come from a per-cell sampler: Ray's Optuna
 integration (``OptunaSearch``, TPE, one Optuna study per cell so cells never share a
 model of the objective) or seeded random draws. Suggestions go round-robin over cells, so
@@ -21,8 +21,8 @@ from typing import Any
 from ray import tune
 from ray.tune.search import Searcher
 
-from capstudy.cells import Cell, expand_cells
-from capstudy.schema import StudySpec
+from capstudy.study import StudySpec
+from capstudy.study.cells import Cell, expand_cells
 
 CELL_KEY = "_cell"
 CELL_ID_KEY = "_cell_id"
@@ -135,9 +135,6 @@ class CellSearcher(Searcher):
         index = self._trial_cell.get(trial_id)
         if index in self._optuna:
             self._optuna[index].on_trial_complete(trial_id, result=result, error=error)
-
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
-        """Forward intermediate results to Optuna (it prunes nothing; TPE uses the final)."""
 
     def save(self, checkpoint_path: str) -> None:
         """Persist the searcher (Ray calls this so ``--resume`` continues the sequence)."""

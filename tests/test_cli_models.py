@@ -5,14 +5,15 @@ import sys
 from clitools import run_cli
 
 
-def test_models_json_lists_fifteen_variants(capsys):
+def test_models_json_lists_every_family(capsys):
     assert run_cli(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 15
+    assert len(rows) == 8 + 7 + 7
     labels = [r["label"] for r in rows]
     assert labels[:8] == ["B0"] + [f"B-{i}" for i in range(1, 8)]
-    assert labels[8:] == [f"S-{i}" for i in range(7)]
-    for family in ("efficientnet_b0", "mobilenetv3_small"):
+    assert labels[8:15] == [f"S-{i}" for i in range(7)]
+    assert labels[15:] == [f"M-{i}" for i in range(7)]
+    for family in ("efficientnet_b0", "mobilenetv3_small", "mobilenetv4_conv_small"):
         fam = [r for r in rows if r["family"] == family]
         params = [r["backbone_params"] for r in fam]
         assert params == sorted(params, reverse=True) and len(set(params)) == len(params)

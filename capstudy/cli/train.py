@@ -93,8 +93,7 @@ def _train(config, tracking_uri, no_mlflow, experiment, checkpoint_dir, resume, 
     fingerprint = dataset_fingerprint(config.train_domain, "train", dict(config.data_roots))
     tags = tracking.trial_tags(config, data_fingerprint=fingerprint)
     if ref is not None:
-        tags.update({"capstudy.init_model": ref.name, "capstudy.init_version": ref.version,
-                     "capstudy.init_run_id": ref.run_id})  # fmt: skip
+        tags.update(tracking.init_tags(ref))
     with tracking.run(experiment, f"{label} {config.init}", tags, tracking_uri=uri) as run_id:
         tracking.log_params(run_id, tracking.trial_params(config, label), uri)
 

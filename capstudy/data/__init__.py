@@ -7,33 +7,40 @@ Public surface used by the training engine::
     for images, targets in BatchLoader(split, 16, shuffle=True, seed=0, augment=True):
         ...
 
-Importing this package imports numpy and PIL; torch is imported when ``BatchLoader`` or
-``Augment`` is first used. The pure parts (domain names, label maps) are
-``capstudy.data.domains`` and ``capstudy.data.labels`` (stdlib only).
+Importing this package imports nothing heavy: each name loads its module on first use (numpy
+and PIL with the readers and cache, torch with ``BatchLoader``/``Augment``). The pure parts
+(domain names, label maps) are ``capstudy.data.domains`` and ``capstudy.data.labels``.
 """
 
 from __future__ import annotations
 
-from capstudy.data.api import (
-    class_names,
-    dataset_fingerprint,
-    ensure_dataset,
-    get_split,
-    num_classes,
-)
-from capstudy.data.cache import CachedSplit
-from capstudy.data.domains import DATASETS, domain_task, parse_domain
-from capstudy.data.labels import DEFAULT_CLASSES, DEFAULT_LABEL_MAP, NATIVE, LabelMap
-
-_LAZY = {"Augment", "BatchLoader"}
+# Everything loads on first use (PEP 562): the pure parts (``capstudy.data.domains``,
+# ``capstudy.data.labels``) are imported by the study compiler, which must not pull in numpy
+# and PIL through this package's __init__; the loader pulls in torch.
+_WHERE = {
+    "class_names": "api",
+    "dataset_fingerprint": "api",
+    "ensure_dataset": "api",
+    "get_split": "api",
+    "num_classes": "api",
+    "CachedSplit": "cache",
+    "DATASETS": "domains",
+    "domain_task": "domains",
+    "parse_domain": "domains",
+    "DEFAULT_CLASSES": "labels",
+    "DEFAULT_LABEL_MAP": "labels",
+    "NATIVE": "labels",
+    "LabelMap": "labels",
+    "Augment": "loader",
+    "BatchLoader": "loader",
+}
 
 
 def __getattr__(name: str):
-    # The loader imports torch; `capstudy data synth|check` never need it, so it loads on use.
-    if name in _LAZY:
-        from capstudy.data import loader
+    if name in _WHERE:
+        import importlib
 
-        return getattr(loader, name)
+        return getattr(importlib.import_module(f"capstudy.data.{_WHERE[name]}"), name)
     raise AttributeError(f"module 'capstudy.data' has no attribute {name!r}")
 
 

@@ -14,7 +14,6 @@ from capstudy.data.cache import (
     build_entry,
     cache_key,
     entry_dir,
-    file_lock,
     open_entry,
 )
 from capstudy.data.cocofmt import coco_paths
@@ -30,6 +29,7 @@ from capstudy.data.index import SplitIndex, finalize, raise_on_errors
 from capstudy.data.labels import NATIVE, LabelMap, default_label_map
 from capstudy.data.readers import read_raw, source_fingerprint
 from capstudy.errors import CapstudyError
+from capstudy.util import file_lock
 
 log = logging.getLogger("capstudy.data")
 

@@ -19,15 +19,9 @@ file, so concurrent trials on a node build once and the rest wait and reuse it.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
-import os
-import secrets
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +31,7 @@ from capstudy import paths
 from capstudy.data.imageio import decode_resized
 from capstudy.data.index import SplitIndex
 from capstudy.errors import CapstudyError
+from capstudy.util import atomic_path, remove_stale_temporaries
 
 log = logging.getLogger("capstudy.data")
 
@@ -94,22 +89,6 @@ def entry_dir(dataset: str, modality: str, split: str, size: tuple[int, int], ke
     return paths.cache_root() / dataset / f"{modality}-{split}-{size[0]}x{size[1]}-{key[:12]}"
 
 
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created if needed) for the block.
-
-    flock is per node (it is not reliable across NFS clients), which matches the cache: each
-    node builds its own copy under its local cache root.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
 def open_entry(folder: Path, domain: str, split: str) -> CachedSplit:
     """Open a complete cache entry (read-only memmaps)."""
     meta = json.loads((folder / "meta.json").read_text())
@@ -141,12 +120,10 @@ def build_entry(folder: Path, index: SplitIndex, size: tuple[int, int], fingerpr
     Raises:
         CapstudyError: an image could not be decoded (every failing file is named).
     """
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    for stale in folder.parent.glob(f".{folder.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)  # left by a build that was killed
-    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
-    try:
+    remove_stale_temporaries(folder)  # left by a build that was killed (we hold the lock)
+    # replace_dir: an entry without its marker (copied in half) is replaced.
+    with atomic_path(folder, replace_dir=True) as tmp:
+        tmp.mkdir()
         _write_arrays(tmp, index, size)
         notes = [str(p) for p in index.problems if p.severity == "warning"]
         meta = {
@@ -159,12 +136,6 @@ def build_entry(folder: Path, index: SplitIndex, size: tuple[int, int], fingerpr
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         (tmp / COMPLETE).write_text("ok\n")
-        if folder.exists():  # an entry without its marker (copied in half): replace it
-            shutil.rmtree(folder)
-        os.rename(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _write_arrays(tmp: Path, index: SplitIndex, size: tuple[int, int]) -> None:

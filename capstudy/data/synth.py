@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import os
-import secrets
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -31,6 +29,7 @@ import numpy as np
 from capstudy.data.synth_classes import class_names, render_class_image
 from capstudy.data.synth_scenes import STYLES, render_scene
 from capstudy.errors import CapstudyError
+from capstudy.util import atomic_path, file_lock
 
 SIZE = (320, 256)
 MARKER = ".capstudy-synth.json"
@@ -173,17 +172,11 @@ def write_dataset(name: str, root: Path, seed: int = 0, scale: float = 1.0) -> f
     start = time.perf_counter()
     spec = SPECS[name]
     counts = {s: max(1, round(spec[s] * scale)) for s in ("train", "val")}
-    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    root.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with atomic_path(root) as tmp:
         _WRITERS[spec["layout"]](tmp, name, seed, counts)
         marker = {"dataset": name, "seed": seed, "scale": scale, "version": VERSION}
         marker["counts"] = counts
         (tmp / MARKER).write_text(json.dumps(marker) + "\n")
-        os.rename(tmp, root)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return time.perf_counter() - start
 
 
@@ -194,8 +187,6 @@ def ensure_synthetic(name: str, root: Path, seed: int = 0, scale: float = 1.0) -
 
 
 def _locked_write(name: str, root: Path, seed: int, scale: float = 1.0) -> float:
-    from capstudy.data.cache import file_lock
-
     with file_lock(root.parent / f".{root.name}.lock"):
         # Checked under the lock: whoever waited finds the finished copy and stops here.
         return 0.0 if root.exists() else write_dataset(name, root, seed, scale)

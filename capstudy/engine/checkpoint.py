@@ -15,7 +15,6 @@ checkpoint intact.
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 from capstudy.errors import CapstudyError
+from capstudy.util import atomic_path
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -72,9 +72,8 @@ def save_checkpoint(checkpoint_dir: Path, payload: dict[str, Any]) -> Path:
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     path = checkpoint_dir / CHECKPOINT_NAME
-    tmp = checkpoint_dir / f".{CHECKPOINT_NAME}.tmp-{os.getpid()}"
-    torch.save({**payload, "rng": rng_state()}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({**payload, "rng": rng_state()}, tmp)
     return path
 
 

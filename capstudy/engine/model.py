@@ -16,18 +16,9 @@ from torchvision.models.detection.fcos import FCOS
 from capstudy.config import TrialConfig
 from capstudy.engine.device import Precision
 from capstudy.heads import build_classifier, build_detector
-from capstudy.scaling import free_scale
-from capstudy.variants import Variant, free_variant, make_variant
+from capstudy.variants import Variant, variant_of
 
-
-def variant_of(config: TrialConfig) -> Variant:
-    """The backbone variant a config asks for (a preset step or a free triple)."""
-    if config.is_free_scale:
-        assert config.width is not None and config.depth is not None
-        return free_variant(
-            config.family, free_scale(config.width, config.depth, config.resolution)
-        )
-    return make_variant(config.family, config.phi, config.preset)
+__all__ = ["build_model", "classification_loss", "detection_loss", "variant_of"]
 
 
 def build_model(config: TrialConfig, variant: Variant, num_classes: int) -> nn.Module:

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from capstudy import keys
+
 HERE = Path(__file__).parent
 
 
@@ -42,10 +44,10 @@ def run_rows(home: Path, kind: str) -> list[tuple[str, str, str]]:
             """
             select r.run_uuid, r.status, coalesce(t2.value, '')
             from runs r
-            join tags t on t.run_uuid = r.run_uuid and t.key = 'capstudy.kind' and t.value = ?
-            left join tags t2 on t2.run_uuid = r.run_uuid and t2.key = 'capstudy.trial_id'
+            join tags t on t.run_uuid = r.run_uuid and t.key = ? and t.value = ?
+            left join tags t2 on t2.run_uuid = r.run_uuid and t2.key = ?
             """,
-            (kind,),
+            (keys.T_KIND, kind, keys.T_TRIAL_ID),
         ).fetchall()
     finally:
         con.close()

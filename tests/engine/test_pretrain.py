@@ -41,14 +41,14 @@ def _runs(uri: str) -> list:
 def test_round_trip_registers_lineage_reuses_and_loads(store):
     path = ensure_weights(VARIANT, "coco", settings=TINY, tracking_uri=store)
     runs = _runs(store)
-    assert sorted(r.data.tags[registry.T_STAGE] for r in runs) == ["coco", "imagenet"]
+    assert sorted(r.data.tags[keys.T_STAGE] for r in runs) == ["coco", "imagenet"]
     assert {r.info.status for r in runs} == {"FINISHED"}
     imagenet = find_weights(VARIANT, "imagenet", settings=TINY, tracking_uri=store)
     coco = find_weights(VARIANT, "coco", settings=TINY, tracking_uri=store)
     assert imagenet.name == "capstudy-efficientnet_b0-ultrasmall-phi-7-imagenet"
-    assert coco.tags[registry.T_PARENT_NAME] == imagenet.name
-    assert coco.tags[registry.T_PARENT_RUN] == imagenet.run_id
-    for tag in (keys.T_DATA_FINGERPRINT, registry.T_RECIPE, registry.T_EPOCHS, registry.T_RUN):
+    assert coco.tags[keys.T_PARENT_NAME] == imagenet.name
+    assert coco.tags[keys.T_PARENT_RUN_ID] == imagenet.run_id
+    for tag in (keys.T_DATA_FINGERPRINT, keys.T_RECIPE, keys.T_EPOCHS, keys.T_RUN):
         assert coco.tags[tag]
     _, meta = read_weights(path)
     assert meta["stage"] == "coco" and meta["phi"] == -7

@@ -5,10 +5,10 @@ from collections import Counter
 import pytest
 from ray.tune.search import Searcher
 
-from capstudy.cells import expand_cells
 from capstudy.launch.searcher import CELL_ID_KEY, CELL_KEY, TRIAL_KEY, CellSearcher, ray_space
 from capstudy.launch.trainable import trial_config
-from capstudy.schema import load_study, parse_study_text
+from capstudy.study import load_study, parse_study_text
+from capstudy.study.cells import expand_cells
 
 STUDY = """
 study: {name: s, task: detection, metric: val/map50, mode: max}

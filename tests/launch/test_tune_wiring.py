@@ -14,7 +14,7 @@ from capstudy import keys, tracking
 from capstudy.launch.driver import LaunchOptions, build_tuner
 from capstudy.launch.recorder import StudyRecorder, trial_run_filter
 from capstudy.launch.searcher import CELL_ID_KEY, TRIAL_KEY
-from capstudy.schema import parse_study_text
+from capstudy.study import parse_study_text
 
 STUDY = """
 study: {name: wiring, task: detection, metric: val/map50, mode: max}

@@ -14,14 +14,12 @@ import json
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from capstudy.config import ConfigError, TrialConfig
-from capstudy.studychecks import DEFAULT_FAMILY, trial_name
-from capstudy.yamlmarks import SourceDoc
-
-if TYPE_CHECKING:
-    from capstudy.schema import StudySpec
+from capstudy.study.checks import DEFAULT_FAMILY, trial_name
+from capstudy.study.source import SourceDoc
+from capstudy.study.spec import StudySpec
 
 # Cell ids show ``train``, not ``train_domain``: they are read next to the study file.
 _ID_SEPARATOR = "|"

@@ -1,7 +1,7 @@
 """Checks of trial keys and values in a study file, each error located (pure module).
 
 A value is checked where it is written (``fixed.epochs``, ``space.phi.grid_search[3]``), so
-the message names that exact key and line; whole cells are checked in :mod:`capstudy.cells`.
+the message names that exact key and line; whole cells are checked in :mod:`capstudy.study.cells`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 from capstudy.config import INIT_CHOICES, ConfigError, TrialConfig
 from capstudy.data.domains import domain_task, parse_domain
 from capstudy.scaling import PRESETS, RESOLUTION_MULTIPLE
+from capstudy.study.source import KeyPath, SourceDoc
 from capstudy.variants import FAMILIES, make_variant
-from capstudy.yamlmarks import KeyPath, SourceDoc
 
 # Trial fields a study file sets elsewhere (structure), with where to set them instead.
 STRUCTURAL = {

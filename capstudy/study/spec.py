@@ -1,7 +1,7 @@
 """Typed pieces of a study spec: grid and sampled dims, tuning, resources, pretraining (pure).
 
 Plain frozen dataclasses, free of parsing, so the Ray driver and the planner can use them
-without the YAML machinery (:mod:`capstudy.studyparts` builds them from a study file).
+without the YAML machinery (:mod:`capstudy.study.parse` builds them from a study file).
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import hashlib
 import json
 import math
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from capstudy.recipes import recipe
@@ -137,3 +138,68 @@ class PretrainSpec:
     def fingerprint(self) -> str:
         """Short hash of these settings: weights made with other settings are not the same."""
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+class StudyWarning(UserWarning):
+    """A study file asks for something allowed but risky (e.g. global ASHA)."""
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A validated study file. Treat the dict fields as read-only.
+
+    Attributes:
+        name: Study name (MLflow experiment name); defaults to the file's stem.
+        task: ``detection`` or ``classification``.
+        metric: Selection metric, an in-domain ``val/`` metric, e.g. ``val/map50``.
+        mode: ``max`` or ``min``.
+        fixed: Trial keys set for every trial (study-file names, e.g. ``train``).
+        grid: Grid dims in canonical order (family, phi, …, init, train, seed, others).
+        sampled: Sampled (HPO) dims in file order.
+        evaluate: Evaluation domains (``dataset/modality``) every trial reports.
+        tune: Samples per cell, search algorithm, ASHA and concurrency.
+        resources: CPU and (fractional) GPU per trial.
+        data: Dataset name -> absolute local folder (becomes ``TrialConfig.data_roots``).
+        pretrain: How the pretraining stages are run for this study.
+        source: The study file.
+        warnings: Messages the CLI should print (already emitted with ``warnings.warn``).
+    """
+
+    name: str
+    task: str
+    metric: str
+    mode: str
+    fixed: dict[str, Any]
+    grid: tuple[GridDim, ...]
+    sampled: tuple[SampledDim, ...]
+    evaluate: tuple[str, ...]
+    tune: TuneSpec
+    resources: Resources
+    data: dict[str, str]
+    pretrain: PretrainSpec
+    source: Path
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def grid_names(self) -> tuple[str, ...]:
+        """Names of the grid dims, in cell order."""
+        return tuple(d.name for d in self.grid)
+
+    @property
+    def hpo_names(self) -> tuple[str, ...]:
+        """Names of the sampled dims (the trial's ``hpo_keys``)."""
+        return tuple(d.name for d in self.sampled)
+
+    def sampled_space(self) -> dict[str, tuple[str, tuple[Any, ...]]]:
+        """Sampled dims in a library-neutral form: name -> (kind, args).
+
+        ``kind`` is ``choice`` (args: the options), ``uniform`` / ``loguniform``
+        (args: lo, hi) or ``randint`` (args: lo, hi, both inclusive: Ray's
+        ``tune.randint(lo, hi + 1)``, Optuna's ``suggest_int(name, lo, hi)``).
+        """
+        return {d.name: (d.kind, d.args) for d in self.sampled}
+
+    @property
+    def is_free_scale(self) -> bool:
+        """True when capacity is a free (width, depth, resolution) triple, not ``phi``."""
+        return "width" in self.fixed or "width" in self.grid_names

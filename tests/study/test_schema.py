@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from capstudy.cells import expand_cells
 from capstudy.config import TrialConfig
 from capstudy.errors import CapstudyError
-from capstudy.schema import StudyError, StudyWarning, available_studies, load_study
+from capstudy.study import StudyError, StudyWarning, available_studies, load_study
+from capstudy.study.cells import expand_cells
 
 SHIPPED = {
     # name: (cells, trials), counted by hand in each file's header comment

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from capstudy.cells import expand_cells
-from capstudy.plan import asha_rungs, asha_trial_epochs, plan, pretrain_needs
 from capstudy.scaling import Scale
-from capstudy.schema import load_study, parse_study_text
+from capstudy.study import load_study, parse_study_text
+from capstudy.study.cells import expand_cells
+from capstudy.study.plan import asha_rungs, asha_trial_epochs, plan, pretrain_needs
 
 STUDY = """\
 study: {task: detection, metric: val/map50}
@@ -23,10 +23,11 @@ tune: {samples_per_cell: 9, asha: {grace: 1, reduction: 3, scope: cell}}
 
 
 def test_asha_rungs_follow_grace_times_powers_of_eta():
-    assert asha_rungs(1, 3, 9) == [1, 3, 9]
+    assert asha_rungs(1, 3, 9) == [1, 3]  # 9 = max_t: every trial ends there, no decision
     assert asha_rungs(5, 3, 50) == [5, 15, 45]
-    assert asha_rungs(2, 1.5, 5) == [2, 3, 5]  # 2, 3.0, 4.5 -> acts at the whole epoch 5
-    assert asha_rungs(4, 2, 4) == [4]
+    assert asha_rungs(2, 1.5, 5) == [2, 3]  # 4.5 would act at the whole epoch 5 = max_t
+    assert asha_rungs(3, 1.5, 9) == [3, 5, 7]  # 4.5 -> 5, 6.75 -> 7
+    assert asha_rungs(4, 2, 4) == []
 
 
 def test_asha_epochs_hand_checked():

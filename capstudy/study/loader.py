@@ -1,25 +1,24 @@
 """Study files: a search-space YAML becomes a validated :class:`StudySpec` (pure module).
 
 The format is documented in the README ("Study files"); sections are parsed in
-:mod:`capstudy.studyparts`, into the types of :mod:`capstudy.studytypes`.
+:mod:`capstudy.study.parse`, into the types of :mod:`capstudy.study.spec`.
 Everything is checked before anything runs: an unknown key, a bad value, an unknown variant
 or a value the trial config rejects fails here, naming the key path, the file and the line.
 
 Grid dims (``grid_search``) multiply into cells; sampled dims (``choice``, ``uniform``,
-``loguniform``, ``randint``) are HPO drawn inside each cell (see :mod:`capstudy.cells`).
+``loguniform``, ``randint``) are HPO drawn inside each cell (see :mod:`capstudy.study.cells`).
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
 
 from capstudy.errors import CapstudyError
-from capstudy.studyparts import (
+from capstudy.study.cells import check_cells
+from capstudy.study.parse import (
     parse_data,
     parse_evaluate,
     parse_fixed,
@@ -29,98 +28,13 @@ from capstudy.studyparts import (
     parse_study,
     parse_tune,
 )
-from capstudy.studytypes import (
-    AshaSpec,
-    GridDim,
-    PretrainSpec,
-    Resources,
-    SampledDim,
-    TuneSpec,
-)
-from capstudy.yamlmarks import SourceDoc, StudyError, parse_yaml
+from capstudy.study.source import SourceDoc, parse_yaml
+from capstudy.study.spec import StudySpec, StudyWarning
 
-__all__ = [
-    "AshaSpec",
-    "GridDim",
-    "PretrainSpec",
-    "Resources",
-    "SampledDim",
-    "StudyError",
-    "StudySpec",
-    "StudyWarning",
-    "TuneSpec",
-    "available_studies",
-    "load_study",
-    "parse_study_text",
-]
+__all__ = ["available_studies", "load_study", "parse_study_text"]
 
 TOP_LEVEL_KEYS = ("study", "fixed", "space", "evaluate", "tune", "resources", "data", "pretrain")
 REQUIRED_TOP_LEVEL = ("study",)
-
-
-class StudyWarning(UserWarning):
-    """A study file asks for something allowed but risky (e.g. global ASHA)."""
-
-
-@dataclass(frozen=True)
-class StudySpec:
-    """A validated study file. Treat the dict fields as read-only.
-
-    Attributes:
-        name: Study name (MLflow experiment name); defaults to the file's stem.
-        task: ``detection`` or ``classification``.
-        metric: Selection metric, an in-domain ``val/`` metric, e.g. ``val/map50``.
-        mode: ``max`` or ``min``.
-        fixed: Trial keys set for every trial (study-file names, e.g. ``train``).
-        grid: Grid dims in canonical order (family, phi, …, init, train, seed, others).
-        sampled: Sampled (HPO) dims in file order.
-        evaluate: Evaluation domains (``dataset/modality``) every trial reports.
-        tune: Samples per cell, search algorithm, ASHA and concurrency.
-        resources: CPU and (fractional) GPU per trial.
-        data: Dataset name -> absolute local folder (becomes ``TrialConfig.data_roots``).
-        pretrain: How the pretraining stages are run for this study.
-        source: The study file.
-        warnings: Messages the CLI should print (already emitted with ``warnings.warn``).
-    """
-
-    name: str
-    task: str
-    metric: str
-    mode: str
-    fixed: dict[str, Any]
-    grid: tuple[GridDim, ...]
-    sampled: tuple[SampledDim, ...]
-    evaluate: tuple[str, ...]
-    tune: TuneSpec
-    resources: Resources
-    data: dict[str, str]
-    pretrain: PretrainSpec
-    source: Path
-    warnings: tuple[str, ...] = field(default=())
-
-    @property
-    def grid_names(self) -> tuple[str, ...]:
-        """Names of the grid dims, in cell order."""
-        return tuple(d.name for d in self.grid)
-
-    @property
-    def hpo_names(self) -> tuple[str, ...]:
-        """Names of the sampled dims (the trial's ``hpo_keys``)."""
-        return tuple(d.name for d in self.sampled)
-
-    def sampled_space(self) -> dict[str, tuple[str, tuple[Any, ...]]]:
-        """Sampled dims in a library-neutral form: name -> (kind, args).
-
-        ``kind`` is ``choice`` (args: the options), ``uniform`` / ``loguniform``
-        (args: lo, hi) or ``randint`` (args: lo, hi, both inclusive: Ray's
-        ``tune.randint(lo, hi + 1)``, Optuna's ``suggest_int(name, lo, hi)``).
-        """
-        return {d.name: (d.kind, d.args) for d in self.sampled}
-
-    @property
-    def is_free_scale(self) -> bool:
-        """True when capacity is a free (width, depth, resolution) triple, not ``phi``."""
-        return "width" in self.fixed or "width" in self.grid_names
 
 
 def parse_study_text(text: str, source: Path | str, *, file: str | None = None) -> StudySpec:
@@ -138,9 +52,6 @@ def parse_study_text(text: str, source: Path | str, *, file: str | None = None) 
     Raises:
         StudyError: Anything wrong, naming the key path, the file and the line.
     """
-    # Imported here: cells imports this module for its types.
-    from capstudy.cells import check_cells
-
     source = Path(source)
     doc = parse_yaml(text, file or str(source))
     spec, notes = _build_spec(doc, source)
@@ -197,7 +108,7 @@ def _packaged() -> dict[str, Traversable]:
     if root is None or not root.is_dir():
         # An editable install cannot import a mapped folder that has no __init__.py (and
         # search_spaces/ holds YAML only), so fall back to the source checkout beside us.
-        root = Path(__file__).resolve().parent.parent / "search_spaces"
+        root = Path(__file__).resolve().parents[2] / "search_spaces"
         if not root.is_dir():
             return {}
     return {

@@ -1,3 +1,5 @@
+"""The family registry: golden parameter counts, timm equality, the features contract."""
+
 import json
 from pathlib import Path
 
@@ -7,7 +9,7 @@ import timm
 from capstudy.backbones import build_trunk, check_features, trunk_channels, trunk_strides
 from capstudy.capacity import count_macs, count_params
 from capstudy.scaling import PRESETS
-from capstudy.variants import all_variants, make_variant
+from capstudy.variants import FAMILIES, all_variants, make_variant
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "backbone_params.json").read_text())
 
@@ -21,7 +23,8 @@ def test_golden_parameter_counts(preset):
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_params_strictly_decrease_within_family(preset):
-    for family in ("efficientnet_b0", "mobilenetv3_small"):
+    assert {k.split(":")[0] for k in GOLDEN[preset]} == set(FAMILIES)
+    for family in FAMILIES:
         counts = [GOLDEN[preset][k] for k in GOLDEN[preset] if k.startswith(family + ":")]
         phis = [int(k.split(":")[1]) for k in GOLDEN[preset] if k.startswith(family + ":")]
         ordered = [c for _, c in sorted(zip(phis, counts), reverse=True)]
@@ -32,13 +35,10 @@ def test_smallest_efficientnet_under_30k():
     assert count_params(build_trunk(make_variant("efficientnet_b0", -7))) < 30_000
 
 
-@pytest.mark.parametrize(
-    ("family", "timm_name"),
-    [("efficientnet_b0", "efficientnet_b0"), ("mobilenetv3_small", "mobilenetv3_small_100")],
-)
-def test_phi_zero_is_exactly_timm(family, timm_name):
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_phi_zero_is_exactly_timm(family):
     ours = build_trunk(make_variant(family, 0))
-    ref = timm.create_model(timm_name, features_only=True, pretrained=False)
+    ref = timm.create_model(FAMILIES[family].timm_name, features_only=True, pretrained=False)
     assert count_params(ours) == count_params(ref)
     ours_shapes = {k: tuple(v.shape) for k, v in ours.state_dict().items()}
     ref_shapes = {k: tuple(v.shape) for k, v in ref.state_dict().items()}
@@ -46,7 +46,13 @@ def test_phi_zero_is_exactly_timm(family, timm_name):
 
 
 @pytest.mark.parametrize(
-    ("family", "phi"), [("efficientnet_b0", -7), ("mobilenetv3_small", -6), ("efficientnet_b0", -3)]
+    ("family", "phi"),
+    [
+        ("efficientnet_b0", -7),
+        ("mobilenetv3_small", -6),
+        ("efficientnet_b0", -3),
+        ("mobilenetv4_conv_small", -6),
+    ],
 )
 def test_features_contract(family, phi):
     """Declared channels and strides are what a forward pass produces."""
@@ -63,3 +69,12 @@ def test_macs_scale_with_resolution():
     # Convolutions are linear in pixel count: 4x the pixels, ~4x the MACs (SE's pooled
     # linear layers do not grow, hence the tolerance).
     assert 3.5 < large / small <= 4.0
+
+
+def test_registering_a_clashing_family_is_refused():
+    from capstudy.families import Family, register
+
+    eff = FAMILIES["efficientnet_b0"]
+    with pytest.raises(ValueError, match="clashes"):
+        register(Family("other", "x", (0,), eff.label_prefix, 0, eff.build, eff.divisor))
+    assert "other" not in FAMILIES

@@ -1,10 +1,10 @@
 """The sections of a study file: their types, defaults and checks (pure module).
 
-:mod:`capstudy.schema` assembles these into a :class:`~capstudy.schema.StudySpec`. Each
+:mod:`capstudy.study.loader` assembles these into a :class:`~capstudy.study.loader.StudySpec`. Each
 ``parse_*`` function checks one section with a closed vocabulary and raises
-:class:`~capstudy.yamlmarks.StudyError` naming the key path, the file and the line.
+:class:`~capstudy.study.source.StudyError` naming the key path, the file and the line.
 Trial-value checks that need several sections at once (variants, whole cells) live in
-:mod:`capstudy.studychecks` and :mod:`capstudy.cells`.
+:mod:`capstudy.study.checks` and :mod:`capstudy.study.cells`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from capstudy import keys
 from capstudy.config import TASKS
 from capstudy.data.domains import DATASETS, domain_task, parse_domain
 from capstudy.recipes import recipe
-from capstudy.studychecks import (
+from capstudy.study.checks import (
     DESIGN_DIMS,
     check_capacity,
     check_trial_key,
@@ -25,7 +25,8 @@ from capstudy.studychecks import (
     families_in_play,
     field_type,
 )
-from capstudy.studytypes import (
+from capstudy.study.source import KeyPath, SourceDoc
+from capstudy.study.spec import (
     AshaSpec,
     GridDim,
     PretrainSpec,
@@ -33,12 +34,11 @@ from capstudy.studytypes import (
     SampledDim,
     TuneSpec,
 )
-from capstudy.yamlmarks import KeyPath, SourceDoc
 
 DISTRIBUTIONS = ("grid_search", "choice", "uniform", "loguniform", "randint")
 # Grid dims come first in this order (cell ids read family, capacity, init, data, seed);
 # any other grid dim follows, sorted by name, so reordering the file never renames a cell.
-DIM_ORDER = ("family", "phi", "preset", "width", "depth", "resolution", "init", "train", "seed")
+DIM_ORDER = DESIGN_DIMS
 SCALAR = (str, int, float, bool)
 
 

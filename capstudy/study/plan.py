@@ -11,16 +11,12 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from capstudy.cells import Cell, expand_cells
+from capstudy.recipes import STAGES, STAGES_FOR_INIT
 from capstudy.scaling import BASE_RESOLUTION, DEFAULT_PRESET, Scale, compound_scale
-from capstudy.schema import StudySpec
-from capstudy.studychecks import DEFAULT_FAMILY
-from capstudy.variants import free_variant, make_variant
-
-# Pretraining stages each init needs, in the order they run: imagenet_coco fine-tunes the
-# ImageNet weights on COCO detection, so it needs the imagenet stage first.
-STAGES_FOR_INIT = {"random": (), "imagenet": ("imagenet",), "imagenet_coco": ("imagenet", "coco")}
-STAGES = ("imagenet", "coco")
+from capstudy.study.cells import Cell, expand_cells
+from capstudy.study.checks import DEFAULT_FAMILY
+from capstudy.study.spec import StudySpec
+from capstudy.variants import Variant, free_variant, make_variant
 
 Capacity = int | Scale
 WeightsCheck = Callable[[str, Capacity, str], bool]
@@ -43,6 +39,13 @@ class PretrainNeed:
     capacity: Capacity
     stage: str
     label: str
+
+    @property
+    def variant(self) -> Variant:
+        """The variant whose weights this need makes (a ``phi`` is a default-preset step)."""
+        if isinstance(self.capacity, Scale):
+            return free_variant(self.family, self.capacity)
+        return make_variant(self.family, self.capacity, DEFAULT_PRESET)
 
 
 def cell_capacity(spec: StudySpec, cell: Cell) -> tuple[str, Capacity, str]:
@@ -73,17 +76,36 @@ def pretrain_needs(spec: StudySpec, cells: list[Cell]) -> list[PretrainNeed]:
 
 
 def asha_rungs(grace: int, reduction: float, max_t: int) -> list[int]:
-    """Epochs at which ASHA decides: grace, grace·η, grace·η², … up to max_t (as Ray)."""
+    """Epochs at which ASHA decides, exactly as Ray's ``AsyncHyperBandScheduler`` does.
+
+    The one rung function of capstudy: the plan's estimate and the per-cell scheduler
+    (:mod:`capstudy.launch.asha`) both use it, and a test holds it equal to the milestones of
+    Ray's own scheduler. Ray keeps float milestones ``grace * reduction**k`` and decides when a
+    trial's whole epoch count first reaches one, so a milestone of 4.5 acts at epoch 5. An
+    epoch at or past ``max_t`` is no decision: the trial ends there anyway. Milestones that
+    round to the same epoch (a reduction close to 1) count once.
+
+    Example:
+        grace 1, reduction 3, max_t 9 -> [1, 3]; grace 2, reduction 1.5, max_t 5 -> [2, 3]
+        (the third milestone, 4.5, would act at epoch 5, where every trial stops).
+
+    Raises:
+        ValueError: grace < 1, reduction <= 1 or max_t < 1.
+    """
+    if grace < 1 or reduction <= 1 or max_t < 1:
+        raise ValueError(
+            f"ASHA needs grace >= 1, reduction > 1, max_t >= 1 (got {grace}, {reduction}, {max_t})"
+        )
     rungs: list[int] = []
     milestone = float(grace)
-    # Ray compares whole training iterations with the milestone, so a fractional
-    # milestone acts at the next whole epoch.
-    while milestone <= max_t + 1e-9:
-        rung = math.ceil(milestone - 1e-9)
-        if not rungs or rung > rungs[-1]:
-            rungs.append(rung)
+    while True:
+        # 1e-9: grace * reduction**k is a float; 3 * 1.5**2 must act at 7, not 7.000000001 -> 8.
+        epoch = math.ceil(milestone - 1e-9)
+        if epoch >= max_t:
+            return rungs
+        if not rungs or epoch > rungs[-1]:
+            rungs.append(epoch)
         milestone *= reduction
-    return rungs
 
 
 def asha_trial_epochs(trials: int, grace: int, reduction: float, max_t: int) -> int:
@@ -101,8 +123,6 @@ def asha_trial_epochs(trials: int, grace: int, reduction: float, max_t: int) -> 
     for rung in asha_rungs(grace, reduction, max_t):
         total += alive * (rung - done)
         done = rung
-        if rung >= max_t:
-            break
         alive = math.ceil(alive / reduction)
     return total + alive * (max_t - done)
 
