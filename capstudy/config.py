@@ -17,6 +17,7 @@ from typing import Any
 
 from capstudy.errors import CapstudyError
 from capstudy.recipes import FINETUNE_DETECTION, recipe
+from capstudy.scaling import BASE_RESOLUTION, PRESETS, compound_scale, round_resolution
 
 INIT_CHOICES = ("random", "imagenet", "imagenet_coco")  # or a local checkpoint path
 TASKS = ("detection", "classification")
@@ -133,6 +134,28 @@ class TrialConfig:
     def is_free_scale(self) -> bool:
         """True when the capacity axis is an explicit (width, depth, resolution) triple."""
         return self.width is not None
+
+    @property
+    def variant_resolution(self) -> int:
+        """The variant's native resolution: the free triple's, or its preset step's."""
+        if self.is_free_scale:
+            return round_resolution(self.resolution or BASE_RESOLUTION)
+        if self.preset in PRESETS and self.phi <= 0:
+            return compound_scale(self.phi, self.preset).resolution
+        return BASE_RESOLUTION
+
+    @property
+    def input_size(self) -> int:
+        """The square size this trial trains and evaluates at.
+
+        ``image_size`` is the study's input size for a variant of native resolution 224 (the
+        base); a variant's resolution scales it: ``image_size * resolution / 224``, rounded
+        to a multiple of 32. ``ultrasmall`` fixes resolution at 224, so its trials train at
+        ``image_size``; under ``efficientnet`` B-4 (resolution 128) at ``image_size`` 224
+        trains at 128, as EfficientNet's compound scaling prescribes; a free triple's
+        ``resolution`` acts the same way. (README, "Study files": resolution.)
+        """
+        return round_resolution(self.image_size * self.variant_resolution / BASE_RESOLUTION)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-friendly dict (tuples become lists)."""

@@ -100,6 +100,8 @@ def trial_params(config: TrialConfig, label: str) -> dict[str, str]:
             keys.P_EVAL_DOMAINS: _param_str(config.eval_domains),
             keys.P_WIDTH_MULT: _param_str(config.width) if config.is_free_scale else "",
             keys.P_DEPTH_MULT: _param_str(config.depth) if config.is_free_scale else "",
+            keys.P_RESOLUTION: _param_str(config.variant_resolution),
+            keys.P_INPUT_SIZE: _param_str(config.input_size),
         }
     )
     for name in config.hpo_keys:

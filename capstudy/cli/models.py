@@ -9,17 +9,24 @@ import typer
 from capstudy.errors import CapstudyError
 
 
-def variant_rows(preset: str, num_classes: int, head_width: int) -> list[dict]:
-    """One row per variant: label, multipliers, resolution and capacity three ways."""
+def variant_rows(
+    preset: str, num_classes: int, head_width: int, image_size: int = 224
+) -> list[dict]:
+    """One row per variant: label, multipliers, the input size trials train at, capacity.
+
+    The input size is ``image_size`` scaled by the variant's resolution relative to 224
+    (:attr:`capstudy.config.TrialConfig.input_size`); MACs are counted at it.
+    """
     from capstudy.backbones import build_trunk, channel_divisor
     from capstudy.capacity import count_macs, count_params
     from capstudy.heads import build_detector
+    from capstudy.scaling import BASE_RESOLUTION, round_resolution
     from capstudy.variants import all_variants
 
     rows = []
     for v in all_variants(preset):
         trunk = build_trunk(v)
-        res = v.scale.resolution
+        res = round_resolution(image_size * v.scale.resolution / BASE_RESOLUTION)
         detector = build_detector(v, num_classes, res, head_width=head_width)
         rows.append(
             {
@@ -29,7 +36,8 @@ def variant_rows(preset: str, num_classes: int, head_width: int) -> list[dict]:
                 "preset": v.preset,
                 "width_mult": round(v.scale.width, 4),
                 "depth_mult": round(v.scale.depth, 4),
-                "resolution": res,
+                "resolution": v.scale.resolution,
+                "input_size": res,
                 "channel_divisor": channel_divisor(v),
                 "backbone_params": count_params(trunk),
                 "detector_params": count_params(detector),
@@ -48,17 +56,21 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
         num_classes: int = typer.Option(3, help="Classes of the default detector."),
         head_width: int = typer.Option(16, help="FPN/head width of the detector."),
+        image_size: int = typer.Option(
+            224, help="The study's image_size; each variant's input size scales with it."
+        ),
     ) -> None:
         """List every variant: multipliers, resolution, parameters and MACs.
 
         Backbone params count the features-only trunk; detector params the whole FCOS model
-        (trunk + FPN + head, default head); MACs are the trunk's at the variant's resolution.
+        (trunk + FPN + head, default head); MACs are the trunk's at the input size trials of
+        that variant train at (``--image-size`` scaled by the variant's resolution / 224).
         """
         from capstudy.scaling import PRESETS
 
         if preset not in PRESETS:
             raise CapstudyError(f"--preset {preset!r} is unknown; choose one of {sorted(PRESETS)}")
-        rows = variant_rows(preset, num_classes, head_width)
+        rows = variant_rows(preset, num_classes, head_width, image_size)
         if as_json:
             typer.echo(json.dumps(rows, indent=2))
             return
@@ -72,7 +84,7 @@ def register(app: typer.Typer) -> None:
             "phi",
             "width",
             "depth",
-            "res",
+            "input",
             "backbone",
             "detector",
             "MMACs",
@@ -85,7 +97,7 @@ def register(app: typer.Typer) -> None:
                 str(r["phi"]),
                 f"{r['width_mult']:.3f}",
                 f"{r['depth_mult']:.3f}",
-                str(r["resolution"]),
+                str(r["input_size"]),
                 f"{r['backbone_params']:,}",
                 f"{r['detector_params']:,}",
                 f"{r['macs'] / 1e6:.1f}",

@@ -84,7 +84,7 @@ def train_throughput(
         model.to(memory_format=torch.channels_last)
     model.train()
     optimizer = build_optimizer(model, config)
-    images, targets = _batch(config.batch_size, config.image_size, device, torch.Generator())
+    images, targets = _batch(config.batch_size, config.input_size, device, torch.Generator())
 
     def step() -> None:
         loss = detection_loss(model, images, targets, precision)

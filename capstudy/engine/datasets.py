@@ -74,7 +74,7 @@ def open_trial_data(config: TrialConfig) -> TrialData:
                 f"domain {domain!r} is a {domain_task(domain)} dataset but the trial's task is "
                 f"{config.task!r}: set task: {domain_task(domain)} or pick another domain"
             )
-    size = config.image_size
+    size = config.input_size
     train = subset(get_split(config.train_domain, "train", size, roots=roots),
                    config.max_train_images)  # fmt: skip
     evals = {

@@ -34,7 +34,7 @@ def build_model(config: TrialConfig, variant: Variant, num_classes: int) -> nn.M
         return build_detector(
             variant,
             num_classes,
-            config.image_size,
+            config.input_size,
             head_width=config.head_width,
             head_convs=config.head_convs,
         )

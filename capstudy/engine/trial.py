@@ -97,7 +97,7 @@ def run_trial(
     model = build_model(config, variant, data.num_classes)
     init_meta = _initialize(model, config, init_path)
     with torch.random.fork_rng(devices=[]):  # capacity builds a trunk: keep the RNG stream
-        capacity = variant_capacity(variant, model, config.image_size)
+        capacity = variant_capacity(variant, model, config.input_size)
     static = {
         keys.M_BACKBONE_PARAMS: float(capacity.backbone_params),
         keys.M_DETECTOR_PARAMS: float(capacity.detector_params),
