@@ -33,6 +33,13 @@ def register(app: typer.Typer) -> None:
         tracking_uri: Annotated[
             str | None, typer.Option(help="MLflow tracking URI; default: capstudy's store.")
         ] = None,
+        parent: Annotated[
+            str,
+            typer.Option(
+                help="Which launch: latest (the newest parent run of the study), a parent "
+                "run id, or all (every launch; an error if a trial is in two of them)."
+            ),
+        ] = "latest",
         from_file: Annotated[
             Path | None,
             typer.Option("--from", help="Read the tidy table from a .csv/.parquet file."),
@@ -80,11 +87,16 @@ def register(app: typer.Typer) -> None:
             name = study or str(table["study"].iloc[0]) or from_file.stem
             source = str(from_file)
         else:
-            loaded = load_from_mlflow(uri, study)
+            loaded = load_from_mlflow(uri, study, parent)
             table, name, skipped = loaded.table, loaded.study, loaded.skipped
-            source = f"MLflow {uri}, experiment {name!r}"
+            source = f"MLflow {uri}, experiment {name!r}" + _launch_text(loaded)
             if study is None:
                 typer.echo(f"Using the most recent study: {name}")
+            if loaded.n_launches > 1 and loaded.parent_run_id:
+                typer.echo(
+                    f"The study was launched {loaded.n_launches} times; analysing launch "
+                    f"{loaded.parent_run_id} (--parent RUN_ID picks another)"
+                )
             for why, n in sorted(skipped.items()):
                 typer.echo(f"Skipped {n} trial run(s): {why}")
         if export is not None:
@@ -111,6 +123,12 @@ def register(app: typer.Typer) -> None:
                 pipeline.mlflow_metrics(result),
             )
             typer.echo(f"Logged MLflow run {run_id} (experiment {name!r}, {uri})")
+
+
+def _launch_text(loaded) -> str:
+    if loaded.parent_run_id:
+        return f", launch (parent run) {loaded.parent_run_id} of {loaded.n_launches}"
+    return ", every launch" if loaded.n_launches > 1 else ""
 
 
 def _prepare_out_dir(out: Path | None, study: str) -> Path:
