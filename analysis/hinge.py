@@ -128,11 +128,17 @@ def best_power(x: np.ndarray, y: np.ndarray, betas: np.ndarray = POWER_EXPONENTS
     return np.asarray(betas)[idx], rss[np.arange(rss.shape[0]), idx]
 
 
+def power_coefficients(x: np.ndarray, y: np.ndarray, beta: float) -> tuple[float, float]:
+    """``(a, b)`` of the smooth model ``a + b * 10 ** (-beta * (x - mean(x)))``."""
+    z = power_regressor(x, np.array([beta]))[0]
+    b, a = np.polyfit(z, np.asarray(y, dtype=float), 1)
+    return float(a), float(b)
+
+
 def power_fitted(x: np.ndarray, y: np.ndarray, beta: float) -> np.ndarray:
     """Fitted values of the smooth model with exponent ``beta`` (y one-dimensional)."""
-    z = power_regressor(x, np.array([beta]))[0]
-    slope, intercept = np.polyfit(z, np.asarray(y, dtype=float), 1)
-    return intercept + slope * z
+    a, b = power_coefficients(x, y, beta)
+    return a + b * power_regressor(x, np.array([beta]))[0]
 
 
 def hinge_coefficients(x: np.ndarray, y: np.ndarray, x0: np.ndarray) -> tuple:

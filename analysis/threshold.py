@@ -98,6 +98,9 @@ class ThresholdFit:
     linear_slope: float = float("nan")
     constant_level: float = float("nan")
     smooth_exponent: float = float("nan")
+    smooth_level: float = float("nan")
+    smooth_coef: float = float("nan")
+    smooth_center: float = float("nan")
 
     def as_dict(self) -> dict:
         """Plain dict (for a DataFrame row)."""
@@ -275,7 +278,10 @@ def _compare_models(x: np.ndarray, y: np.ndarray, rss_hinge: float) -> dict:
     }
     out = {"linear_intercept": float(intercept), "linear_slope": float(slope)}
     out["constant_level"] = float(y.mean())
-    out["smooth_exponent"] = float(beta[0])
+    # The smooth curve is a + b * 10 ** (-beta * (x - center)): all four to redraw it.
+    a, b = hinge.power_coefficients(x, y, float(beta[0]))
+    out.update(smooth_exponent=float(beta[0]), smooth_level=a, smooth_coef=b)
+    out["smooth_center"] = float(x.mean())
     for name, value in rss.items():
         aicc, bic = hinge.information_criteria(value, n, _K[name])
         out[f"aicc_{name}"], out[f"bic_{name}"] = aicc, bic

@@ -33,14 +33,50 @@ def test_reader_keeps_finished_trials_with_final_values(tracking_uri):
     client = MlflowClient(tracking_uri)
     exp_id, parent = start_study(client, "demo")
     kw = {"study": "demo"}
-    log_trial(client, exp_id, parent, design=_design("random"), val=[0.1, 0.5, 0.3],
-              evals=_evals(0.4), hpo={"lr": 0.01}, trial_id="a", **kw)  # fmt: skip
-    log_trial(client, exp_id, parent, design=_design("imagenet"), val=[0.2, 0.6],
-              evals=_evals(0.5), hpo={"lr": 0.001}, trial_id="b", **kw)  # fmt: skip
-    log_trial(client, exp_id, parent, design=_design("imagenet", 1), val=[0.9],
-              evals=_evals(0.9), status="RUNNING", trial_id="c", **kw)  # fmt: skip
-    log_trial(client, exp_id, parent, design=_design("imagenet", 2), val=[0.9],
-              evals=_evals(0.9), status="FAILED", trial_id="d", **kw)  # fmt: skip
+    log_trial(
+        client,
+        exp_id,
+        parent,
+        design=_design("random"),
+        val=[0.1, 0.5, 0.3],
+        evals=_evals(0.4),
+        hpo={"lr": 0.01},
+        trial_id="a",
+        **kw,
+    )
+    log_trial(
+        client,
+        exp_id,
+        parent,
+        design=_design("imagenet"),
+        val=[0.2, 0.6],
+        evals=_evals(0.5),
+        hpo={"lr": 0.001},
+        trial_id="b",
+        **kw,
+    )
+    log_trial(
+        client,
+        exp_id,
+        parent,
+        design=_design("imagenet", 1),
+        val=[0.9],
+        evals=_evals(0.9),
+        status="RUNNING",
+        trial_id="c",
+        **kw,
+    )
+    log_trial(
+        client,
+        exp_id,
+        parent,
+        design=_design("imagenet", 2),
+        val=[0.9],
+        evals=_evals(0.9),
+        status="FAILED",
+        trial_id="d",
+        **kw,
+    )
     # Runs of other kinds in the same experiment are not trials.
     client.create_run(exp_id, tags={keys.T_KIND: keys.KIND_ANALYSIS})
 
@@ -65,8 +101,15 @@ def test_latest_study_and_unknown_study(tracking_uri):
     client = MlflowClient(tracking_uri)
     for name in ("older", "newer"):
         exp_id, parent = start_study(client, name)
-        log_trial(client, exp_id, parent, study=name, design=_design("random"), val=[0.5],
-                  evals=_evals(0.5))  # fmt: skip
+        log_trial(
+            client,
+            exp_id,
+            parent,
+            study=name,
+            design=_design("random"),
+            val=[0.5],
+            evals=_evals(0.5),
+        )
     assert mlflow_io.latest_study(tracking_uri) == "newer"
     assert load_from_mlflow(tracking_uri).study == "newer"
     with pytest.raises(CapstudyError, match="no experiment named 'nope'"):
@@ -76,7 +119,15 @@ def test_latest_study_and_unknown_study(tracking_uri):
 def test_study_without_finished_trials_is_an_error(tracking_uri):
     client = MlflowClient(tracking_uri)
     exp_id, parent = start_study(client, "empty")
-    log_trial(client, exp_id, parent, study="empty", design=_design("random"), val=[0.5],
-              evals=_evals(0.5), status="FAILED")  # fmt: skip
+    log_trial(
+        client,
+        exp_id,
+        parent,
+        study="empty",
+        design=_design("random"),
+        val=[0.5],
+        evals=_evals(0.5),
+        status="FAILED",
+    )
     with pytest.raises(CapstudyError, match="1 status FAILED"):
         load_from_mlflow(tracking_uri, "empty")
