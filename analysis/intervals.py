@@ -67,6 +67,28 @@ def t_intervals(gains: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, ...
     return mean - half, mean + half, p
 
 
+def t_from_moments(
+    mean: np.ndarray, sd: np.ndarray, n: np.ndarray, level: float = 0.95
+) -> tuple[np.ndarray, ...]:
+    """:func:`t_interval` from per-group mean, sample SD and count: ``(lo, hi, p)`` arrays.
+
+    Groups with fewer than 2 values get NaNs; a zero SD gives a zero-width interval and
+    p = 0 (1 when the mean is 0 too), as in :func:`t_interval`.
+    """
+    mean, sd = np.asarray(mean, dtype=float), np.asarray(sd, dtype=float)
+    n = np.asarray(n, dtype=float)
+    ok = n >= 2
+    dof = np.where(ok, n - 1, 1)
+    se = np.where(ok, sd / np.sqrt(np.maximum(n, 1)), np.nan)
+    half = stats.t.ppf(0.5 + level / 2.0, dof) * se
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(
+            se > 0, 2.0 * stats.t.sf(np.abs(mean) / se, dof), np.where(mean == 0, 1.0, 0.0)
+        )
+    p = np.where(ok, p, np.nan)
+    return mean - half, mean + half, p
+
+
 def holm(pvalues: np.ndarray) -> np.ndarray:
     """Holm step-down adjusted p-values (NaNs stay NaN and do not count as tests)."""
     p = np.asarray(pvalues, dtype=float)
