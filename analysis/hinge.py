@@ -66,13 +66,15 @@ def breakpoint_grid(x: np.ndarray, n_points: int = DEFAULT_GRID_POINTS) -> np.nd
 def arm_grid(x: np.ndarray, n_points: int = DEFAULT_GRID_POINTS) -> np.ndarray:
     """Candidate breakpoints that leave at least two distinct capacities on each arm.
 
-    With distinct capacities ``c1 < c2 < ... < cm``, ``x0`` runs over ``[c2, c(m-1))``: the
-    flat arm holds ``c1`` and ``c2`` at least, the sloped arm ``c(m-1)`` and ``cm`` strictly
-    above the kink. A kink with a single capacity on an arm is one outlying point, not a
-    threshold. Needs ``m >= 4``.
+    With distinct capacities ``c1 < c2 < ... < cm``, ``x0`` runs over ``[c2, c(m-2)]``. The
+    flat arm then holds ``c1`` and ``c2`` at least (a capacity at the kink is fitted at the
+    plateau, so it counts for the flat arm); the sloped arm holds ``c(m-1)`` and ``cm``
+    strictly above the kink. Letting ``x0`` reach ``c(m-1)`` would leave ``c(m-1)`` at the
+    kink, saying nothing about the slope: a "threshold" made of the single largest
+    capacity. Needs ``m >= 4`` (then the one candidate is ``c2``).
     """
     caps = np.unique(np.asarray(x, dtype=float))
-    return np.linspace(caps[1], caps[-2], n_points, endpoint=False)
+    return np.linspace(caps[1], caps[-3], n_points)
 
 
 def _as_2d(y: np.ndarray) -> np.ndarray:
