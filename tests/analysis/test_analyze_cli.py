@@ -114,3 +114,23 @@ def test_study_without_a_pretrained_init_reports_that_there_is_nothing_to_compar
     assert "No gains to analyze" in (out / "report.md").read_text()
     assert sorted(p.name for p in (out / "figures").glob("gain_*.png")) == []
     assert len(list((out / "figures").glob("metric_*.png"))) == 2
+
+
+def test_report_names_splits_class_sets_and_unreliable_seeds(tmp_path):
+    table = simulate_study_table(np.random.default_rng(1), n_seeds=2)
+    table["class_set"] = np.where(table["eval_domain"] == "synth_a/ir", "person", "")
+    path = tmp_path / "classes.csv"
+    table.to_csv(path, index=False)
+    out = tmp_path / "out"
+    args = ["--find-threshold", "--no-mlflow", "--bootstrap", "100", "--out", str(out)]
+    assert run_cli(["analyze", "--from", str(path), *args]) == 0
+    md = (out / "report.md").read_text()
+    assert "published evaluation split" in md and "held out of the training split" in md
+    assert "train synth_a/rgb -> eval synth_a/ir: person" in md
+    assert "(classes: person)" in md  # in that comparison's conclusion
+    assert "Gain CIs are unreliable here" in md
+    assert "The smallest capacity whose gain differs from zero" not in md
+    gains_table = pd.read_csv(out / "tables" / "gains.csv", keep_default_na=False)
+    assert set(gains_table.loc[gains_table["eval_domain"] == "synth_a/ir", "class_set"]) == {
+        "person"
+    }
