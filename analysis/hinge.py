@@ -17,9 +17,11 @@ bend the breakpoint to absorb that offset. With ``a`` free the breakpoint answer
 does the gain start to change with capacity", and "does it vanish below" is answered
 separately by the plateau's confidence interval.
 
-The breakpoint is searched over ``[min(x), max(x)]``. At ``x0 = min(x)`` the hinge *is* the
-linear model, at ``x0 = max(x)`` it is the constant one, so both are nested in it and the
-hinge's residual sum of squares never exceeds theirs (likelihood ratios are >= 0).
+Over the full range ``[min(x), max(x)]`` (:func:`breakpoint_grid`) the hinge nests the line
+(``x0 = min(x)``) and the constant (``x0 = max(x)``). The threshold verdict searches only
+:func:`arm_grid`, which keeps two capacities on each arm; there the hinge no longer nests
+them, so its likelihood ratios can be negative and are calibrated by simulation
+(:mod:`capstudy.analysis.threshold`).
 
 All functions take ``Y`` as a (samples, observations) array so that bootstrap and
 simulation replicates are fitted in one numpy expression instead of a Python loop.
