@@ -127,3 +127,8 @@ TIDY_COLUMNS = (
 )
 # After these come one column per metric on the evaluation domain (``map``, ``map50`` for
 # detection, ``top1`` for classification) and one ``hpo_<name>`` column per HPO dimension.
+
+# --- issue 11: GPU throughput, determinism, divergence ---------------------------------------
+# 1.0 on the (only) report of a trial whose training loss became non-finite; the trial then
+# ends without retrying (its val/eval metrics on that report are NaN).
+M_DIVERGED = "train/diverged"

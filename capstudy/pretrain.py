@@ -271,6 +271,11 @@ def _run_stage(variant, config, fingerprint, digest, parent, parent_path, uri, p
             init_path=parent_path,
             progress=progress,
         )
+        if result.diverged:
+            raise CapstudyError(
+                f"{name}: pretraining diverged (non-finite loss) at lr={config.lr}; lower the "
+                "stage's lr and run it again (no weights were registered)"
+            )
         recipe_json = json.dumps({k: v for k, v in config.to_dict().items()
                                   if k not in _NOT_IN_HASH}, sort_keys=True)  # fmt: skip
         meta = _meta(variant, config, stage, result, fingerprint, run_id)
