@@ -7,6 +7,7 @@
 #          host sync on the loader path (sync debug mode "error"), exact deterministic resume,
 #          packed memory cap
 #   bench  capstudy bench trial: B0 B-4 B-7 S-0 S-6 at 256 and 512 px, 1/2/4/8 packed
+#   determinism  the same for B-4 at 512 px with deterministic: true (what it costs)
 #   study  a tiny study launched with resources {gpu: 0.25} (4 trials share the GPU)
 #   report report.md + report.json (per-stage status and seconds, bench table, targets)
 #
@@ -142,13 +143,22 @@ run_stage env 30 env_info
 if [ "$DRY" = 1 ]; then
   BENCH=(--device cpu --variant B-7 --size 64 --images 16 --seconds 0.5 --threads 1)
 elif [ "$QUICK" = 1 ]; then
-  BENCH=(--variant B-4 --variant B-7 --size 256 --packed 1 --packed 4 --seconds 2)
+  BENCH=(--variant B-4 --variant B-7 --size 256 --packed 1 --packed 4 --seconds 1.5 --images 512)
 else
-  BENCH=(--size 256 --size 512 --packed 1 --packed 2 --packed 4 --packed 8 --seconds 2)
+  # 512 px first: the efficiency target is set there, and a cut-short run keeps those rows.
+  BENCH=(--size 512 --size 256 --packed 1 --packed 2 --packed 4 --packed 8 --seconds 1.5
+         --images 512)
 fi
 run_stage tests 150 .venv/bin/python -m pytest -q -p no:cacheprovider -m gpu -rs \
   tests/engine/test_gpu.py --junitxml "$OUTDIR/tests.xml"
 run_stage bench 270 .venv/bin/capstudy bench trial "${BENCH[@]}" --json "$OUTDIR/bench.json"
+if [ "$DRY" = 1 ]; then
+  DET=(--device cpu --variant B-7 --size 64 --images 16 --seconds 0.5 --threads 1)
+else
+  DET=(--variant B-4 --size 512 --packed 0 --seconds 1.5 --images 512)
+fi
+run_stage determinism 60 .venv/bin/capstudy bench trial "${DET[@]}" --deterministic \
+  --json "$OUTDIR/bench_deterministic.json"
 run_stage study 150 tiny_study
 
 say "report"

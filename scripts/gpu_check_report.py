@@ -100,6 +100,7 @@ def _log_tail(out: Path, name: str) -> list[str]:
 def build(out: Path) -> dict:
     """Everything the report says, as one JSON-friendly dict."""
     bench = _read_json(out / "bench.json") or {"rows": []}
+    deterministic = _read_json(out / "bench_deterministic.json") or {"rows": []}
     stages = _stages(out)
     for stage in stages:
         if stage["status"] != "ok":
@@ -111,6 +112,7 @@ def build(out: Path) -> dict:
         "total_seconds": sum(s["seconds"] for s in stages),
         "tests": _tests(out),
         "bench": bench["rows"],
+        "bench_deterministic": deterministic["rows"],
         "targets": _targets(bench["rows"]),
         "study_tail": study_tail,
     }
@@ -150,6 +152,13 @@ def _markdown(report: dict) -> str:
         packed = r.get("packed") or {}
         cells += [f"{packed[str(n)]:,.1f}" if str(n) in packed else "" for n in counts]
         lines.append("| " + " | ".join(cells) + " |")
+    for r in report["bench_deterministic"]:
+        same = [b for b in rows if (b["label"], b["image_size"]) == (r["label"], r["image_size"])]
+        base = f" (default: {same[0]['trial_images_per_s']:,.1f})" if same else ""
+        lines.append(
+            f"\nWith `deterministic: true`, {r['label']} at {r['image_size']} px: trial "
+            f"{r['trial_images_per_s']:,.1f} img/s{base}, step {r['step_images_per_s']:,.1f}."
+        )
     lines += ["", "## Targets", ""]
     for t in report["targets"] or [{"target": "(no rows to check)", "value": "", "met": None}]:
         mark = {True: "met", False: "NOT met", None: ""}[t["met"]]

@@ -110,22 +110,26 @@ def _bench_rows(console, variants, sizes, device, settings, counts, seconds, jso
 
     rows = []
     with PackedPool(max(counts)) if counts else contextlib.nullcontext() as pool:
-        for family, phi in variants:
-            for px in sizes:
+        # Sizes outermost: a run cut short has every variant at the first size.
+        for px in sizes:
+            for family, phi in variants:
                 config = bench_config(family, phi, px, device=device, **settings)
                 with console.status(f"timing {family} phi {phi} at {px} px …"):
                     result = trial_throughput(config, step_seconds=seconds)
                     packs = {n: pool.throughput(config, n, seconds) for n in counts}
                 rows.append((result, packs))
-                console.print(
-                    f"{result.label} {px} px: trial {result.trial_images_per_s:,.1f} img/s, "
-                    f"step {result.step_images_per_s:,.1f} img/s, "
-                    f"efficiency {result.efficiency:.2f}"
-                    + "".join(f", {n} packed {v:,.1f}" for n, v in packs.items())
-                )
+                console.print(_row_line(result, packs))
                 if json_out:
                     _write_rows(json_out, rows)
     return rows
+
+
+def _row_line(result, packs: dict[int, float]) -> str:
+    return (
+        f"{result.label} {result.image_size} px: trial {result.trial_images_per_s:,.1f} img/s, "
+        f"step {result.step_images_per_s:,.1f} img/s, efficiency {result.efficiency:.2f}"
+        + "".join(f", {n} packed {v:,.1f}" for n, v in packs.items())
+    )
 
 
 def _write_rows(path: str, rows) -> None:

@@ -34,13 +34,15 @@ def test_cpu_dry_run_writes_the_report(tmp_path: Path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     statuses = {s["stage"]: s["status"] for s in report["stages"]}
-    assert statuses == dict.fromkeys(("setup", "env", "tests", "bench", "study"), "ok"), report
+    stages = ("setup", "env", "tests", "bench", "determinism", "study")
+    assert statuses == dict.fromkeys(stages, "ok"), report
     assert all(s["seconds"] >= 0 and s["timeout"] > 0 for s in report["stages"])
     (row,) = report["bench"]
     assert row["label"] == "B-7" and row["image_size"] == 64
     assert row["trial_images_per_s"] > 0 and row["efficiency"] > 0
     assert {t["outcome"] for t in report["tests"]} == {"skipped"}  # no CUDA here
     markdown = (out / "report.md").read_text()
+    assert report["bench_deterministic"][0]["label"] == "B-7"
     assert "no CUDA GPU" in markdown and "| bench | ok |" in markdown
     assert "gpu_check_tiny" in (out / "study.log").read_text()
 
