@@ -121,10 +121,10 @@ def build(out: Path) -> dict:
 def _markdown(report: dict) -> str:
     env = report["env"]
     lines = ["# GPU check", ""]
+    memory = f" ({env['gpu_memory_gib']} GiB)" if env.get("gpu_memory_gib") else ""
     lines.append(
-        f"Device: **{env.get('gpu') or 'no CUDA GPU (CPU run)'}**"
-        f" ({env.get('gpu_memory_gib')} GiB), torch {env.get('torch')}, "
-        f"CUDA {env.get('cuda')}, {env.get('cpus')} CPUs."
+        f"Device: **{env.get('gpu') or 'no CUDA GPU (CPU run)'}**{memory}, "
+        f"torch {env.get('torch')}, CUDA {env.get('cuda')}, {env.get('cpus')} CPUs."
     )
     lines += ["", "## Stages", "", "| stage | status | seconds | timeout |", "|---|---|---|---|"]
     for s in report["stages"]:
@@ -168,7 +168,7 @@ def _markdown(report: dict) -> str:
             lines += ["", f"## {s['stage']}: {s['status']} (last lines of {s['log']})", "", "```"]
             lines += s["log_tail"] + ["```"]
     if report["study_tail"]:
-        lines += ["", "## Tiny study (gpu: 0.25), last lines", "", "```"]
+        lines += ["", "## Tiny study (packed trials), last lines", "", "```"]
         lines += report["study_tail"] + ["```"]
     return "\n".join(lines) + "\n"
 

@@ -25,11 +25,11 @@ def test_cpu_dry_run_writes_the_report(tmp_path: Path):
     env.pop("OUT", None)
     out = tmp_path / "out"
     proc = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "gpu_check.sh"), str(out), "--cpu-dry", "--budget", "400"],
+        ["bash", str(ROOT / "scripts" / "gpu_check.sh"), str(out), "--cpu-dry", "--budget", "1500"],
         env=env,
         capture_output=True,
         text=True,
-        timeout=500,
+        timeout=1600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
