@@ -136,6 +136,7 @@ def test_loader_path_reads_no_batch_data_back_to_the_host(tmp_path, monkeypatch)
         batches = list(loader)
         monkeypatch.undo()
         assert len(batches) == 2
+        assert batches[0][0].is_contiguous(memory_format=torch.channels_last)  # layout kept
         forbidden = [c for c in reads.calls if c[0] not in ("numpy", "tolist")]
         assert forbidden == []
         assert all(len(shape) <= 2 and max(shape, default=1) <= 4 for _, shape, _ in reads.calls)

@@ -99,8 +99,10 @@ def test_packed_trial_memory_is_capped_and_freed():
     total = torch.cuda.get_device_properties(CUDA).total_memory
     with pytest.raises(torch.OutOfMemoryError):
         torch.empty(int(total * 0.3), dtype=torch.uint8, device=CUDA)
-    held = torch.empty(1 << 20, device=CUDA)
+    block = 256 << 20
+    held = torch.empty(block, dtype=torch.uint8, device=CUDA)
     del held
+    assert torch.cuda.memory_reserved(CUDA) >= block  # freed, but still cached
     release_gpu(CUDA)
-    assert torch.cuda.memory_reserved(CUDA) == 0
+    assert torch.cuda.memory_reserved(CUDA) < block
     claim_gpu(CUDA, None)  # later tests in this process get the whole GPU back
