@@ -55,7 +55,7 @@ def test_amp_losses_are_finite_and_match_float32(dtype):
     assert grads and all(torch.isfinite(g).all() for g in grads)
 
 
-def test_loader_path_keeps_channels_last_and_never_syncs(small_data):  # noqa: F811
+def test_loader_path_keeps_channels_last_and_never_syncs():
     from capstudy.data import BatchLoader, get_split
 
     split = get_split("synth_a/rgb", "train", 64)
