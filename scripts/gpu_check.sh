@@ -84,8 +84,12 @@ setup_venv() {
     echo "reusing .venv"
   elif python3 -c "import torch, torchvision, timm, ray, mlflow, faster_coco_eval, pycocotools, pytest" 2>/dev/null; then
     echo "system python has the dependencies: venv with system site-packages"
-    python3 -m venv --system-site-packages .venv &&
-      .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e . || return 1
+    if ! { python3 -m venv --system-site-packages .venv &&
+           .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .; }; then
+      echo "that failed: falling back to scripts/bootstrap.sh"
+      rm -rf .venv
+      bash scripts/bootstrap.sh || return 1
+    fi
   else
     echo "running scripts/bootstrap.sh"
     bash scripts/bootstrap.sh || return 1
