@@ -64,6 +64,10 @@ class TrialConfig:
     # "auto" = cuda when available, else cpu. AMP and channels_last apply on cuda only.
     device: str = "auto"
     amp: bool = True
+    # True: cuDNN deterministic algorithms, no autotuning, deterministic torch kernels where
+    # they exist, so a GPU run (and its resume) repeats exactly. False favours speed. CPU
+    # runs repeat exactly either way.
+    deterministic: bool = False
     # Torch intra-op threads for this trial (0 = leave torch's default). Ray sets it to the
     # trial's CPU share, since two 1-CPU trials beat one 2-CPU trial on small models.
     threads: int = 0

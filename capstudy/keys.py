@@ -193,3 +193,8 @@ TIDY_COLUMNS = TIDY_COLUMNS + (
     "parent_run_id",  # the launch (parent study run) the trial belongs to; "" if unknown
     "class_set",  # classes the eval-domain metrics were scored on; "" if not recorded
 )
+
+# --- issue 11: GPU throughput, determinism, divergence ---------------------------------------
+# 1.0 on the (only) report of a trial whose training loss became non-finite; the trial then
+# ends without retrying (its val/eval metrics on that report are NaN).
+M_DIVERGED = "train/diverged"

@@ -47,7 +47,8 @@ from capstudy.variants import Variant
 DEFAULT_DATASET = {"imagenet": "synth_imagenet", "coco": "synth_coco"}
 REAL_DATASET = {"imagenet": "imagenet", "coco": "coco"}  # the dataset ``--data DIR`` names
 # Config keys that change where or how fast a stage runs, not the weights it makes.
-_NOT_IN_HASH = ("data_roots", "device", "threads", "amp", "hpo_keys")
+# How a stage runs, not what it learns: never a reason to pretrain again.
+_NOT_IN_HASH = ("data_roots", "device", "threads", "amp", "hpo_keys", "deterministic")
 
 Say = Callable[[str], None]
 
@@ -268,6 +269,11 @@ def _run_stage(variant, config, fingerprint, digest, parent, parent_path, uri, p
             init_path=parent_path,
             progress=progress,
         )
+        if result.diverged:
+            raise CapstudyError(
+                f"{name}: pretraining diverged (non-finite loss) at lr={config.lr}; lower the "
+                "stage's lr and run it again (no weights were registered)"
+            )
         recipe_json = json.dumps({k: v for k, v in config.to_dict().items()
                                   if k not in _NOT_IN_HASH}, sort_keys=True)  # fmt: skip
         meta = _meta(variant, config, stage, result, fingerprint, run_id)

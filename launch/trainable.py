@@ -68,4 +68,6 @@ def capstudy_trainable(params: dict[str, Any]) -> None:
             init_path=init_path,
             checkpoint_dir=checkpoint_dir,
             resume_from=resume_from,
+            # A packed trial (gpu: 0.25) caps its CUDA memory at its share.
+            gpu_share=ray.get_runtime_context().get_assigned_resources().get("GPU"),
         )

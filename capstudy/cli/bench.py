@@ -1,4 +1,4 @@
-"""`capstudy bench` commands: throughput benchmarks (`bench data`, `bench train`)."""
+"""`capstudy bench` commands: throughput benchmarks (`bench data`, `bench trial`)."""
 
 from __future__ import annotations
 
@@ -54,20 +54,130 @@ def data(
     console.print(f"cache + augment vs. plain decode:         {aug / dec:.1f}x")
 
 
-@bench_app.command("train")
-def train(
-    image_size: int = typer.Option(256, help="Square input size (the fine-tuning default)."),
+@bench_app.command("trial")
+def trial(
+    size: list[int] = typer.Option([256], "--size", help="Square input size (repeatable)."),
     batch_size: int = typer.Option(16, help="Images per step (the fine-tuning default)."),
-    steps: int = typer.Option(3, help="Timed steps per variant (after one warm-up step)."),
+    images: int = typer.Option(0, help="Training images per epoch (0: 1024 on a GPU, 48 on CPU)."),
+    variant: list[str] = typer.Option(
+        [], "--variant", help="Only these labels (B0, B-4, B-7, S-0, S-6; repeatable)."
+    ),
+    packed: list[int] = typer.Option(
+        [1, 2, 4, 8], "--packed", help="On a GPU: trials sharing it (repeatable; 0: none)."
+    ),
+    seconds: float = typer.Option(3.0, help="Timed window of the step and of packed trials."),
     threads: int = typer.Option(0, help="Torch threads (0 = torch's default)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
-    packed: int = typer.Option(4, help="On a GPU: also time this many trials sharing it."),
-    seconds: float = typer.Option(10.0, help="Timed window of each packed trial."),
+    deterministic: bool = typer.Option(False, help="Benchmark with deterministic: true."),
+    json_out: str = typer.Option("", "--json", help="Also write the rows to this JSON file."),
 ) -> None:
-    """Training images/s of B0, B-4, B-7, S-0, S-6 (detection step, random data)."""
-    from capstudy.cli.bench_train import run_train_bench
+    """Whole trial epoch vs. model step alone per variant: images/s and pipeline efficiency."""
+    from rich.console import Console
 
-    run_train_bench(image_size, batch_size, steps, threads, device, packed, seconds)
+    from capstudy.engine.bench import BENCH_VARIANTS
+    from capstudy.engine.device import resolve_device
+
+    console = Console()
+    gpu = resolve_device(device).type == "cuda"
+    chosen = _chosen_variants(BENCH_VARIANTS, variant)
+    counts = [n for n in packed if n > 0] if gpu else []
+    settings = dict(
+        batch_size=batch_size,
+        threads=threads,
+        deterministic=deterministic,
+        images=images or (1024 if gpu else 48),
+    )
+    rows = _bench_rows(console, chosen, size, device, settings, counts, seconds, json_out)
+    console.print(_trial_table(rows, counts, _device_name(device, threads), batch_size))
+
+
+def _chosen_variants(all_variants, labels: list[str]) -> list[tuple[str, int]]:
+    from capstudy.errors import CapstudyError
+    from capstudy.variants import make_variant
+
+    by_label = {make_variant(f, p).label: (f, p) for f, p in all_variants}
+    unknown = [label for label in labels if label not in by_label]
+    if unknown:
+        raise CapstudyError(f"--variant {unknown[0]!r} is not one of {sorted(by_label)}")
+    return [by_label[label] for label in labels] if labels else list(all_variants)
+
+
+def _bench_rows(console, variants, sizes, device, settings, counts, seconds, json_out):
+    """Time every (variant, size); rows are appended to ``json_out`` as they finish."""
+    import contextlib
+
+    from capstudy.engine.bench import PackedPool, bench_config, trial_throughput
+
+    rows = []
+    with PackedPool(max(counts)) if counts else contextlib.nullcontext() as pool:
+        # Sizes outermost: a run cut short has every variant at the first size.
+        for px in sizes:
+            for family, phi in variants:
+                config = bench_config(family, phi, px, device=device, **settings)
+                with console.status(f"timing {family} phi {phi} at {px} px …"):
+                    result = trial_throughput(config, step_seconds=seconds)
+                    packs = {n: pool.throughput(config, n, seconds) for n in counts}
+                rows.append((result, packs))
+                console.print(_row_line(result, packs))
+                if json_out:
+                    _write_rows(json_out, rows)
+    return rows
+
+
+def _row_line(result, packs: dict[int, float]) -> str:
+    return (
+        f"{result.label} {result.image_size} px: trial {result.trial_images_per_s:,.1f} img/s, "
+        f"step {result.step_images_per_s:,.1f} img/s, efficiency {result.efficiency:.2f}"
+        + "".join(f", {n} packed {v:,.1f}" for n, v in packs.items())
+    )
+
+
+def _write_rows(path: str, rows) -> None:
+    """The rows so far as JSON (rewritten after every row: a killed run keeps its rows)."""
+    import json
+    from dataclasses import asdict
+
+    payload = [
+        {**asdict(r), "efficiency": r.efficiency, "packed": {str(n): v for n, v in p.items()}}
+        for r, p in rows
+    ]
+    with open(path, "w") as fh:
+        json.dump({"rows": payload}, fh, indent=1)
+
+
+def _device_name(device: str, threads: int) -> str:
+    import torch
+
+    from capstudy.engine.device import resolve_device
+
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"CPU, {threads or torch.get_num_threads()} thread(s)"
+
+
+def _trial_table(rows, counts: list[int], device_name: str, batch_size: int):
+    from rich.table import Table
+
+    columns = ["variant", "px", "trial img/s", "train img/s", "step img/s", "efficiency"]
+    columns += [f"{n} packed img/s" for n in counts]
+    table = Table(
+        *columns,
+        title="trial epoch (train + val + shift eval) vs. model step",
+        caption=f"batch {batch_size}, {device_name}; efficiency = trial / step",
+    )
+    for r, packs in rows:
+        cells = [
+            r.label,
+            str(r.image_size),
+            f"{r.trial_images_per_s:,.1f}",
+            f"{r.train_images_per_s:,.1f}",
+            f"{r.step_images_per_s:,.1f}",
+            f"{r.efficiency:.2f}",
+        ]
+        cells += [f"{packs[n]:,.1f}" for n in counts]
+        table.add_row(*cells)
+    return table
 
 
 def register(app: typer.Typer) -> None:

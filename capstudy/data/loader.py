@@ -4,6 +4,12 @@ Decoding JPEGs is the cost a cache removes: a batch here is one fancy-index into
 memcpy from the page cache), one uint8 → float conversion, and the augmentations as batched
 tensor ops on the target device. No worker processes are needed, so a trial that owns one CPU
 does not fight its own workers for it.
+
+With ``prefetch > 0`` one background thread prepares the next batches while the caller trains
+on the current one (:mod:`capstudy.data.prefetch`). On a GPU the gather lands in reused pinned
+buffers, the copy and the augmentations run on the thread's own CUDA stream, and nothing on
+this path waits for the device (no ``.cpu()``/``.item()`` on batch data), so preparation
+overlaps compute.
 """
 
 from __future__ import annotations
@@ -54,7 +60,8 @@ class BatchLoader:
     {"boxes": float32 (k, 4), "labels": int64 (k,)} on ``device``; classification targets an
     int64 (B,) tensor. Each pass uses the current epoch (``set_epoch``, else 0, 1, 2 … in the
     order of passes) with ``seed`` for shuffling and augmentation, so epochs differ and reruns
-    repeat exactly.
+    repeat exactly, with or without prefetching (one thread draws every random number in
+    order).
     """
 
     def __init__(
@@ -67,9 +74,12 @@ class BatchLoader:
         device: torch.device | str = "cpu",
         augment: bool | Augment = False,
         drop_last: bool = False,
+        prefetch: int = 0,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if prefetch < 0:
+            raise ValueError("prefetch must be >= 0 (0 = prepare batches on the caller's thread)")
         self.split = split
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -77,7 +87,9 @@ class BatchLoader:
         self.device = torch.device(device)
         self.augment = Augment() if augment is True else (augment or None)
         self.drop_last = drop_last
+        self.prefetch = prefetch
         self.epoch = 0
+        self._pinned: _PinnedRing | None = None
 
     def set_epoch(self, epoch: int) -> None:
         """Use ``epoch`` for the next pass (later passes continue from it)."""
@@ -89,6 +101,13 @@ class BatchLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, Targets]]:
         epoch, self.epoch = self.epoch, self.epoch + 1
+        if self.prefetch == 0:
+            return self._batches(epoch)
+        from capstudy.data.prefetch import prefetch
+
+        return prefetch(lambda: self._batches(epoch), self.prefetch, self.device)
+
+    def _batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, Targets]]:
         n = len(self.split)
         rng = np.random.default_rng([self.seed, epoch])
         order = rng.permutation(n) if self.shuffle else np.arange(n)
@@ -98,13 +117,22 @@ class BatchLoader:
             idx = np.sort(order[i * self.batch_size : (i + 1) * self.batch_size])
             yield self._batch(idx, gen)
 
+    def _gather(self, idx: np.ndarray) -> torch.Tensor:
+        """uint8 (B, H, W, 3) of the images ``idx`` on the loader's device (a private copy)."""
+        if self.device.type == "cpu":
+            return torch.from_numpy(np.ascontiguousarray(self.split.images[idx]))
+        if self._pinned is None:
+            self._pinned = _PinnedRing((self.batch_size, *self.split.images.shape[1:]), slots=4)
+        buf = self._pinned.next()
+        np.take(self.split.images, idx, axis=0, out=buf.numpy()[: len(idx)])
+        u8 = buf[: len(idx)].to(self.device, non_blocking=True)
+        self._pinned.copied()  # the buffer is reused only after this copy has finished
+        return u8
+
     def _batch(self, idx: np.ndarray, gen: torch.Generator) -> tuple[torch.Tensor, Targets]:
-        u8 = torch.from_numpy(np.ascontiguousarray(self.split.images[idx]))
-        if self.device.type != "cpu":
-            u8 = u8.pin_memory().to(self.device, non_blocking=True)
         # (B, H, W, 3) → (B, 3, H, W) as a channels-last view: no copy. Every later op keeps
         # that layout, which saves a relayout pass and suits oneDNN/cuDNN convolutions.
-        x = u8.permute(0, 3, 1, 2)
+        x = self._gather(idx).permute(0, 3, 1, 2)
         detection = self.split.task == "detection"
         boxes = [np.asarray(self.split.boxes[j]) for j in idx] if detection else []
         labels = [np.asarray(self.split.labels[j]) for j in idx] if detection else []
@@ -116,8 +144,45 @@ class BatchLoader:
             x = x.to(torch.float32).mul_(1 / 255)
         if not detection:
             assert self.split.targets is not None
-            return x, torch.from_numpy(self.split.targets[idx]).to(self.device)
+            return x, to_device(torch.from_numpy(self.split.targets[idx]), self.device)
         return x, _targets_to(boxes, labels, self.device)
+
+
+class _PinnedRing:
+    """A few reused page-locked host buffers for the gather, each guarded by a CUDA event.
+
+    Pinning a fresh buffer per batch costs a page-locking system call each time; reusing one
+    is safe once the asynchronous copy out of it has finished, which its event tells. Waiting
+    on that event happens on the preparing thread, never on the training thread.
+    """
+
+    def __init__(self, shape: tuple[int, ...], slots: int) -> None:
+        self._buffers = [torch.empty(shape, dtype=torch.uint8).pin_memory() for _ in range(slots)]
+        self._events: list[torch.cuda.Event | None] = [None] * slots
+        self._i = -1
+
+    def next(self) -> torch.Tensor:
+        self._i = (self._i + 1) % len(self._buffers)
+        event = self._events[self._i]
+        if event is not None:
+            event.synchronize()
+        return self._buffers[self._i]
+
+    def copied(self) -> None:
+        event = torch.cuda.Event()
+        event.record()
+        self._events[self._i] = event
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``t`` (a CPU tensor) on ``device`` without making the host wait for the device.
+
+    A copy from pageable memory would block until the device has caught up; from pinned
+    memory it is queued on the current stream like any kernel.
+    """
+    if device.type == "cpu":
+        return t
+    return t.pin_memory().to(device, non_blocking=True)
 
 
 def _targets_to(
@@ -127,9 +192,7 @@ def _targets_to(
     # One tensor (and one transfer to a GPU) per batch rather than two per image.
     all_boxes = torch.from_numpy(np.concatenate(boxes).astype(np.float32).reshape(-1, 4))
     all_labels = torch.from_numpy(np.concatenate(labels).astype(np.int64))
-    if device.type != "cpu":
-        all_boxes = all_boxes.to(device, non_blocking=True)
-        all_labels = all_labels.to(device, non_blocking=True)
+    all_boxes, all_labels = to_device(all_boxes, device), to_device(all_labels, device)
     return [
         {"boxes": b, "labels": lab}
         for b, lab in zip(all_boxes.split(counts), all_labels.split(counts), strict=True)
@@ -170,14 +233,16 @@ def augment_batch(
     if targets[0]:
         targets = _move_boxes(targets, shifts, flips, w, h)
     # Contrast around each image's mean, then brightness: one multiply-add per pixel. The mean
-    # comes from every 4th pixel, plenty for a jitter factor.
-    mean = x[:, :, ::4, ::4].float().mean(dim=(1, 2, 3)).cpu()
+    # comes from every 4th pixel, plenty for a jitter factor. It stays on x's device: bringing
+    # it to the host would make every batch wait for the device (no overlap with training).
+    mean = x[:, :, ::4, ::4].float().mean(dim=(1, 2, 3))
     scale = 1.0
     if x.dtype == torch.uint8:
         # The 1/255 of the conversion folds into the gain: one pass over the pixels fewer.
         mean, scale, x = mean / 255, 1 / 255, x.to(torch.float32)
-    gain = (contrast * bright * scale).view(b, 1, 1, 1).to(x.device)
-    bias = (mean * (1 - contrast) * bright).view(b, 1, 1, 1).to(x.device)
+    factors = to_device(torch.stack([contrast * bright * scale, (1 - contrast) * bright]), x.device)
+    gain = factors[0].view(b, 1, 1, 1)
+    bias = (mean * factors[1]).view(b, 1, 1, 1)
     return x.mul_(gain).add_(bias).clamp_(0, 1), targets
 
 

@@ -1,11 +1,20 @@
-"""Training-throughput benchmark: images/s of the engine's train step per variant.
+"""Throughput of a whole trial epoch against the model step alone (``capstudy bench trial``).
 
-Times the full step a trial runs (forward, float32 FCOS loss, backward, gradient clipping,
-AdamW step) on random images with a few random boxes each, so the figure is the model's
-cost alone; ``capstudy bench data`` measures the input pipeline separately.
+Two figures per variant and input size, measured in the same run on the same device:
 
-On a GPU it can also pack several trials on the one GPU (separate processes, as Ray
-places fractional-GPU trials) and report their aggregate images/s.
+* **trial**: a real trial (:func:`capstudy.engine.run_trial`) on the synthetic benchmark,
+  two epochs; the second epoch's training images divided by its wall time, which holds
+  everything an epoch does (memmap gather, copy, augmentation, step, in-domain validation,
+  shift evaluation with COCOeval). The first epoch pays one-off costs (cache build, cuDNN
+  autotuning) and is not used.
+* **step**: forward, float32 FCOS loss, backward, clipping and the optimizer step on one
+  batch already on the device: what the model alone allows.
+
+Their ratio is the *pipeline efficiency*: the share of the model's speed a trial keeps.
+
+On a GPU, :class:`PackedPool` also runs 1, 2, 4 or 8 identical training loops as separate
+processes (as Ray places ``gpu: 1/n`` trials), lets them warm up, starts their timed windows
+at the same instant and sums their images/s.
 """
 
 from __future__ import annotations
@@ -15,8 +24,15 @@ from dataclasses import dataclass
 
 import torch
 
+from capstudy import keys
 from capstudy.config import TrialConfig
-from capstudy.engine.device import precision_for, resolve_device
+from capstudy.engine.device import (
+    claim_gpu,
+    configure_backends,
+    precision_for,
+    release_gpu,
+    resolve_device,
+)
 from capstudy.engine.model import build_model, detection_loss, variant_of
 from capstudy.engine.optim import build_optimizer, optimizer_step
 
@@ -28,26 +44,94 @@ BENCH_VARIANTS = (
     ("mobilenetv3_small", -6),
 )
 NUM_CLASSES = 3  # the synthetic detection benchmark's class count
+TRAIN_DOMAIN = "synth_a/rgb"
+# As the smoke and full studies evaluate: in-domain, RGB -> thermal, cross-dataset.
+EVAL_DOMAINS = ("synth_a/rgb", "synth_a/ir", "synth_b/rgb")
 
 
 @dataclass(frozen=True)
-class BenchResult:
-    """Throughput of one variant.
+class TrialBench:
+    """One row of ``capstudy bench trial``.
 
     Attributes:
         label: Paper label (``B-4``).
-        images_per_s: Training images per second (timed steps only).
-        step_s: Seconds per optimizer step.
-        images: Images timed.
+        image_size: Input size in pixels.
+        trial_images_per_s: Training images per second of wall time of a whole epoch
+            (train + validation + shift evaluation).
+        train_images_per_s: Training images per second of the epoch's training part.
+        step_images_per_s: Images per second of the model step on device-resident data.
+        epoch_s: Wall time of the timed epoch.
+        images: Training images in the timed epoch.
     """
 
     label: str
-    images_per_s: float
-    step_s: float
+    image_size: int
+    trial_images_per_s: float
+    train_images_per_s: float
+    step_images_per_s: float
+    epoch_s: float
     images: int
 
+    @property
+    def efficiency(self) -> float:
+        """Pipeline efficiency: whole-epoch images/s over model-step images/s."""
+        return self.trial_images_per_s / self.step_images_per_s
 
-def _batch(batch_size: int, size: int, device: torch.device, gen: torch.Generator):
+
+def bench_config(
+    family: str, phi: int, image_size: int, *, device: str, images: int, **changes
+) -> TrialConfig:
+    """The benchmark's trial: random init, synth_a/rgb, evaluated as a study evaluates.
+
+    Args:
+        family: Backbone family.
+        phi: Scaling step.
+        image_size: Square input size.
+        device: auto | cpu | cuda.
+        images: Training images per epoch; each evaluated domain gets a quarter as many.
+        **changes: Other TrialConfig fields (batch_size, threads, amp, ...).
+    """
+    values = dict(
+        family=family,
+        phi=phi,
+        image_size=image_size,
+        device=device,
+        epochs=2,
+        train_domain=TRAIN_DOMAIN,
+        eval_domains=list(EVAL_DOMAINS),
+        max_train_images=images,
+        max_eval_images=max(1, images // 4),
+    )
+    return TrialConfig.from_dict({**values, **changes}, source="bench trial")
+
+
+def trial_throughput(config: TrialConfig, step_seconds: float = 2.0) -> TrialBench:
+    """Time ``config``'s trial epoch and its model step (see the module docstring)."""
+    from capstudy.engine.trial import run_trial
+
+    result = run_trial(config)
+    timed = result.history[-1]
+    images = min(config.max_train_images or 10**9, _train_size(config))
+    step = step_throughput(config, seconds=step_seconds)
+    release_gpu(resolve_device(config.device))  # the step's model is gone; so is its cache
+    return TrialBench(
+        label=variant_of(config).label,
+        image_size=config.input_size,
+        trial_images_per_s=images / timed[keys.M_EPOCH_TIME],
+        train_images_per_s=timed[keys.M_IMAGES_PER_S],
+        step_images_per_s=step,
+        epoch_s=timed[keys.M_EPOCH_TIME],
+        images=images,
+    )
+
+
+def _train_size(config: TrialConfig) -> int:
+    from capstudy.data import get_split
+
+    return len(get_split(config.train_domain, "train", config.input_size))
+
+
+def _random_batch(batch_size: int, size: int, device: torch.device, gen: torch.Generator):
     images = torch.rand(batch_size, 3, size, size, generator=gen).to(device)
     targets = []
     for _ in range(batch_size):
@@ -59,32 +143,27 @@ def _batch(batch_size: int, size: int, device: torch.device, gen: torch.Generato
     return images, targets
 
 
-def train_throughput(
-    config: TrialConfig, steps: int = 3, warmup: int = 1, seconds: float | None = None
-) -> BenchResult:
-    """Images/s of ``config``'s detection train step on its device.
+def step_throughput(config: TrialConfig, seconds: float = 2.0, warmup: int = 2) -> float:
+    """Images/s of the detection train step alone, on one batch resident on the device.
 
     Args:
-        config: Family, phi, image size, batch size, device, amp and threads are used.
-        steps: Timed optimizer steps (at least this many when ``seconds`` is set).
+        config: Family, phi, image size, batch size, device, amp, threads, determinism.
+        seconds: Keep stepping (at least two steps) until this much time has passed.
         warmup: Untimed steps first (allocator, cuDNN autotuning, lazy init).
-        seconds: Keep stepping until this much time has passed (packed GPU runs use it so
-            all processes overlap for the whole measurement).
     """
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     precision = precision_for(device, config.amp)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    configure_backends(device, config.deterministic)
     torch.manual_seed(0)
-    variant = variant_of(config)
-    model = build_model(config, variant, NUM_CLASSES).to(device)
+    model = build_model(config, variant_of(config), NUM_CLASSES).to(device)
     if precision.channels_last:
         model.to(memory_format=torch.channels_last)
     model.train()
     optimizer = build_optimizer(model, config)
-    images, targets = _batch(config.batch_size, config.input_size, device, torch.Generator())
+    gen = torch.Generator()
+    images, targets = _random_batch(config.batch_size, config.input_size, device, gen)
 
     def step() -> None:
         loss = detection_loss(model, images, targets, precision)
@@ -94,13 +173,11 @@ def train_throughput(
         step()
     _sync(device)
     done, tic = 0, time.perf_counter()
-    while done < steps or (seconds is not None and time.perf_counter() - tic < seconds):
+    while done < 2 or time.perf_counter() - tic < seconds:
         step()
         done += 1
     _sync(device)
-    elapsed = time.perf_counter() - tic
-    n = done * config.batch_size
-    return BenchResult(variant.label, n / elapsed, elapsed / done, n)
+    return done * config.batch_size / (time.perf_counter() - tic)
 
 
 def _sync(device: torch.device) -> None:
@@ -108,33 +185,124 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _packed_worker(config_dict: dict, seconds: float, barrier, queue) -> None:
-    config = TrialConfig.from_dict(config_dict)
-    # Warm up (cuDNN autotuning) before the barrier, so all processes time the same window.
-    train_throughput(config, steps=2, warmup=1)
-    barrier.wait()
-    queue.put(train_throughput(config, steps=1, warmup=0, seconds=seconds).images_per_s)
+class _Window:
+    """A trial's training loop (real loader, real step), built and warmed up, ready to time."""
+
+    def __init__(self, config: TrialConfig, share: float | None) -> None:
+        from capstudy.engine.datasets import open_trial_data
+        from capstudy.engine.trial import train_loader
+
+        if config.threads > 0:
+            torch.set_num_threads(config.threads)
+        self.device = resolve_device(config.device)
+        precision = precision_for(self.device, config.amp)
+        configure_backends(self.device, config.deterministic)
+        claim_gpu(self.device, share)
+        data = open_trial_data(config)
+        model = build_model(config, variant_of(config), data.num_classes).to(self.device)
+        if precision.channels_last:
+            model.to(memory_format=torch.channels_last)
+        model.train()
+        optimizer = build_optimizer(model, config)
+        loader = train_loader(data.train, config, self.device)
+
+        def steps():
+            while True:
+                for images, targets in loader:
+                    loss = detection_loss(model, images, targets, precision)
+                    optimizer_step(loss, model, optimizer, precision.scaler)
+                    yield len(images)
+
+        self._steps = steps()
+        for _ in range(3):  # allocator, cuDNN autotuning, the prefetch thread's start
+            next(self._steps)
+        _sync(self.device)
+
+    def timed(self, seconds: float, start_at: float | None = None) -> float:
+        """Images/s over ``seconds`` (from wall-clock ``start_at`` when given)."""
+        if start_at is not None:
+            time.sleep(max(0.0, start_at - time.time()))
+        done, tic = 0, time.perf_counter()
+        while done == 0 or time.perf_counter() - tic < seconds:
+            done += next(self._steps)
+        _sync(self.device)
+        rate = done / (time.perf_counter() - tic)
+        self._steps.close()
+        return rate
 
 
-def packed_gpu_throughput(config: TrialConfig, trials: int = 4, seconds: float = 10.0) -> float:
-    """Aggregate images/s of ``trials`` identical trials sharing one GPU (CUDA only).
+def train_window(config: TrialConfig, seconds: float, share: float | None = None) -> float:
+    """Images/s of ``config``'s training loop, real input path included, over a window."""
+    return _Window(config, share).timed(seconds)
 
-    Each trial is its own process (spawned: CUDA cannot be forked), as Ray runs trials with
-    ``gpu: 1/trials``; their timed windows start together at a barrier.
 
-    Raises:
-        RuntimeError: No CUDA device.
+def _pool_worker(index: int, inbox, outbox) -> None:
+    """A packed-trial process: build a loop per request, report ready, time it on cue."""
+    while (request := inbox.get()) is not None:
+        config_dict, seconds, share = request
+        window = None
+        try:
+            window = _Window(TrialConfig.from_dict(config_dict), share)
+            outbox.put((index, "ready", None))
+            outbox.put((index, "rate", window.timed(seconds, start_at=inbox.get())))
+        except BaseException as exc:
+            outbox.put((index, "error", f"{type(exc).__name__}: {exc}"))
+        finally:
+            del window
+            release_gpu(torch.device("cuda"))
+
+
+class PackedPool:
+    """Up to ``size`` spawned processes that run packed trials together, reused across rows.
+
+    Spawning a process costs seconds of imports (CUDA cannot be forked), more than a timed
+    window; the pool pays it once. Each request builds a fresh model and loader in the first
+    ``trials`` processes with a ``1/trials`` memory share, as Ray runs trials with
+    ``gpu: 1/trials``; their windows start together at one wall-clock instant.
     """
-    if not torch.cuda.is_available():
-        raise RuntimeError("packed GPU throughput needs a CUDA GPU")
-    ctx = torch.multiprocessing.get_context("spawn")
-    barrier, queue = ctx.Barrier(trials), ctx.Queue()
-    values = config.replace(device="cuda").to_dict()
-    procs = [ctx.Process(target=_packed_worker, args=(values, seconds, barrier, queue))
-             for _ in range(trials)]  # fmt: skip
-    for p in procs:
-        p.start()
-    rates = [queue.get() for _ in procs]
-    for p in procs:
-        p.join()
-    return float(sum(rates))
+
+    def __init__(self, size: int) -> None:
+        if not torch.cuda.is_available():
+            raise RuntimeError("packed GPU throughput needs a CUDA GPU")
+        ctx = torch.multiprocessing.get_context("spawn")
+        self._outbox = ctx.Queue()
+        self._inboxes = [ctx.Queue() for _ in range(size)]
+        self._procs = [
+            ctx.Process(target=_pool_worker, args=(i, inbox, self._outbox), daemon=True)
+            for i, inbox in enumerate(self._inboxes)
+        ]
+        for p in self._procs:
+            p.start()
+
+    def __enter__(self) -> PackedPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for inbox in self._inboxes:
+            inbox.put(None)
+        for p in self._procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+
+    def throughput(self, config: TrialConfig, trials: int, seconds: float = 3.0) -> float:
+        """Aggregate training images/s of ``trials`` identical trials sharing the GPU.
+
+        Raises:
+            RuntimeError: A packed process failed (its first error is named).
+        """
+        if not 1 <= trials <= len(self._inboxes):
+            raise ValueError(f"trials must be 1..{len(self._inboxes)}, not {trials}")
+        values = config.replace(device="cuda").to_dict()
+        for inbox in self._inboxes[:trials]:
+            inbox.put((values, seconds, 1 / trials))
+        first = [self._outbox.get() for _ in range(trials)]
+        ready = [i for i, kind, _ in first if kind == "ready"]
+        start_at = time.time() + 0.5  # every ready process sleeps until the same instant
+        for i in ready:
+            self._inboxes[i].put(start_at)
+        replies = [r for r in first if r[1] == "error"] + [self._outbox.get() for _ in ready]
+        errors = [detail for _, kind, detail in replies if kind == "error"]
+        if errors:
+            raise RuntimeError(f"{len(errors)} of {trials} packed trials failed: {errors[0]}")
+        return float(sum(detail for _, _, detail in replies))

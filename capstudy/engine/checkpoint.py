@@ -59,8 +59,11 @@ def _python_state_to_tensor(state: tuple) -> dict[str, Any]:
     # random.getstate() is (version, tuple of 625 ints, gauss); weights_only loading
     # accepts tensors and plain containers, so the ints travel as an int64 tensor.
     version, internal, gauss = state
-    return {"version": version, "internal": torch.tensor(internal, dtype=torch.int64),
-            "gauss": gauss}  # fmt: skip
+    return {
+        "version": version,
+        "internal": torch.tensor(internal, dtype=torch.int64),
+        "gauss": gauss,
+    }
 
 
 def _python_state_from_tensor(state: dict[str, Any]) -> tuple:

@@ -75,8 +75,9 @@ def open_trial_data(config: TrialConfig) -> TrialData:
                 f"{config.task!r}: set task: {domain_task(domain)} or pick another domain"
             )
     size = config.input_size
-    train = subset(get_split(config.train_domain, "train", size, roots=roots),
-                   config.max_train_images)  # fmt: skip
+    train = subset(
+        get_split(config.train_domain, "train", size, roots=roots), config.max_train_images
+    )
     evals = {
         d: subset(get_split(d, "val", size, roots=roots), config.max_eval_images) for d in domains
     }

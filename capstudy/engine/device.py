@@ -10,11 +10,18 @@ the numbers the reproducibility tests hold fixed.
 from __future__ import annotations
 
 import contextlib
+import gc
+import os
 from dataclasses import dataclass
 
 import torch
 
 from capstudy.errors import CapstudyError
+
+# cuBLAS picks reduction orders by workspace; a fixed workspace config is what makes its
+# matmuls repeat exactly (torch refuses deterministic mode on CUDA without it). It must be
+# set before the process's first cuBLAS call, hence at import; its cost is a few MB.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -74,3 +81,50 @@ def set_threads(threads: int) -> None:
     """Set torch's intra-op threads when ``threads > 0`` (Ray passes the trial's CPU share)."""
     if threads > 0:
         torch.set_num_threads(threads)
+
+
+def configure_backends(device: torch.device, deterministic: bool) -> None:
+    """Set cuDNN/torch determinism for a trial on ``device`` (every trial sets it afresh).
+
+    Deterministic: cuDNN's deterministic algorithms without benchmark-mode autotuning, and
+    torch's deterministic kernels where one exists (``warn_only``: an op without one warns
+    rather than failing a trial). Otherwise benchmark mode picks the fastest algorithm per
+    input shape: trials have fixed input sizes, so the tuning pays off, but the chosen
+    algorithm (and thus the last bits of every result) can vary between runs.
+
+    A reused worker process may have run a trial of the other kind, so both settings are
+    written every time. CPU kernels are deterministic already; nothing is changed there.
+    """
+    if device.type != "cuda":
+        return
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = deterministic
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+
+
+def claim_gpu(device: torch.device, share: float | None) -> None:
+    """Start a trial on a GPU clean and within its share of the GPU's memory.
+
+    A reused trial process still holds the previous trial's cached blocks; they are freed
+    first. With a fractional share (``resources: {gpu: 0.25}``) the caching allocator is
+    capped at that fraction of the GPU's memory, so one packed trial cannot starve the others
+    (it fails with an out-of-memory error naming the cap instead).
+
+    Args:
+        device: The trial's device (nothing happens off CUDA).
+        share: The trial's GPU fraction, or None / >= 1 for no cap.
+    """
+    if device.type != "cuda":
+        return
+    gc.collect()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    fraction = 1.0 if share is None or share <= 0 or share >= 1 else float(share)
+    torch.cuda.set_per_process_memory_fraction(fraction, device)
+
+
+def release_gpu(device: torch.device) -> None:
+    """Hand a finished trial's cached GPU memory back (the next trial may be another process)."""
+    if device.type == "cuda":
+        gc.collect()
+        torch.cuda.empty_cache()

@@ -1,7 +1,19 @@
-"""Evaluate a model on one split: COCO AP for detection, top-1 for classification."""
+"""Evaluate a model on cached splits: COCO AP for detection, top-1 for classification.
+
+Inference and post-processing (score threshold, top-k, NMS) run on the model's device; a
+split's detections then cross to the host in one transfer. Scoring (COCOeval) is host work,
+so :func:`evaluate_splits` hands it to a worker thread and runs the next split's inference
+meanwhile: the device is not left idle while the host counts matches.
+
+The evaluation batch is the training batch: without gradients it needs less memory than a
+training step, so evaluation never raises a trial's peak memory (which packed trials share).
+"""
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -9,32 +21,89 @@ from capstudy.engine.device import Precision
 from capstudy.engine.model import classify, detect
 from capstudy.metrics import detection_metrics, top1
 
-# Evaluation batch: larger than training (no gradients), small enough for 1-CPU trials.
-EVAL_BATCH = 32
+# Batches prepared ahead of inference (as in training).
+EVAL_PREFETCH = 2
 
 
-def evaluate_split(model: nn.Module, split, task: str, precision: Precision) -> dict[str, float]:
-    """Metrics of ``model`` on a cached split (``map``, ``map50``, ``ap_<class>`` / ``top1``).
+def predict_split(
+    model: nn.Module, split, task: str, precision: Precision, batch_size: int
+) -> list[dict[str, np.ndarray]] | np.ndarray:
+    """Host-side predictions of ``model`` on every image of ``split``, in order.
 
-    The model is put in eval mode and restored to its previous mode afterwards.
+    Returns:
+        Detection: per image {"boxes" (n, 4), "scores" (n,), "labels" (n,)} numpy arrays.
+        Classification: predicted class indices (N,).
     """
     from capstudy.data import BatchLoader
 
-    loader = BatchLoader(split, EVAL_BATCH, shuffle=False, seed=0, device=precision.device)
+    loader = BatchLoader(
+        split,
+        batch_size,
+        shuffle=False,
+        seed=0,
+        device=precision.device,
+        prefetch=EVAL_PREFETCH if precision.device.type == "cuda" else 0,
+    )
     was_training = model.training
     model.eval()
     try:
-        if task == "detection":
-            predictions, truth = [], []
-            for images, targets in loader:
-                for out in detect(model, images, precision):
-                    predictions.append({k: v.cpu() for k, v in out.items()})
-                truth.extend({k: v.cpu() for k, v in t.items()} for t in targets)
-            return detection_metrics(predictions, truth, split.class_names)
-        preds, labels = [], []
-        for images, targets in loader:
-            preds.append(classify(model, images, precision).cpu())
-            labels.append(targets.cpu())
-        return {"top1": top1(torch.cat(preds), torch.cat(labels))}
+        if task != "detection":
+            preds = [classify(model, images, precision) for images, _ in loader]
+            return torch.cat(preds).cpu().numpy()
+        rows, counts = [], []
+        for images, _ in loader:
+            for out in detect(model, images, precision):
+                counts.append(len(out["scores"]))
+                rows.append(
+                    torch.cat(
+                        [out["boxes"], out["scores"][:, None], out["labels"][:, None].float()],
+                        dim=1,
+                    )
+                )
+        # One (n, 6) transfer for the whole split (labels are small integers: exact in float).
+        table = torch.cat(rows).cpu().numpy() if rows else np.zeros((0, 6), np.float32)
+        per_image = np.split(table, np.cumsum(counts)[:-1]) if counts else []
+        return [
+            {"boxes": t[:, :4], "scores": t[:, 4], "labels": t[:, 5].astype(np.int64)}
+            for t in per_image
+        ]
     finally:
         model.train(was_training)
+
+
+def score_split(predictions, split, task: str) -> dict[str, float]:
+    """Metrics of host-side ``predictions`` against ``split``'s ground truth.
+
+    The one call into :mod:`capstudy.metrics`: ``map``, ``map50``, ``ap_<class>`` for
+    detection, ``top1`` for classification.
+    """
+    if task == "detection":
+        truth = [
+            {"boxes": np.asarray(b), "labels": np.asarray(lab)}
+            for b, lab in zip(split.boxes, split.labels, strict=True)
+        ]
+        return detection_metrics(predictions, truth, split.class_names)
+    assert split.targets is not None
+    return {"top1": top1(predictions, np.asarray(split.targets))}
+
+
+def evaluate_split(
+    model: nn.Module, split, task: str, precision: Precision, batch_size: int
+) -> dict[str, float]:
+    """Metrics of ``model`` on one cached split (see :func:`score_split` for the keys).
+
+    The model is put in eval mode and restored to its previous mode afterwards.
+    """
+    return score_split(predict_split(model, split, task, precision, batch_size), split, task)
+
+
+def evaluate_splits(
+    model: nn.Module, splits: dict, task: str, precision: Precision, batch_size: int
+) -> dict[str, dict[str, float]]:
+    """Metrics per split name; scoring of one split overlaps inference of the next."""
+    with ThreadPoolExecutor(1, thread_name_prefix="capstudy-score") as pool:
+        pending: dict[str, Future] = {}
+        for name, split in splits.items():
+            predictions = predict_split(model, split, task, precision, batch_size)
+            pending[name] = pool.submit(score_split, predictions, split, task)
+        return {name: future.result() for name, future in pending.items()}

@@ -8,10 +8,13 @@ coder lose accuracy in bfloat16/float16, and its own forward offers no such spli
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.models.detection.fcos import FCOS
+from torchvision.models.detection.image_list import ImageList
 
 from capstudy.config import TrialConfig
 from capstudy.engine.device import Precision
@@ -41,10 +44,48 @@ def build_model(config: TrialConfig, variant: Variant, num_classes: int) -> nn.M
     return build_classifier(variant, num_classes)
 
 
+@functools.cache
+def _norm_factors(mean: tuple, std: tuple, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(-mean / std, 1 / std) as (1, 3, 1, 1) float32 tensors, made once per device.
+
+    Cached because building them from Python numbers each step would be a pageable
+    host-to-device copy, which makes the host wait for the device.
+    """
+    m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+    return (-m / s).to(device), (1 / s).to(device)
+
+
+def _prepare(model: FCOS, images: torch.Tensor, targets):
+    """Normalised batch, its ImageList and the targets, skipping an identity resize.
+
+    torchvision's transform normalises and resizes image by image and re-pads into a new
+    batch. At the trial's own input size its resize has scale 1 (an interpolation that only
+    copies) and a multiple of 32 needs no padding, so the whole transform is one
+    normalisation of the batch, in place of its layout (channels-last stays channels-last).
+    Any other size goes through the transform unchanged.
+    """
+    transform = model.transform
+    h, w = images.shape[-2:]
+    identity = (
+        len(transform.min_size) == 1
+        and min(h, w) == transform.min_size[0]
+        and max(h, w) <= transform.max_size
+        and h % transform.size_divisible == 0
+        and w % transform.size_divisible == 0
+    )
+    if not identity:
+        image_list, targets = transform(list(images), targets)
+        return image_list.tensors, image_list, targets
+    bias, gain = _norm_factors(
+        tuple(transform.image_mean), tuple(transform.image_std), str(images.device)
+    )
+    batch = torch.addcmul(bias, images, gain)  # (x - mean) / std as one multiply-add
+    return batch, ImageList(batch, [(h, w)] * len(images)), targets
+
+
 def _features(model: FCOS, images: torch.Tensor, targets, precision: Precision):
     """Run transform, trunk, FPN and head; return float32 head outputs and anchors."""
-    image_list, targets = model.transform(list(images), targets)
-    batch = image_list.tensors
+    batch, image_list, targets = _prepare(model, images, targets)
     if precision.channels_last:
         batch = batch.contiguous(memory_format=torch.channels_last)
     with precision.autocast():
@@ -75,6 +116,8 @@ def detect(model: FCOS, images: torch.Tensor, precision: Precision) -> list[dict
     split_outputs = {k: list(v.split(per_level, dim=1)) for k, v in head_outputs.items()}
     split_anchors = [list(a.split(per_level)) for a in anchors]
     detections = model.postprocess_detections(split_outputs, split_anchors, image_list.image_sizes)
+    if list(image_list.image_sizes) == sizes:  # no resize happened: boxes are in input pixels
+        return detections
     return model.transform.postprocess(detections, image_list.image_sizes, sizes)
 
 

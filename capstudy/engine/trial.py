@@ -2,10 +2,17 @@
 
 No Ray and no MLflow here: results leave through the ``report`` callback, so the same
 function runs under Ray Tune, from ``capstudy train`` and in the tests.
+
+The training step never waits for the device: batches come from a prefetching loader, the
+running loss stays a device tensor, and the host reads it once per epoch. That read is also
+the divergence check: a non-finite epoch loss is reported once (``train/diverged`` = 1, the
+epoch's metrics NaN) and the trial ends normally, since rerunning a diverged configuration
+would only diverge again.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -22,8 +29,16 @@ from capstudy.capacity import variant_capacity
 from capstudy.config import INIT_CHOICES, TrialConfig
 from capstudy.engine.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from capstudy.engine.datasets import TrialData, open_trial_data
-from capstudy.engine.device import Precision, precision_for, resolve_device, set_threads
-from capstudy.engine.evaluate import evaluate_split
+from capstudy.engine.device import (
+    Precision,
+    claim_gpu,
+    configure_backends,
+    precision_for,
+    release_gpu,
+    resolve_device,
+    set_threads,
+)
+from capstudy.engine.evaluate import evaluate_splits
 from capstudy.engine.model import build_model, classification_loss, detection_loss, variant_of
 from capstudy.engine.optim import build_optimizer, build_scheduler, optimizer_step
 from capstudy.engine.progress import StepProgress
@@ -31,6 +46,10 @@ from capstudy.engine.weights import load_init
 from capstudy.errors import CapstudyError
 
 Report = Callable[[dict[str, float], Path | None], None]
+# Training batches prepared ahead by the loader's thread. On a GPU it hides the gather, copy
+# and augmentation behind the step. On a CPU the thread and the step share the trial's cores,
+# so there is nothing to hide behind: batches are made on the training thread.
+PREFETCH_GPU = 2
 
 
 @dataclass
@@ -42,12 +61,14 @@ class TrialResult:
         history: Every epoch's metrics, in order (epochs before a resume included).
         model: The trained model, on the CPU, in eval mode.
         init_meta: Meta of the loaded initialization weights (None for random).
+        diverged: Training stopped early on a non-finite loss.
     """
 
     metrics: dict[str, float]
     history: list[dict[str, float]]
     model: nn.Module
     init_meta: dict[str, Any] | None = field(default=None)
+    diverged: bool = False
 
 
 def seed_everything(seed: int) -> None:
@@ -65,6 +86,7 @@ def run_trial(
     checkpoint_dir: Path | None = None,
     resume_from: Path | None = None,
     progress: bool = False,
+    gpu_share: float | None = None,
 ) -> TrialResult:
     """Train and evaluate one trial.
 
@@ -77,8 +99,10 @@ def run_trial(
             path and this is None, that path is used.
         checkpoint_dir: Where ``checkpoint.pt`` is written after every epoch (None: never).
         resume_from: A checkpoint file or folder of this same config; training continues
-            after its last epoch with the same results as an uninterrupted run.
+            after its last epoch with the same results as an uninterrupted run (on a GPU
+            with ``deterministic: true``).
         progress: Show a progress bar (for the CLI).
+        gpu_share: This trial's fraction of its GPU (packed trials): caps its CUDA memory.
 
     Returns:
         The final metrics, the per-epoch history and the trained model.
@@ -89,8 +113,8 @@ def run_trial(
     set_threads(config.threads)
     device = resolve_device(config.device)
     precision = precision_for(device, config.amp)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed input sizes: autotuning pays off
+    configure_backends(device, config.deterministic)
+    claim_gpu(device, gpu_share)
     seed_everything(config.seed)
     data = open_trial_data(config)
     variant = variant_of(config)
@@ -106,13 +130,7 @@ def run_trial(
     model.to(device)
     if precision.channels_last:
         model.to(memory_format=torch.channels_last)
-
-    from capstudy.data import BatchLoader
-
-    loader = BatchLoader(
-        data.train, config.batch_size, shuffle=True, seed=config.seed, device=device,
-        augment=config.augment,
-    )  # fmt: skip
+    loader = train_loader(data.train, config, device)
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config, len(loader))
     start, history = 0, []
@@ -124,26 +142,67 @@ def run_trial(
         precision.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         start, history = int(state["epoch"]), list(state["history"])
+    parts = _Parts(model, loader, optimizer, scheduler, precision, data, static)
+    try:
+        diverged = _epochs(parts, config, start, history, report, checkpoint_dir, progress)
+    finally:
+        model.to("cpu", memory_format=torch.contiguous_format).eval()
+        release_gpu(device)
+    return TrialResult(dict(history[-1]) if history else {}, history, model, init_meta, diverged)
 
-    bar = StepProgress(progress, total=(config.epochs - start) * len(loader))
+
+def train_loader(split, config: TrialConfig, device: torch.device):
+    """The trial's training BatchLoader (shuffled, augmented, prefetching on a GPU)."""
+    from capstudy.data import BatchLoader
+
+    return BatchLoader(
+        split,
+        config.batch_size,
+        shuffle=True,
+        seed=config.seed,
+        device=device,
+        augment=config.augment,
+        prefetch=PREFETCH_GPU if device.type == "cuda" else 0,
+    )
+
+
+@dataclass
+class _Parts:
+    """What the epoch loop works with (one bundle instead of eight arguments)."""
+
+    model: nn.Module
+    loader: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    precision: Precision
+    data: TrialData
+    static: dict[str, float]
+
+
+def _epochs(parts: _Parts, config, start, history, report, checkpoint_dir, progress) -> bool:
+    """Train epochs ``start..epochs-1``; return True when training diverged."""
+    bar = StepProgress(progress, total=(config.epochs - start) * len(parts.loader))
     with bar:
         for epoch in range(start, config.epochs):
-            loader.set_epoch(epoch)
+            parts.loader.set_epoch(epoch)
             tic = time.perf_counter()
-            loss, images, train_s = _train_epoch(model, loader, optimizer, scheduler, precision,
-                                                 config, bar, epoch)  # fmt: skip
-            metrics = {keys.M_EPOCH: float(epoch + 1), keys.M_TRAIN_LOSS: loss, **static}
-            metrics.update(_evaluate_all(model, data, config, precision))
+            loss, images, train_s = _train_epoch(parts, config, bar, epoch)
+            metrics = {keys.M_EPOCH: float(epoch + 1), keys.M_TRAIN_LOSS: loss, **parts.static}
+            diverged = not math.isfinite(loss)
+            if diverged:
+                metrics.update(_diverged_metrics(config, parts.data))
+            else:
+                metrics.update(_evaluate_all(parts, config))
             metrics[keys.M_IMAGES_PER_S] = images / max(train_s, 1e-9)
             metrics[keys.M_EPOCH_TIME] = time.perf_counter() - tic
             history.append(metrics)
-            if checkpoint_dir is not None:
-                save_checkpoint(checkpoint_dir, _payload(model, optimizer, scheduler, precision,
-                                                         config, epoch + 1, history))  # fmt: skip
+            if checkpoint_dir is not None and not diverged:
+                save_checkpoint(checkpoint_dir, _payload(parts, config, epoch + 1, history))
             if report is not None:
-                report(dict(metrics), checkpoint_dir)
-    model.to("cpu", memory_format=torch.contiguous_format).eval()
-    return TrialResult(dict(history[-1]) if history else {}, history, model, init_meta)
+                report(dict(metrics), None if diverged else checkpoint_dir)
+            if diverged:
+                return True
+    return False
 
 
 def _initialize(model: nn.Module, config: TrialConfig, init_path: Path | None) -> dict | None:
@@ -162,51 +221,63 @@ def _initialize(model: nn.Module, config: TrialConfig, init_path: Path | None) -
     return load_init(model, Path(init_path))
 
 
-def _train_epoch(model, loader, optimizer, scheduler, precision: Precision, config, bar, epoch):
-    """One pass over the train split; returns (mean loss, images, seconds)."""
+def _train_epoch(parts: _Parts, config: TrialConfig, bar, epoch: int):
+    """One pass over the train split; returns (mean loss, images, seconds).
+
+    The loss is summed on the device and read once at the end: a per-step ``float(loss)``
+    would make the host wait for every step before preparing the next.
+    """
+    model, precision = parts.model, parts.precision
     model.train()
     total = torch.zeros((), device=precision.device)
     seen = 0
     tic = time.perf_counter()
-    for images, targets in loader:
+    for images, targets in parts.loader:
         if config.task == "detection":
             loss = detection_loss(model, images, targets, precision)
         else:
             loss = classification_loss(model, images, targets, precision, config.label_smoothing)
-        optimizer_step(loss, model, optimizer, precision.scaler)
-        scheduler.step()
+        optimizer_step(loss, model, parts.optimizer, precision.scaler)
+        parts.scheduler.step()
         total += loss.detach() * len(images)
         seen += len(images)
         bar.advance(f"epoch {epoch + 1}/{config.epochs}")
-    if precision.device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - tic
-    mean = float(total) / max(seen, 1)
-    if not np.isfinite(mean):
-        raise FloatingPointError(
-            f"training diverged in epoch {epoch + 1}: mean loss {mean} (lr={config.lr} too high?)"
-        )
-    return mean, seen, seconds
+    mean = float(total) / max(seen, 1)  # the epoch's one wait for the device
+    return mean, seen, time.perf_counter() - tic
 
 
-def _evaluate_all(model, data: TrialData, config: TrialConfig, precision) -> dict[str, float]:
+def _main_metrics(config: TrialConfig) -> tuple[str, ...]:
+    return keys.DETECTION_METRICS if config.task == "detection" else keys.CLASSIFICATION_METRICS
+
+
+def _evaluate_all(parts: _Parts, config: TrialConfig) -> dict[str, float]:
     """``val/<m>`` for the train domain and ``eval/<domain>/<m>`` for every domain."""
     out: dict[str, float] = {}
-    main = keys.DETECTION_METRICS if config.task == "detection" else keys.CLASSIFICATION_METRICS
-    for domain, split in data.evals.items():
-        values = evaluate_split(model, split, config.task, precision)
+    results = evaluate_splits(
+        parts.model, parts.data.evals, config.task, parts.precision, config.batch_size
+    )
+    for domain, values in results.items():
         out.update({keys.eval_metric(domain, name): v for name, v in values.items()})
         if domain == config.train_domain:
-            out.update({keys.val_metric(name): values[name] for name in main})
+            out.update({keys.val_metric(name): values[name] for name in _main_metrics(config)})
     return out
 
 
-def _payload(model, optimizer, scheduler, precision, config, epoch, history) -> dict:
+def _diverged_metrics(config: TrialConfig, data: TrialData) -> dict[str, float]:
+    """NaN for every main metric (undefined, not zero) and the divergence flag."""
+    out = {keys.M_DIVERGED: 1.0}
+    for name in _main_metrics(config):
+        out[keys.val_metric(name)] = math.nan
+        out.update({keys.eval_metric(domain, name): math.nan for domain in data.evals})
+    return out
+
+
+def _payload(parts: _Parts, config: TrialConfig, epoch: int, history: list) -> dict:
     return {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": precision.scaler.state_dict(),
+        "model": parts.model.state_dict(),
+        "optimizer": parts.optimizer.state_dict(),
+        "scheduler": parts.scheduler.state_dict(),
+        "scaler": parts.precision.scaler.state_dict(),
         "epoch": epoch,
         "history": history,
         "config": config.to_dict(),

@@ -64,9 +64,17 @@ def _bright_block_split(n=16) -> CachedSplit:
         boxes.append(np.array([[x1, y1, x2, y2]], np.float32))
         labels.append(np.array([1]))
     return CachedSplit(
-        "t/rgb", "train", (64, 48), "detection", images, ("person",), "x", None,  # type: ignore[arg-type]
-        boxes=boxes, labels=labels,
-    )  # fmt: skip
+        "t/rgb",
+        "train",
+        (64, 48),
+        "detection",
+        images,
+        ("person",),
+        "x",
+        None,  # type: ignore[arg-type]
+        boxes=boxes,
+        labels=labels,
+    )
 
 
 def test_augmented_boxes_stay_valid_and_follow_their_objects():
@@ -93,3 +101,42 @@ def test_classification_batches(tmp_path):
     split = get_split("imagenet/rgb", "train", 16, roots=roots)
     ys = [y for _, y in BatchLoader(split, 4, shuffle=True, seed=0, augment=True)]
     assert sorted(torch.cat(ys).tolist()) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+
+
+class _HostReads:
+    """Records every host read of a tensor's values while active (monkeypatched methods)."""
+
+    METHODS = ("cpu", "item", "numpy", "tolist", "__float__", "__bool__", "__int__")
+
+    def __init__(self, monkeypatch):
+        self.calls: list[tuple[str, tuple, bool]] = []
+        for name in self.METHODS:
+            original = getattr(torch.Tensor, name)
+            monkeypatch.setattr(torch.Tensor, name, self._wrap(name, original))
+
+    def _wrap(self, name, original):
+        def wrapped(tensor, *args, **kwargs):
+            self.calls.append((name, tuple(tensor.shape), tensor.is_floating_point()))
+            return original(tensor, *args, **kwargs)
+
+        return wrapped
+
+
+def test_loader_path_reads_no_batch_data_back_to_the_host(tmp_path, monkeypatch):
+    """No .cpu()/.item() (a host-device sync on a GPU) anywhere on the loader path.
+
+    The only host reads allowed are of the CPU generator's random draws (at most 2 per image),
+    which never live on the device.
+    """
+    split = _split(tmp_path, n=8)
+    aug = Augment(scale_p=1.0)  # every batch zoomed: the costliest, fullest path
+    for prefetch in (0, 2):
+        loader = BatchLoader(split, 4, shuffle=True, seed=1, augment=aug, prefetch=prefetch)
+        reads = _HostReads(monkeypatch)
+        batches = list(loader)
+        monkeypatch.undo()
+        assert len(batches) == 2
+        assert batches[0][0].is_contiguous(memory_format=torch.channels_last)  # layout kept
+        forbidden = [c for c in reads.calls if c[0] not in ("numpy", "tolist")]
+        assert forbidden == []
+        assert all(len(shape) <= 2 and max(shape, default=1) <= 4 for _, shape, _ in reads.calls)

@@ -58,3 +58,23 @@ def test_classification_under_autocast():
     loss = classification_loss(model, images, labels, _mixed(), label_smoothing=0.1)
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     assert classify(model.eval(), images, _mixed()).shape == (4,)
+
+
+def test_skipping_the_identity_resize_changes_nothing_but_the_work():
+    """The in-batch normalisation equals torchvision's transform at the trial's own size."""
+    from capstudy.engine.model import _prepare
+
+    torch.manual_seed(0)
+    model = build_detector(make_variant("efficientnet_b0", -7), 3, 64).train()
+    images = torch.rand(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    batch, image_list, _ = _prepare(model, images, TARGETS)
+    reference, _ = model.transform(list(images), [dict(t) for t in TARGETS])
+    assert torch.allclose(batch, reference.tensors, atol=1e-5)
+    assert image_list.image_sizes == reference.image_sizes
+    assert batch.is_contiguous(memory_format=torch.channels_last)  # the loader's layout kept
+    model.eval()
+    fast = detect(model, images, precision_for(torch.device("cpu"), False))
+    assert len(fast) == 2 and fast[0]["boxes"].shape[1] == 4
+    # Another size still goes through torchvision's transform, which resizes it to 64.
+    _, odd_list, _ = _prepare(model, torch.rand(2, 3, 72, 72), None)
+    assert odd_list.image_sizes == [(64, 64), (64, 64)]

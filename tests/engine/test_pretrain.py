@@ -71,8 +71,9 @@ def test_round_trip_registers_lineage_reuses_and_loads(store):
 
 def test_changed_settings_make_a_new_version(store):
     ensure_weights(VARIANT, "imagenet", settings=TINY, tracking_uri=store)
-    ensure_weights(VARIANT, "imagenet", settings={**TINY, "max_train_images": 16},
-                   tracking_uri=store)  # fmt: skip
+    ensure_weights(
+        VARIANT, "imagenet", settings={**TINY, "max_train_images": 16}, tracking_uri=store
+    )
     name = registered_name(VARIANT, "imagenet")
     assert registry.current_version(name, store).version == "2"
     ensure_weights(VARIANT, "imagenet", settings=TINY, tracking_uri=store)  # reuse v1
@@ -81,8 +82,9 @@ def test_changed_settings_make_a_new_version(store):
 
 def test_missing_weights_name_the_command_that_makes_them(store):
     config = TrialConfig.from_dict({"family": "mobilenetv3_small", "phi": -5, "init": "imagenet"})
-    with pytest.raises(CapstudyError, match="capstudy pretrain imagenet --family "
-                       "mobilenetv3_small --phi -5"):  # fmt: skip
+    with pytest.raises(
+        CapstudyError, match="capstudy pretrain imagenet --family mobilenetv3_small --phi -5"
+    ):
         resolve_init(config, tracking_uri=store)
     with pytest.raises(CapstudyError, match="not a file"):
         resolve_init(config.replace(init="/nonexistent/w.pt"), tracking_uri=store)

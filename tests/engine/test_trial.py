@@ -77,9 +77,13 @@ def test_resume_refuses_a_checkpoint_of_another_config(tmp_path: Path):
 
 def test_classification_trial_reports_top1():
     config = make_tiny_config(
-        task="classification", train_domain="synth_imagenet/rgb", epochs=1, batch_size=16,
-        max_train_images=64, max_eval_images=32,
-    )  # fmt: skip
+        task="classification",
+        train_domain="synth_imagenet/rgb",
+        epochs=1,
+        batch_size=16,
+        max_train_images=64,
+        max_eval_images=32,
+    )
     result = run_trial(config)
     assert 0.0 <= result.metrics[keys.val_metric("top1")] <= 1.0
     assert keys.eval_metric("synth_imagenet/rgb", "top1") in result.metrics
@@ -106,3 +110,60 @@ def test_engine_imports_neither_ray_nor_mlflow():
                 names = [node.module]
             for name in names:
                 assert name.split(".")[0] not in ("ray", "mlflow"), f"{path.name} imports {name}"
+
+
+def test_a_diverged_trial_reports_nan_once_and_stops(monkeypatch):
+    import capstudy.engine.trial as trial_module
+
+    real_loss = trial_module.detection_loss
+    steps = []
+
+    def loss_that_blows_up(*args, **kwargs):
+        # Fault injection: the third step's loss is NaN, as after a too-large update.
+        steps.append(1)
+        loss = real_loss(*args, **kwargs)
+        return loss * float("nan") if len(steps) == 3 else loss
+
+    monkeypatch.setattr(trial_module, "detection_loss", loss_that_blows_up)
+    reports = []
+    config = make_tiny_config(epochs=3, eval_domains=["synth_a/ir"])
+    result = run_trial(config, lambda m, d: reports.append((m, d)))
+    assert result.diverged and len(reports) == 1
+    metrics, checkpoint_dir = reports[0]
+    assert metrics[keys.M_DIVERGED] == 1.0 and checkpoint_dir is None
+    for key in (keys.M_TRAIN_LOSS, keys.val_metric("map50"), keys.eval_metric("synth_a/ir", "map")):
+        assert metrics[key] != metrics[key], key  # NaN
+    assert len(steps) == 4  # the epoch finished (32 images / 8), nothing ran after it
+
+
+def test_training_steps_never_read_the_loss_or_batch_back(monkeypatch):
+    """The host reads the running loss once per epoch, never per step (no per-step sync)."""
+    import capstudy.engine.trial as trial_module
+
+    reads = []
+    recording = [True]
+    for name in ("cpu", "item", "__float__", "__bool__", "tolist", "numpy"):
+        original = getattr(torch.Tensor, name)
+
+        def wrapped(tensor, *a, _name=name, _original=original, **k):
+            batch_or_loss = tensor.grad_fn is not None or tensor.ndim >= 3
+            if recording[0] and (batch_or_loss or _name in ("__float__", "cpu")):
+                reads.append((_name, tuple(tensor.shape), tensor.grad_fn is not None))
+            return _original(tensor, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, wrapped)
+    real_eval = trial_module.evaluate_splits
+
+    def evaluate_unrecorded(*args, **kwargs):
+        recording[0] = False
+        try:
+            return real_eval(*args, **kwargs)
+        finally:
+            recording[0] = True
+
+    monkeypatch.setattr(trial_module, "evaluate_splits", evaluate_unrecorded)
+    result = run_trial(make_tiny_config(epochs=2))
+    monkeypatch.undo()
+    assert not result.diverged
+    # One float() of the 0-dim running total per epoch, nothing else.
+    assert reads == [("__float__", (), False)] * 2

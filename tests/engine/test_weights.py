@@ -7,8 +7,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from capstudy.engine.device import precision_for
-from capstudy.engine.optim import lr_factor
 from capstudy.engine.weights import load_init, read_weights, save_weights
 from capstudy.errors import CapstudyError
 from capstudy.heads import build_classifier, build_detector, trunk_of
@@ -72,17 +70,3 @@ def test_missing_or_foreign_files_are_clear_errors(tmp_path: Path):
     torch.save({"something": torch.zeros(1)}, tmp_path / "foreign.pt")
     with pytest.raises(CapstudyError, match="neither"):
         load_init(detector, tmp_path / "foreign.pt")
-
-
-def test_cpu_falls_back_to_float32_without_scaler_or_channels_last():
-    precision = precision_for(torch.device("cpu"), amp=True)
-    assert precision.dtype is None
-    assert not precision.scaler.is_enabled()
-    assert not precision.channels_last
-
-
-def test_lr_warms_up_then_decays_to_zero():
-    factors = [lr_factor(s, total=10, warmup=2, schedule="cosine") for s in range(11)]
-    assert factors[0] < factors[1] < factors[2] == 1.0
-    assert factors[10] == pytest.approx(0.0)
-    assert lr_factor(9, total=10, warmup=2, schedule="constant") == 1.0
