@@ -116,11 +116,13 @@ def claim_gpu(device: torch.device, share: float | None) -> None:
     """
     if device.type != "cuda":
         return
+    # torch.device("cuda") carries no index; the memory calls need the one it means.
+    index = device.index if device.index is not None else torch.cuda.current_device()
     gc.collect()
     torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats(device)
+    torch.cuda.reset_peak_memory_stats(index)
     fraction = 1.0 if share is None or share <= 0 or share >= 1 else float(share)
-    torch.cuda.set_per_process_memory_fraction(fraction, device)
+    torch.cuda.set_per_process_memory_fraction(fraction, index)
 
 
 def release_gpu(device: torch.device) -> None:
