@@ -127,3 +127,17 @@ TIDY_COLUMNS = (
 )
 # After these come one column per metric on the evaluation domain (``map``, ``map50`` for
 # detection, ``top1`` for classification) and one ``hpo_<name>`` column per HPO dimension.
+
+# --- issue 9 (data/engine half): held-out validation subset, class sets ------------------
+# ``val/*`` metrics come from a subset carved from the train domain's training split
+# (``TrialConfig.val_fraction``, param ``val_fraction``); this tag fingerprints that subset.
+T_VAL_FINGERPRINT = "capstudy.val_fingerprint"
+# One tag per evaluation domain: the comma-separated classes its detection metrics cover
+# (the classes both the train and that domain annotate), e.g.
+# ``capstudy.class_set.synth_b/rgb = person``.
+T_CLASS_SET_PREFIX = "capstudy.class_set."
+
+
+def class_set_tag(domain: str) -> str:
+    """Tag key holding the class set of ``domain``'s metrics, e.g. ``capstudy.class_set.flir/ir``."""
+    return f"{T_CLASS_SET_PREFIX}{domain}"

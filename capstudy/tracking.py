@@ -132,7 +132,16 @@ def trial_tags(
         keys.T_DATA_FINGERPRINT: data_fingerprint,
         keys.T_PARENT_RUN: parent_run_id,
     }
+    tags.update(class_set_tags(config))
     return {k: str(v) for k, v in tags.items() if v is not None}
+
+
+def class_set_tags(config: TrialConfig) -> dict[str, str]:
+    """``capstudy.class_set.<domain>``: the classes each domain's detection metrics cover."""
+    from capstudy.data.domains import eval_class_sets
+
+    sets = eval_class_sets(config.train_domain, config.eval_domains, dict(config.dataset_classes))
+    return {keys.class_set_tag(d): ",".join(classes) for d, classes in sets.items()}
 
 
 def log_params(run_id: str, params: Mapping[str, Any], tracking_uri: str | None = None) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 from capstudy.data.cocofmt import read_coco, read_flir_v2
-from capstudy.data.domains import DATASETS, check_split, dataset_root, parse_domain
+from capstudy.data.domains import check_split
 from capstudy.data.folders import read_domainnet, read_imagefolder
 from capstudy.data.index import RawIndex, fingerprint_files
 from capstudy.data.voc import read_flir_aligned, read_llvip
@@ -37,18 +37,3 @@ def source_fingerprint(fmt: str, root: Path, split: str, modality: str) -> str:
     files = raw.sources or [Path(p.path) for p in raw.problems]
     return fingerprint_files(files, lambda f: f.suffix.lower() in _CONTENT_SUFFIXES)
 
-
-def dataset_fingerprint(domain: str, split: str, roots: Mapping[str, str] | None = None) -> str:
-    """Cheap fingerprint of a domain's split: its file list, sizes and label files hashed.
-
-    Args:
-        domain: ``dataset/modality``.
-        split: ``train`` or ``val``.
-        roots: dataset name → folder overrides.
-
-    Returns:
-        16 hex characters; changes when a file is added, removed, resized or relabelled.
-    """
-    dataset, modality = parse_domain(domain)
-    root = dataset_root(dataset, roots)
-    return source_fingerprint(DATASETS[dataset].format, root, split, modality)

@@ -4,7 +4,7 @@
 dataset             layout          content                                      default size
 ==================  ==============  ===========================================  ============
 ``synth_a``         FLIR aligned    street scenes, RGB + thermal pairs, 320x256   400 / 100
-``synth_b``         LLVIP           plaza scenes, RGB + thermal pairs, 320x256    400 / 100
+``synth_b``         LLVIP           plaza scenes (persons), RGB + thermal pairs   400 / 100
 ``synth_coco``      COCO 2017       7 classes, RGB, 320x256                       600 / 100
 ``synth_imagenet``  class folders   120 classes, 64x64                            40 / 8 each
 ==================  ==============  ===========================================  ============
@@ -34,7 +34,7 @@ from capstudy.errors import CapstudyError
 
 SIZE = (320, 256)
 MARKER = ".capstudy-synth.json"
-VERSION = 1
+VERSION = 2  # 2: synth_b draws persons only (like LLVIP)
 SPECS = {
     "synth_a": {"style": "street", "layout": "flir_aligned", "train": 400, "val": 100},
     "synth_b": {"style": "plaza", "layout": "llvip", "train": 400, "val": 100},
@@ -198,7 +198,14 @@ def _locked_write(name: str, root: Path, seed: int, scale: float = 1.0) -> float
 
     with file_lock(root.parent / f".{root.name}.lock"):
         # Checked under the lock: whoever waited finds the finished copy and stops here.
+        if root.exists() and _outdated(root):
+            shutil.rmtree(root)  # written by an older generator: its content has changed
         return 0.0 if root.exists() else write_dataset(name, root, seed, scale)
+
+
+def _outdated(root: Path) -> bool:
+    marker = root / MARKER
+    return marker.is_file() and json.loads(marker.read_text()).get("version") != VERSION
 
 
 def generate_all(

@@ -13,10 +13,14 @@ from capstudy.metrics import detection_metrics, top1
 EVAL_BATCH = 32
 
 
-def evaluate_split(model: nn.Module, split, task: str, precision: Precision) -> dict[str, float]:
+def evaluate_split(
+    model: nn.Module, split, task: str, precision: Precision, classes=None
+) -> dict[str, float]:
     """Metrics of ``model`` on a cached split (``map``, ``map50``, ``ap_<class>`` / ``top1``).
 
-    The model is put in eval mode and restored to its previous mode afterwards.
+    The model is put in eval mode and restored to its previous mode afterwards. ``classes``
+    restricts detection metrics to those class names (the classes train and evaluation
+    domain share); the split's ignore regions are neither hits nor false positives.
     """
     from capstudy.data import BatchLoader
 
@@ -30,7 +34,9 @@ def evaluate_split(model: nn.Module, split, task: str, precision: Precision) -> 
                 for out in detect(model, images, precision):
                     predictions.append({k: v.cpu() for k, v in out.items()})
                 truth.extend({k: v.cpu() for k, v in t.items()} for t in targets)
-            return detection_metrics(predictions, truth, split.class_names)
+            ignore = split.ignore_regions()
+            names = split.class_names
+            return detection_metrics(predictions, truth, names, classes=classes, ignore=ignore)
         preds, labels = [], []
         for images, targets in loader:
             preds.append(classify(model, images, precision).cpu())

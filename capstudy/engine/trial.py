@@ -190,14 +190,16 @@ def _train_epoch(model, loader, optimizer, scheduler, precision: Precision, conf
 
 
 def _evaluate_all(model, data: TrialData, config: TrialConfig, precision) -> dict[str, float]:
-    """``val/<m>`` for the train domain and ``eval/<domain>/<m>`` for every domain."""
+    """``val/<m>`` on the carved validation subset, ``eval/<domain>/<m>`` on published splits."""
     out: dict[str, float] = {}
     main = keys.DETECTION_METRICS if config.task == "detection" else keys.CLASSIFICATION_METRICS
+    own = data.class_sets.get(config.train_domain)
+    values = evaluate_split(model, data.val, config.task, precision, classes=own)
+    out.update({keys.val_metric(name): values[name] for name in main})
     for domain, split in data.evals.items():
-        values = evaluate_split(model, split, config.task, precision)
+        classes = data.class_sets.get(domain)
+        values = evaluate_split(model, split, config.task, precision, classes=classes)
         out.update({keys.eval_metric(domain, name): v for name, v in values.items()})
-        if domain == config.train_domain:
-            out.update({keys.val_metric(name): values[name] for name in main})
     return out
 
 
