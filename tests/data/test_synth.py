@@ -62,7 +62,7 @@ def test_rgb_and_thermal_are_aligned_but_look_different(tmp_path):
 
 def test_on_demand_generation(monkeypatch):
     monkeypatch.setenv("CAPSTUDY_SYNTH_SCALE", "0.01")
-    split = get_split("synth_b/ir", "val", 64)
+    split = get_split("synth_b/ir", "eval", 64)
     assert len(split) == 1 and (paths.data_root() / "synth_b" / "Annotations").is_dir()
 
 
