@@ -139,5 +139,5 @@ T_CLASS_SET_PREFIX = "capstudy.class_set."
 
 
 def class_set_tag(domain: str) -> str:
-    """Tag key holding the class set of ``domain``'s metrics, e.g. ``capstudy.class_set.flir/ir``."""
+    """Tag key of the class set of ``domain``'s metrics, e.g. ``capstudy.class_set.flir/ir``."""
     return f"{T_CLASS_SET_PREFIX}{domain}"

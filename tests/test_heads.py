@@ -53,8 +53,9 @@ def test_classifier_forward_and_trunk():
     assert trunk_of(clf) is clf.body
 
 
-@pytest.mark.parametrize(("family", "phi"), [("efficientnet_b0", 0), ("efficientnet_b0", -5),
-                                             ("mobilenetv3_small", 0)])
+@pytest.mark.parametrize(
+    ("family", "phi"), [("efficientnet_b0", 0), ("efficientnet_b0", -5), ("mobilenetv3_small", 0)]
+)
 def test_classifier_keeps_timms_conv_head(family, phi):
     """Trunk + conv_head hold exactly the parameters of timm's own model without its logits."""
     import timm
@@ -69,8 +70,12 @@ def test_classifier_keeps_timms_conv_head(family, phi):
         ref = timm.create_model("mobilenetv3_small_100", pretrained=False)
     else:
         w, d = variant.scale.width, variant.scale.depth
-        ref = _gen_efficientnet("efficientnet_b0", channel_multiplier=w, depth_multiplier=d,
-                                channel_divisor=channel_divisor(variant))
+        ref = _gen_efficientnet(
+            "efficientnet_b0",
+            channel_multiplier=w,
+            depth_multiplier=d,
+            channel_divisor=channel_divisor(variant),
+        )
     ours = count_params(clf) - count_params(clf.fc)
     assert ours == count_params(ref) - count_params(ref.get_classifier())
     assert clf.fc.in_features == ref.get_classifier().in_features

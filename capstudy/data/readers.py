@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from capstudy.data.cocofmt import read_coco, read_flir_v2
@@ -36,4 +36,3 @@ def source_fingerprint(fmt: str, root: Path, split: str, modality: str) -> str:
     raw = read_raw(fmt, root, split, modality, parse=False)
     files = raw.sources or [Path(p.path) for p in raw.problems]
     return fingerprint_files(files, lambda f: f.suffix.lower() in _CONTENT_SUFFIXES)
-

@@ -42,8 +42,15 @@ SPECS = {
     "synth_imagenet": {"layout": "imagefolder", "train": 40, "val": 8},
 }
 _IDS = {name: i + 1 for i, name in enumerate(SPECS)}
-COCO_IDS = {"person": 1, "bicycle": 2, "car": 3, "bus": 6, "traffic light": 10,
-            "stop sign": 13, "dog": 18}  # fmt: skip
+COCO_IDS = {
+    "person": 1,
+    "bicycle": 2,
+    "car": 3,
+    "bus": 6,
+    "traffic light": 10,
+    "stop sign": 13,
+    "dog": 18,
+}
 
 
 def _rng(seed: int, name: str, split: str, index: int) -> np.random.Generator:
@@ -131,8 +138,13 @@ def _write_coco(root: Path, name: str, seed: int, counts: dict[str, int]) -> Non
                 w, h = round(x2 - x1, 1), round(y2 - y1, 1)
                 ann = {"id": ann_id, "image_id": image_id, "category_id": COCO_IDS[cls]}
                 anns.append({**ann, "bbox": [x1, y1, w, h], "area": round(w * h, 1), "iscrowd": 0})
-        doc = {"info": {"description": f"capstudy {name} seed {seed}"}, "licenses": [],
-               "images": images, "annotations": anns, "categories": cats}  # fmt: skip
+        doc = {
+            "info": {"description": f"capstudy {name} seed {seed}"},
+            "licenses": [],
+            "images": images,
+            "annotations": anns,
+            "categories": cats,
+        }
         (root / "annotations" / f"instances_{folder}.json").write_text(json.dumps(doc))
 
 

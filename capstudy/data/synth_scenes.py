@@ -149,7 +149,10 @@ def _clutter(
 ) -> None:
     """Distractors that are not objects: buildings, lane marks, lawns, trees, lamp posts."""
     w, h = size
-    col = lambda: tuple(int(v) for v in rng.integers(40, 200, 3))  # noqa: E731
+
+    def col() -> tuple[int, ...]:
+        return tuple(int(v) for v in rng.integers(40, 200, 3))
+
     if style.name == "street":
         x = 0.0
         while x < w:

@@ -76,10 +76,17 @@ def write_llvip(root: Path, n_train: int = 3, n_val: int = 2) -> Path:
 def _coco_doc(files: list[str], cats: list[tuple[int, str]]) -> dict:
     images = [{"id": i + 1, "file_name": f, "width": W, "height": H} for i, f in enumerate(files)]
     anns = [
-        {"id": 2 * i + k + 1, "image_id": i + 1, "category_id": cats[k][0],
-         "bbox": [2.0 + k * 15, 3.0, 10.0, 12.0], "area": 120.0, "iscrowd": 0}
-        for i in range(len(files)) for k in range(2)
-    ]  # fmt: skip
+        {
+            "id": 2 * i + k + 1,
+            "image_id": i + 1,
+            "category_id": cats[k][0],
+            "bbox": [2.0 + k * 15, 3.0, 10.0, 12.0],
+            "area": 120.0,
+            "iscrowd": 0,
+        }
+        for i in range(len(files))
+        for k in range(2)
+    ]
     categories = [{"id": c, "name": n, "supercategory": "x"} for c, n in cats]
     return {"images": images, "annotations": anns, "categories": categories}
 

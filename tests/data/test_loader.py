@@ -64,9 +64,17 @@ def _bright_block_split(n=16) -> CachedSplit:
         boxes.append(np.array([[x1, y1, x2, y2]], np.float32))
         labels.append(np.array([1]))
     return CachedSplit(
-        "t/rgb", "train", (64, 48), "detection", images, ("person",), "x", None,  # type: ignore[arg-type]
-        boxes=boxes, labels=labels,
-    )  # fmt: skip
+        "t/rgb",
+        "train",
+        (64, 48),
+        "detection",
+        images,
+        ("person",),
+        "x",
+        None,  # type: ignore[arg-type]
+        boxes=boxes,
+        labels=labels,
+    )
 
 
 def test_augmented_boxes_stay_valid_and_follow_their_objects():

@@ -11,8 +11,9 @@ from capstudy.engine.datasets import open_trial_data
 
 
 def test_val_subset_is_disjoint_from_train_and_every_eval_split():
-    config = make_tiny_config(eval_domains=["synth_a/ir", "synth_b/rgb"], max_train_images=0,
-                              max_eval_images=0)
+    config = make_tiny_config(
+        eval_domains=["synth_a/ir", "synth_b/rgb"], max_train_images=0, max_eval_images=0
+    )
     data = open_trial_data(config)
     val, train = set(data.val.sample_ids()), set(data.train.sample_ids())
     assert len(val) == 4 and len(train) == 36  # 10% of synth_a's 40 training images

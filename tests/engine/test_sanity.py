@@ -33,8 +33,15 @@ def _easy_split(n: int, seed: int) -> CachedSplit:
         images[i, y : y + h, x : x + w] = 230
         boxes.append(np.array([[x, y, x + w, y + h]], np.float32))
     return CachedSplit(
-        domain="easy/rgb", split="train", size=(SIZE, SIZE), task="detection", images=images,
-        class_names=("person",), fingerprint="easy", path=None, boxes=boxes,
+        domain="easy/rgb",
+        split="train",
+        size=(SIZE, SIZE),
+        task="detection",
+        images=images,
+        class_names=("person",),
+        fingerprint="easy",
+        path=None,
+        boxes=boxes,
         labels=[np.ones(1, np.int64) for _ in range(n)],
     )
 
