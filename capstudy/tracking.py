@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from capstudy import keys, paths
 from capstudy.config import TrialConfig
+from capstudy.errors import CapstudyError
 
 # MLflow rejects param values longer than this; longer values (domain lists) are cut with a
 # marker rather than failing the run.
@@ -140,7 +141,11 @@ def class_set_tags(config: TrialConfig) -> dict[str, str]:
     """``capstudy.class_set.<domain>``: the classes each domain's detection metrics cover."""
     from capstudy.data.domains import eval_class_sets
 
-    sets = eval_class_sets(config.train_domain, config.eval_domains, dict(config.dataset_classes))
+    try:
+        overrides = dict(config.dataset_classes)
+        sets = eval_class_sets(config.train_domain, config.eval_domains, overrides)
+    except CapstudyError:
+        return {}  # a bad dataset_classes: the trial itself stops with the message
     return {keys.class_set_tag(d): ",".join(classes) for d, classes in sets.items()}
 
 

@@ -114,11 +114,20 @@ def annotated_classes(
         label_classes: the label map's classes the trial uses.
         overrides: dataset name -> comma-separated classes, replacing the declaration
             (``TrialConfig.dataset_classes``).
+
+    Raises:
+        CapstudyError: an override names a class outside ``label_classes``.
     """
     dataset = parse_domain(domain)[0]
     declared = DATASETS[dataset].classes
     if overrides and dataset in overrides:
         declared = tuple(c.strip() for c in overrides[dataset].split(",") if c.strip())
+        unknown = sorted(set(declared) - set(label_classes))
+        if unknown or not declared:
+            raise CapstudyError(
+                f"dataset_classes: {dataset}: {overrides[dataset]!r} must be a comma-separated "
+                f"subset of the label map's classes {list(label_classes)}"
+            )
     return tuple(c for c in label_classes if declared is None or c in declared)
 
 

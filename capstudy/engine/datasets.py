@@ -101,10 +101,13 @@ def open_trial_data(config: TrialConfig) -> TrialData:
                 f"domain {config.train_domain!r} has {list(names)}; evaluate on domains that "
                 "share a label map"
             )
-    from capstudy.data.domains import shared_classes
+    from capstudy.data.domains import DATASETS, shared_classes
 
     sets = {}
+    overrides = dict(config.dataset_classes)
+    unknown = sorted(set(overrides) - set(DATASETS))
+    if unknown:
+        raise CapstudyError(f"dataset_classes names unknown dataset(s) {unknown}")
     if config.task == "detection":
-        overrides = dict(config.dataset_classes)
         sets = {d: shared_classes(config.train_domain, d, names, overrides) for d in domains}
     return TrialData(train, val, evals, names, train.fingerprint, sets)

@@ -45,3 +45,26 @@ def test_three_class_train_keeps_all_classes_in_domain():
     data = open_trial_data(config)
     assert data.class_sets["synth_a/rgb"] == ("person", "car", "bicycle")
     assert data.class_sets["synth_b/ir"] == ("person",)
+
+
+def test_dataset_classes_override_and_its_errors():
+    from capstudy.errors import CapstudyError
+
+    config = make_tiny_config(eval_domains=["synth_b/ir"], dataset_classes={"synth_a": "car"})
+    data = open_trial_data(config)
+    assert data.class_sets == {"synth_a/rgb": ("car",), "synth_b/ir": ()}
+    with pytest.raises(CapstudyError, match="dataset_classes: synth_a: 'persn'"):
+        open_trial_data(config.replace(dataset_classes={"synth_a": "persn"}))
+    with pytest.raises(CapstudyError, match="unknown dataset"):
+        open_trial_data(config.replace(dataset_classes={"flirr": "person"}))
+
+
+def test_class_set_tags_name_every_domain():
+    from capstudy.tracking import class_set_tags
+
+    config = make_tiny_config(train_domain="synth_b/rgb", eval_domains=["synth_a/ir"])
+    assert class_set_tags(config) == {
+        keys.class_set_tag("synth_b/rgb"): "person",
+        keys.class_set_tag("synth_a/ir"): "person",
+    }
+    assert class_set_tags(config.replace(dataset_classes={"synth_b": "dog"})) == {}
