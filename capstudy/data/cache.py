@@ -1,6 +1,6 @@
 """The decoded, resized image cache shared by every trial and process on a node.
 
-One cache entry per (dataset, modality, split, size, label map, source fingerprint) lives in
+One cache entry per (dataset, modality, split, size, label map, carve, source fingerprint) in
 ``<cache_root>/<dataset>/<modality>-<split>-<W>x<H>-<key>/``:
 
 * ``images.npy``  uint8 (N, H, W, 3), opened with ``mmap_mode='r'`` so every process shares the
@@ -56,7 +56,7 @@ class CachedSplit:
 
     Attributes:
         domain: ``dataset/modality``.
-        split: ``train`` or ``val``.
+        split: ``train``, ``val`` (held out of the training split) or ``eval`` (published).
         size: (width, height) of every image.
         task: ``detection`` or ``classification``.
         images: uint8 (N, H, W, 3) read-only memmap.
