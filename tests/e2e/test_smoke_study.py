@@ -21,8 +21,9 @@ from statistics import mean
 import pytest
 from e2e_helpers import capstudy, run_rows
 
-# The launch alone may take its whole 1800 s on a busy 2-core machine; the suite default is 600.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
+# Measured 30 min for the launch on a 2-core machine shared with other jobs (5.5 min quiet);
+# the suite default timeout is 600 s.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 IN_DOMAIN = "eval/synth_a/rgb/map50"
 
@@ -80,7 +81,7 @@ def _untrained_map50(home, monkeypatch, variants) -> dict[tuple[str, int], float
 
 
 def test_smoke_launch_then_analyze(tmp_path, monkeypatch):
-    launched = capstudy(["launch", "--space", "smoke"], tmp_path, timeout=1800, synth_scale=None)
+    launched = capstudy(["launch", "--space", "smoke"], tmp_path, timeout=3000, synth_scale=None)
     assert launched.returncode == 0, launched.stdout[-3000:] + launched.stderr[-3000:]
     assert "48/48 trials done, 0 failed" in launched.stdout
     assert [s for _, s, _ in run_rows(tmp_path, "study")] == ["FINISHED"]
