@@ -244,9 +244,9 @@ def generate_all(
             marker = root / MARKER
             same = marker.is_file() and json.loads(marker.read_text()).get("seed") == seed
             same = same and json.loads(marker.read_text()).get("scale", 1.0) == scale
-            if same and not force:
+            if same and not force and not _outdated(root):
                 continue
-            if not force:
+            if not force and not (same and _outdated(root)):
                 raise CapstudyError(
                     f"{root} exists and is not synthetic data of seed {seed}; pass --force to "
                     "replace it"
