@@ -61,6 +61,14 @@ class TrialConfig:
     # Cap on training images per epoch (0 = all): lets smoke studies and tests stay fast.
     max_train_images: int = 0
     max_eval_images: int = 0
+    # Share of the train domain's training split held out, by a hash of image ids (not the
+    # seed), as the validation subset that ASHA and selection read (``val/*``). The published
+    # evaluation split of every domain is reported as ``eval/<domain>/*`` and never selects.
+    # 0.1: see README "Held-out validation".
+    val_fraction: float = 0.1
+    # dataset name -> comma-separated classes it annotates, overriding the declaration in
+    # capstudy.data.domains (for a real dataset folder that labels fewer classes).
+    dataset_classes: tuple[tuple[str, str], ...] = ()
     # "auto" = cuda when available, else cpu. AMP and channels_last apply on cuda only.
     device: str = "auto"
     amp: bool = True
@@ -125,6 +133,11 @@ class TrialConfig:
             ("lr", self.lr > 0, "must be > 0"),
             ("head_width", self.head_width >= 4, "must be >= 4"),
             ("head_convs", self.head_convs >= 0, "must be >= 0"),
+            (
+                "val_fraction",
+                0 < self.val_fraction <= 0.5,
+                "must be in (0, 0.5] (a validation subset is always held out)",
+            ),
             ("optimizer", self.optimizer in ("adamw", "sgd"), "must be 'adamw' or 'sgd'"),
             ("schedule", self.schedule in ("cosine", "constant"), "must be 'cosine' or 'constant'"),
         ]

@@ -119,9 +119,58 @@ def build_detector(
     )
 
 
-class Classifier(nn.Module):
-    """Trunk -> global average pool -> dropout -> linear, normalising inputs itself.
+# timm's final 1x1 conv ("conv_head") widths: EfficientNet-B0 1280, scaled with the width
+# multiplier and its channel divisor like every other layer (timm ``_gen_efficientnet``:
+# ``num_features=round_chs_fn(1280)``); MobileNetV3-Small 1024 at every width (timm's
+# ``_gen_mobilenet_v3`` passes a fixed ``num_features``).
+CONV_HEAD_WIDTH = {"efficientnet_b0": 1280, "mobilenetv3_small": 1024}
 
+
+def conv_head_width(variant: Variant) -> int:
+    """Output channels of the classifier's ``conv_head`` for a variant (as timm builds it)."""
+    from timm.models._efficientnet_builder import round_channels
+
+    from capstudy.backbones import channel_divisor
+
+    base = CONV_HEAD_WIDTH[variant.family]
+    if variant.family == "efficientnet_b0":
+        return round_channels(base, variant.scale.width, channel_divisor(variant))
+    return base
+
+
+class ConvHead(nn.Module):
+    """timm's classifier head between the trunk and the logits, per family.
+
+    EfficientNet: 1x1 conv (no bias) -> BatchNorm -> SiLU, then global average pool.
+    MobileNetV3: global average pool first, then 1x1 conv (with bias) -> hard-swish (the
+    "efficient last stage" of the MobileNetV3 paper). Returns pooled features (B, C).
+    """
+
+    def __init__(self, family: str, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.pool_first = family == "mobilenetv3_small"
+        if self.pool_first:
+            self.conv = nn.Conv2d(in_channels, out_channels, 1, bias=True)
+            self.norm: nn.Module = nn.Identity()
+            self.act: nn.Module = nn.Hardswish(inplace=True)
+        else:
+            self.conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+            self.norm = nn.BatchNorm2d(out_channels)
+            self.act = nn.SiLU(inplace=True)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        if self.pool_first:
+            feats = feats.mean(dim=(2, 3), keepdim=True)
+        x = self.act(self.norm(self.conv(feats)))
+        return x.mean(dim=(2, 3))
+
+
+class Classifier(nn.Module):
+    """Trunk -> conv_head (timm's final 1x1 conv) -> pool -> dropout -> linear.
+
+    The trunk is exactly the detector's trunk (``trunk_of`` returns it, and only it transfers
+    into a detector), so keeping ``conv_head`` here makes ImageNet-stage pretraining train the
+    same network timm and the reference code train, without changing what a detector gets.
     Inputs are float images in [0, 1]; normalisation lives in the model so every data path
     (training, evaluation, export) feeds it the same way.
     """
@@ -130,15 +179,17 @@ class Classifier(nn.Module):
         super().__init__()
         self.body = build_trunk(variant, out_indices=(4,))
         features = trunk_channels(self.body)[-1]
+        width = conv_head_width(variant)
+        self.conv_head = ConvHead(variant.family, features, width)
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(features, num_classes)
+        self.fc = nn.Linear(width, num_classes)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = (images - self.mean) / self.std
         feats = self.body(x)[-1]
-        return self.fc(self.dropout(feats.mean(dim=(2, 3))))
+        return self.fc(self.dropout(self.conv_head(feats)))
 
 
 def build_classifier(variant: Variant, num_classes: int) -> Classifier:

@@ -198,3 +198,15 @@ TIDY_COLUMNS = TIDY_COLUMNS + (
 # 1.0 on the (only) report of a trial whose training loss became non-finite; the trial then
 # ends without retrying (its val/eval metrics on that report are NaN).
 M_DIVERGED = "train/diverged"
+# --- issue 9 (data/engine half): held-out validation subset, class sets ------------------
+# ``val/*`` metrics come from a subset carved from the train domain's training split
+# (``TrialConfig.val_fraction``, param ``val_fraction``); this tag fingerprints that subset.
+T_VAL_FINGERPRINT = "capstudy.val_fingerprint"
+# One tag per evaluation domain: the comma-separated classes its detection metrics cover
+# (the classes both the train and that domain annotate), e.g.
+# ``capstudy.class_set.synth_b/rgb = person``.
+
+
+def class_set_tag(domain: str) -> str:
+    """Tag key of the class set of ``domain``'s metrics, e.g. ``capstudy.class_set.flir/ir``."""
+    return f"{T_CLASS_SET_PREFIX}.{domain}"

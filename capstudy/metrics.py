@@ -12,7 +12,12 @@ Edge cases, decided here once:
 * no detections at all -> every AP is 0.0 (the evaluators reject an empty result list);
 * a class with no ground truth in the set has no per-class AP key (COCO marks it -1);
 * no ground truth at all -> ``map`` and ``map50`` are NaN: the value is undefined, and a
-  zero would read as a real, terrible result.
+  zero would read as a real, terrible result;
+* ignore regions (VOC ``difficult``, COCO ``iscrowd``) enter COCOeval as crowd boxes, its
+  ignore mechanism: a detection matched to one is neither a true nor a false positive, and
+  an ignore region nobody finds is no miss;
+* ``classes`` restricts everything (ground truth, detections, the mean, per-class keys) to
+  the named classes, so a shift metric covers only the classes both domains annotate.
 """
 
 from __future__ import annotations
@@ -38,7 +43,10 @@ def _as_numpy(value: Any) -> np.ndarray:
 
 
 def to_coco(
-    predictions: Sequence[dict], ground_truth: Sequence[dict], class_names: Sequence[str]
+    predictions: Sequence[dict],
+    ground_truth: Sequence[dict],
+    class_names: Sequence[str],
+    ignore: Sequence[dict] | None = None,
 ) -> tuple[dict, list[dict]]:
     """COCO ground-truth dict and result list from per-image boxes (xyxy pixels).
 
@@ -47,46 +55,60 @@ def to_coco(
             in 1..K (tensors or arrays).
         ground_truth: Per image ``{"boxes": (k, 4), "labels": (k,)}``, same order.
         class_names: K names; label ``i`` is ``class_names[i - 1]``.
+        ignore: Per image ignore regions ``{"boxes", "labels"}``, same order (None: none);
+            written as ``iscrowd=1`` annotations.
 
     Returns:
         (ground-truth dataset dict, list of detection dicts) with image ids 1..N.
     """
     if len(predictions) != len(ground_truth):
         raise ValueError(f"{len(predictions)} predictions for {len(ground_truth)} images")
+    if ignore is not None and len(ignore) != len(ground_truth):
+        raise ValueError(f"{len(ignore)} ignore lists for {len(ground_truth)} images")
     images, annotations, results = [], [], []
     for image_id, (pred, gt) in enumerate(zip(predictions, ground_truth), start=1):
         # Width/height only bound COCO's area ranges; "all" ignores them.
         images.append({"id": image_id, "width": 0, "height": 0})
-        for box, label in zip(_as_numpy(gt["boxes"]).reshape(-1, 4), _as_numpy(gt["labels"])):
-            w, h = float(box[2] - box[0]), float(box[3] - box[1])
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": int(label),
-                    "bbox": [float(box[0]), float(box[1]), w, h],
-                    "area": w * h,
-                    "iscrowd": 0,
-                }
-            )
+        _add_boxes(annotations, image_id, gt, crowd=0)
+        if ignore is not None:
+            _add_boxes(annotations, image_id, ignore[image_id - 1], crowd=1)
         boxes = _as_numpy(pred["boxes"]).reshape(-1, 4)
         for box, score, label in zip(boxes, _as_numpy(pred["scores"]), _as_numpy(pred["labels"])):
-            results.append(
-                {
-                    "image_id": image_id,
-                    "category_id": int(label),
-                    "bbox": [
-                        float(box[0]),
-                        float(box[1]),
-                        float(box[2] - box[0]),
-                        float(box[3] - box[1]),
-                    ],  # fmt: skip
-                    "score": float(score),
-                }
-            )
+            x, y, w, h = _xywh(box)
+            det = {"image_id": image_id, "category_id": int(label), "bbox": [x, y, w, h]}
+            results.append({**det, "score": float(score)})
     categories = [{"id": i, "name": n} for i, n in enumerate(class_names, start=1)]
     gt_dict = {"images": images, "annotations": annotations, "categories": categories}
     return gt_dict, results
+
+
+def _xywh(box: np.ndarray) -> tuple[float, float, float, float]:
+    return float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])
+
+
+def _add_boxes(annotations: list[dict], image_id: int, gt: dict, crowd: int) -> None:
+    for box, label in zip(_as_numpy(gt["boxes"]).reshape(-1, 4), _as_numpy(gt["labels"])):
+        x, y, w, h = _xywh(box)
+        annotations.append(
+            {
+                "id": len(annotations) + 1,
+                "image_id": image_id,
+                "category_id": int(label),
+                "bbox": [x, y, w, h],
+                "area": w * h,
+                "iscrowd": crowd,
+            }
+        )
+
+
+def _restrict(gt: dict, results: list[dict], keep: set[int]) -> tuple[dict, list[dict]]:
+    """Ground truth and detections of the categories in ``keep`` only."""
+    gt = {
+        "images": gt["images"],
+        "annotations": [a for a in gt["annotations"] if a["category_id"] in keep],
+        "categories": [c for c in gt["categories"] if c["id"] in keep],
+    }
+    return gt, [r for r in results if r["category_id"] in keep]
 
 
 def _evaluate(gt: dict, results: list[dict], backend: str):
@@ -132,6 +154,9 @@ def detection_metrics(
     ground_truth: Sequence[dict],
     class_names: Sequence[str],
     backend: str = "fast",
+    *,
+    classes: Sequence[str] | None = None,
+    ignore: Sequence[dict] | None = None,
 ) -> dict[str, float]:
     """COCO ``map`` (AP@[.5:.95]), ``map50`` (AP@.5) and per-class AP (``ap_<class>``).
 
@@ -140,12 +165,24 @@ def detection_metrics(
         ground_truth: Per-image ground truth, same order.
         class_names: K class names.
         backend: ``fast`` (faster-coco-eval) or ``pycocotools`` (reference).
+        classes: Score only these class names (None: all K); detections and ground truth of
+            other classes are left out entirely.
+        ignore: Per-image ignore regions (see :func:`to_coco`).
 
     Returns:
         Metric name -> value in [0, 1] (NaN where undefined; see the module docstring).
+
+    Raises:
+        ValueError: ``classes`` names a class outside ``class_names``.
     """
-    gt, results = to_coco(predictions, ground_truth, class_names)
-    present = sorted({a["category_id"] for a in gt["annotations"]})
+    gt, results = to_coco(predictions, ground_truth, class_names, ignore)
+    if classes is not None:
+        unknown = sorted(set(classes) - set(class_names))
+        if unknown:
+            raise ValueError(f"classes {unknown} are not among {list(class_names)}")
+        keep = {i for i, n in enumerate(class_names, start=1) if n in set(classes)}
+        gt, results = _restrict(gt, results, keep)
+    present = sorted({a["category_id"] for a in gt["annotations"] if not a["iscrowd"]})
     if not present:
         return {"map": math.nan, "map50": math.nan}
     if not results:

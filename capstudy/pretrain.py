@@ -49,6 +49,9 @@ REAL_DATASET = {"imagenet": "imagenet", "coco": "coco"}  # the dataset ``--data 
 # Config keys that change where or how fast a stage runs, not the weights it makes.
 # How a stage runs, not what it learns: never a reason to pretrain again.
 _NOT_IN_HASH = ("data_roots", "device", "threads", "amp", "hpo_keys", "deterministic")
+# The model a stage trains, beyond its config: part of the weights' identity, so weights made
+# by an older model (the ImageNet classifier before it kept timm's conv_head) are not reused.
+MODEL_REVISION = {"imagenet": "classifier+conv_head", "coco": "fcos"}
 
 Say = Callable[[str], None]
 
@@ -148,7 +151,9 @@ def stage_config(variant: Variant, st: StageSettings) -> TrialConfig:
 def settings_hash(config: TrialConfig, data_fingerprint: str, parent: WeightsRef | None) -> str:
     """Identity of the weights a stage would make (see the module doc)."""
     recipe_values = {k: v for k, v in config.to_dict().items() if k not in _NOT_IN_HASH}
+    stage = "imagenet" if config.task == "classification" else "coco"
     blob = {
+        "model": MODEL_REVISION[stage],
         "recipe": recipe_values,
         "data": data_fingerprint,
         "parent_run": parent.run_id if parent else None,

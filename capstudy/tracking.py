@@ -24,6 +24,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 
 from capstudy import keys, paths
 from capstudy.config import TrialConfig
+from capstudy.errors import CapstudyError
 from capstudy.util import mlflow_client
 
 # MLflow rejects param values longer than this; longer values (domain lists) are cut with a
@@ -133,6 +134,7 @@ def trial_tags(
         keys.T_DATA_FINGERPRINT: data_fingerprint,
         keys.T_PARENT_RUN: parent_run_id,
     }
+    tags.update(class_set_tags(config))
     return {k: str(v) for k, v in tags.items() if v is not None}
 
 
@@ -143,6 +145,18 @@ def init_tags(ref: Any) -> dict[str, str]:
         keys.T_INIT_VERSION: str(ref.version),
         keys.T_INIT_RUN_ID: str(ref.run_id),
     }
+
+
+def class_set_tags(config: TrialConfig) -> dict[str, str]:
+    """``capstudy.class_set.<domain>``: the classes each domain's detection metrics cover."""
+    from capstudy.data.domains import eval_class_sets
+
+    try:
+        overrides = dict(config.dataset_classes)
+        sets = eval_class_sets(config.train_domain, config.eval_domains, overrides)
+    except CapstudyError:
+        return {}  # a bad dataset_classes: the trial itself stops with the message
+    return {keys.class_set_tag(d): ",".join(classes) for d, classes in sets.items()}
 
 
 def log_params(run_id: str, params: Mapping[str, Any], tracking_uri: str | None = None) -> None:

@@ -20,7 +20,7 @@ from ray.tune import Callback
 
 from capstudy import keys, tracking
 from capstudy.launch.searcher import CELL_ID_KEY, TRIAL_KEY
-from capstudy.launch.trainable import DATA_FINGERPRINT, trial_config
+from capstudy.launch.trainable import DATA_FINGERPRINT, VAL_FINGERPRINT, trial_config
 
 log = logging.getLogger(__name__)
 _METRIC_PREFIXES = ("val/", "eval/", "train/", "capacity/", "perf/")
@@ -92,7 +92,10 @@ class StudyRecorder(Callback):
         self._last_epoch[trial.trial_id] = epoch
         tracking.log_metrics(run_id, metrics, epoch, self.uri)
         if trial.trial_id not in self._fingerprinted and DATA_FINGERPRINT in result:
-            tracking.set_tags(run_id, {keys.T_DATA_FINGERPRINT: result[DATA_FINGERPRINT]}, self.uri)
+            tags = {keys.T_DATA_FINGERPRINT: result[DATA_FINGERPRINT]}
+            if VAL_FINGERPRINT in result:
+                tags[keys.T_VAL_FINGERPRINT] = result[VAL_FINGERPRINT]
+            tracking.set_tags(run_id, tags, self.uri)
             self._fingerprinted.add(trial.trial_id)
 
     def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: D102

@@ -23,6 +23,7 @@ from capstudy.launch.searcher import STUDY_KEYS, TRIAL_KEY
 
 CHECKPOINT_FILE = "checkpoint.pt"
 DATA_FINGERPRINT = "_data_fingerprint"
+VAL_FINGERPRINT = "_val_fingerprint"
 NODE_ID = "_node_id"  # which Ray node ran the trial (multi-node tests, debugging)
 
 
@@ -47,7 +48,9 @@ def capstudy_trainable(params: dict[str, Any]) -> None:
         from capstudy.pretrain import resolve_init
 
         init_path = resolve_init(config)
-    fingerprint = dataset_fingerprint(config.train_domain, "train", dict(config.data_roots))
+    roots = dict(config.data_roots)
+    fingerprint = dataset_fingerprint(config.train_domain, "train", roots)
+    val_fp = dataset_fingerprint(config.train_domain, "val", roots, config.val_fraction)
     node_id = ray.get_runtime_context().get_node_id()
     checkpoint = tune.get_checkpoint()
     with tempfile.TemporaryDirectory(prefix="capstudy-trial-") as tmp:
@@ -59,7 +62,7 @@ def capstudy_trainable(params: dict[str, Any]) -> None:
 
         def report(metrics: dict[str, float], written: Path | None) -> None:
             ckpt = tune.Checkpoint.from_directory(str(written)) if written else None
-            extra = {DATA_FINGERPRINT: fingerprint, NODE_ID: node_id}
+            extra = {DATA_FINGERPRINT: fingerprint, VAL_FINGERPRINT: val_fp, NODE_ID: node_id}
             tune.report({**metrics, **extra}, checkpoint=ckpt)
 
         run_trial(

@@ -51,3 +51,42 @@ def test_classifier_forward_and_trunk():
     logits = clf(torch.rand(3, 3, 64, 64))
     assert logits.shape == (3, 10)
     assert trunk_of(clf) is clf.body
+
+
+@pytest.mark.parametrize(
+    ("family", "phi"), [("efficientnet_b0", 0), ("efficientnet_b0", -5), ("mobilenetv3_small", 0)]
+)
+def test_classifier_keeps_timms_conv_head(family, phi):
+    """Trunk + conv_head hold exactly the parameters of timm's own model without its logits."""
+    import timm
+    from timm.models.efficientnet import _gen_efficientnet
+
+    from capstudy.backbones import channel_divisor
+
+    variant = make_variant(family, phi)
+    clf = build_classifier(variant, num_classes=10)
+    if family == "mobilenetv3_small":
+        assert phi == 0  # S-0 is exactly timm's mobilenetv3_small_100
+        ref = timm.create_model("mobilenetv3_small_100", pretrained=False)
+    else:
+        w, d = variant.scale.width, variant.scale.depth
+        ref = _gen_efficientnet(
+            "efficientnet_b0",
+            channel_multiplier=w,
+            depth_multiplier=d,
+            channel_divisor=channel_divisor(variant),
+        )
+    ours = count_params(clf) - count_params(clf.fc)
+    assert ours == count_params(ref) - count_params(ref.get_classifier())
+    assert clf.fc.in_features == ref.get_classifier().in_features
+    logits = clf.eval()(torch.rand(2, 3, 64, 64))
+    assert logits.shape == (2, 10)
+
+
+def test_conv_head_does_not_reach_the_detector():
+    """Transfer is unchanged: a detector's trunk is the classifier's trunk, nothing more."""
+    variant = make_variant("efficientnet_b0", -3)
+    clf = build_classifier(variant, num_classes=5)
+    det = build_detector(variant, num_classes=3, image_size=64)
+    assert trunk_of(clf).state_dict().keys() == trunk_of(det).state_dict().keys()
+    assert not any("conv_head" in k for k in det.state_dict())

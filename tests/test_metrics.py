@@ -23,8 +23,10 @@ def _ground_truth(rng: np.random.Generator, images: int, per_image: int = 4) -> 
 
 
 def _perfect(gt: list[dict]) -> list[dict]:
-    return [{"boxes": g["boxes"], "scores": np.ones(len(g["labels"])), "labels": g["labels"]}
-            for g in gt]  # fmt: skip
+    return [
+        {"boxes": g["boxes"], "scores": np.ones(len(g["labels"])), "labels": g["labels"]}
+        for g in gt
+    ]
 
 
 def test_perfect_predictions_score_one():
@@ -88,3 +90,46 @@ def test_empty_images_and_empty_results_do_not_crash():
 def test_top1():
     assert top1([0, 1, 2, 2], [0, 1, 1, 2]) == 0.75
     assert math.isnan(top1([], []))
+
+
+def _one(boxes, labels, scores=None) -> dict:
+    out = {"boxes": np.asarray(boxes, float).reshape(-1, 4), "labels": np.asarray(labels)}
+    if scores is not None:
+        out["scores"] = np.asarray(scores, float)
+    return out
+
+
+@pytest.mark.parametrize("backend", ["fast", "pycocotools"])
+def test_detection_on_an_ignore_region_is_neither_hit_nor_false_positive(backend):
+    truth = [_one([[10, 10, 50, 50]], [1])]
+    region = [_one([[100, 100, 160, 160]], [1])]
+    # The highest-scoring detection lies on the ignore region (a VOC difficult or COCO crowd).
+    dets = [_one([[100, 100, 160, 160], [10, 10, 50, 50]], [1, 1], [0.95, 0.9])]
+    plain = detection_metrics(dets, truth, CLASSES, backend)
+    ignored = detection_metrics(dets, truth, CLASSES, backend, ignore=region)
+    assert plain["map50"] == pytest.approx(0.5, abs=0.02)  # one FP ranked first
+    assert ignored["map50"] == pytest.approx(1.0) and ignored["map"] == pytest.approx(1.0)
+    # An ignore region nobody detects is no miss either.
+    hit = [_one([[10, 10, 50, 50]], [1], [0.9])]
+    found = detection_metrics(hit, truth, CLASSES, backend, ignore=region)
+    assert found["map50"] == pytest.approx(1.0)
+    # Ignore regions alone are no ground truth.
+    none = detection_metrics(dets, [_one([], [])], CLASSES, backend, ignore=region)
+    assert math.isnan(none["map"])
+
+
+def test_classes_restrict_the_mean_and_the_per_class_keys():
+    # A person-only trained model (LLVIP-like) scored on a three-class domain (FLIR-like):
+    # it finds the person, and misses the car it never learnt.
+    truth = [_one([[10, 10, 50, 50], [60, 60, 120, 100]], [1, 2])]
+    dets = [_one([[10, 10, 50, 50]], [1], [0.9])]
+    everything = detection_metrics(dets, truth, CLASSES)
+    fair = detection_metrics(dets, truth, CLASSES, classes=("person",))
+    assert everything["map50"] == pytest.approx(0.5)  # the unseen class halves the mean
+    assert fair["map50"] == pytest.approx(1.0)
+    assert set(fair) == {"map", "map50", class_ap("person")}
+    # Detections of excluded classes do not count as false positives either.
+    noisy = [_one([[10, 10, 50, 50], [0, 0, 5, 5]], [1, 2], [0.9, 0.99])]
+    assert detection_metrics(noisy, truth, CLASSES, classes=("person",))["map50"] == 1.0
+    with pytest.raises(ValueError, match="dog"):
+        detection_metrics(dets, truth, CLASSES, classes=("dog",))

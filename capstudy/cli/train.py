@@ -87,11 +87,14 @@ def _train(config, tracking_uri, no_mlflow, experiment, checkpoint_dir, resume, 
         result = run_trial(config, progress=True, **kwargs)
         _print_metrics(console, result.metrics)
         return
-    from capstudy import tracking
+    from capstudy import keys, tracking
     from capstudy.data import dataset_fingerprint
 
     fingerprint = dataset_fingerprint(config.train_domain, "train", dict(config.data_roots))
     tags = tracking.trial_tags(config, data_fingerprint=fingerprint)
+    roots = dict(config.data_roots)
+    val_fp = dataset_fingerprint(config.train_domain, "val", roots, config.val_fraction)
+    tags[keys.T_VAL_FINGERPRINT] = val_fp
     if ref is not None:
         tags.update(tracking.init_tags(ref))
     with tracking.run(experiment, f"{label} {config.init}", tags, tracking_uri=uri) as run_id:

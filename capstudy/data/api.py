@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -16,9 +17,11 @@ from capstudy.data.cache import (
     entry_dir,
     open_entry,
 )
+from capstudy.data.carve import carve_spec, carved_fingerprint, sample_id, val_positions
 from capstudy.data.cocofmt import coco_paths
 from capstudy.data.domains import (
     DATASETS,
+    SPLITS,
     SYNTHETIC,
     check_split,
     dataset_root,
@@ -69,42 +72,65 @@ def get_split(
     *,
     roots: Mapping[str, str] | None = None,
     label_map: LabelMap | None = None,
+    val_fraction: float = 0.0,
 ) -> CachedSplit:
     """Open (building on first use) the decoded, resized cache of one split.
 
     Args:
         domain: ``dataset/modality``, e.g. ``synth_a/ir``.
-        split: ``train`` or ``val`` (published names such as ``align_validation`` or LLVIP's
-            ``test`` are mapped by the readers).
+        split: ``train`` (the published training split, less the validation subset when
+            ``val_fraction`` > 0), ``val`` (that subset, carved from the training split; see
+            ``capstudy.data.carve``) or ``eval`` (the published validation/test split:
+            FLIR ``align_validation``, LLVIP ``test``, COCO ``val2017``; reporting only).
         size: square side, or (width, height).
         roots: dataset name → folder; default ``<data_root>/<dataset>``.
         label_map: detection class set; default per dataset (see ``labels``).
+        val_fraction: share of the training split held out as ``val`` (0: none).
 
     Returns:
         the CachedSplit, whose arrays are read-only memmaps shared across processes.
 
     Raises:
-        CapstudyError: unknown domain, missing dataset, or errors in its files (named).
+        CapstudyError: unknown domain, missing dataset, errors in its files (named), or
+            ``val`` asked for without a ``val_fraction``.
     """
     dataset, modality = parse_domain(domain)
-    check_split(split)
+    check_split(split, SPLITS)
+    if split == "val" and val_fraction <= 0:
+        raise CapstudyError(f"{domain}: the 'val' split is carved from 'train': set val_fraction")
     wh = _size(size)
     root = ensure_dataset(dataset, roots)
     fmt = DATASETS[dataset].format
     lmap = label_map or default_label_map(dataset)
-    key = cache_key(source_fingerprint(fmt, root, split, modality), wh, lmap.key())
-    folder = entry_dir(dataset, modality, split, wh, key)
+    source = "eval" if split == "eval" else "train"
+    carved = split != "eval" and val_fraction > 0
+    spec = carve_spec(split, val_fraction) if carved else "whole"
+    key = cache_key(source_fingerprint(fmt, root, source, modality), wh, f"{lmap.key()}|{spec}")
+    label = f"{split}{val_fraction:g}" if carved else source
+    folder = entry_dir(dataset, modality, label, wh, key)
     if not (folder / COMPLETE).is_file():
         with file_lock(folder.parent / f".{folder.name}.lock"):
             if not (folder / COMPLETE).is_file():  # another process may have built it meanwhile
-                index = finalize(read_raw(fmt, root, split, modality), lmap)
-                raise_on_errors(index.problems, f"{domain} {split} ({root})")
+                index = finalize(read_raw(fmt, root, source, modality), lmap)
+                raise_on_errors(index.problems, f"{domain} {source} ({root})")
+                if carved:
+                    index = _carve(index, split, val_fraction, domain)
                 if not index.samples:
                     raise CapstudyError(f"{domain} {split}: no samples found in {root}")
                 _log_counts(domain, split, index)
                 log.info("building cache %s (%d images)", folder, len(index.samples))
                 build_entry(folder, index, wh, key)
     return open_entry(folder, domain, split)
+
+
+def _carve(index: SplitIndex, part: str, fraction: float, domain: str) -> SplitIndex:
+    """One side of the validation carve of a training split's index."""
+    try:
+        held = val_positions([sample_id(s.image) for s in index.samples], fraction)
+    except CapstudyError as exc:
+        raise CapstudyError(f"{domain} train: {exc}") from None
+    keep = [s for i, s in enumerate(index.samples) if (i in held) == (part == "val")]
+    return dataclasses.replace(index, samples=keep)
 
 
 def _log_counts(domain: str, split: str, index: SplitIndex) -> None:
@@ -140,7 +166,7 @@ def class_names(
     root = ensure_dataset(dataset, roots)
     if fmt == "coco":
         # The val file is ~20x smaller than train and lists the same categories.
-        for split in ("val", "train"):
+        for split in ("eval", "train"):
             ann, _ = coco_paths(fmt, root, split, modality)
             if ann.is_file():
                 cats = json.loads(ann.read_text())["categories"]
@@ -157,8 +183,19 @@ def class_names(
     return raw.categories
 
 
-def dataset_fingerprint(domain: str, split: str, roots: Mapping[str, str] | None = None) -> str:
-    """Cheap fingerprint of a split's source files (names, sizes, label files; no decoding)."""
+def dataset_fingerprint(
+    domain: str, split: str, roots: Mapping[str, str] | None = None, val_fraction: float = 0.0
+) -> str:
+    """Cheap fingerprint of a split's source files (names, sizes, label files; no decoding).
+
+    ``train`` and ``val`` with a ``val_fraction`` name the two sides of the carve (the
+    training split's files plus the carve rule and fraction); ``eval`` the published split.
+    """
     dataset, modality = parse_domain(domain)
+    check_split(split, SPLITS)
     root = ensure_dataset(dataset, roots)
-    return source_fingerprint(DATASETS[dataset].format, root, check_split(split), modality)
+    source = "eval" if split == "eval" else "train"
+    fp = source_fingerprint(DATASETS[dataset].format, root, source, modality)
+    if split != "eval" and val_fraction > 0:
+        return carved_fingerprint(fp, split, val_fraction)
+    return fp

@@ -1,6 +1,6 @@
 """The decoded, resized image cache shared by every trial and process on a node.
 
-One cache entry per (dataset, modality, split, size, label map, source fingerprint) lives in
+One cache entry per (dataset, modality, split, size, label map, carve, source fingerprint) in
 ``<cache_root>/<dataset>/<modality>-<split>-<W>x<H>-<key>/``:
 
 * ``images.npy``  uint8 (N, H, W, 3), opened with ``mmap_mode='r'`` so every process shares the
@@ -8,6 +8,9 @@ One cache entry per (dataset, modality, split, size, label map, source fingerpri
 * ``boxes.npy`` float32 (M, 4) xyxy in resized pixels, ``labels.npy`` int64 (M,), and
   ``offsets.npy`` int64 (N + 1,) slicing them per image (detection), or ``targets.npy`` int64
   (N,) (classification);
+* ``ignore_boxes.npy``, ``ignore_labels.npy``, ``ignore_offsets.npy``: the ignore regions
+  (VOC difficult, COCO crowd) laid out the same way, kept apart from the training targets;
+* ``ids.txt`` one modality-independent sample id per line (``capstudy.data.carve``);
 * ``meta.json`` class names, task, fingerprint, and the warnings met while building;
 * ``COMPLETE`` written last.
 
@@ -28,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from capstudy import paths
+from capstudy.data.carve import sample_id
 from capstudy.data.imageio import decode_resized
 from capstudy.data.index import SplitIndex
 from capstudy.errors import CapstudyError
@@ -36,7 +40,7 @@ from capstudy.util import atomic_path, remove_stale_temporaries
 log = logging.getLogger("capstudy.data")
 
 # Bump when the layout or the resize rule changes, so old entries are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: ignore regions, sample ids, carved validation subsets
 RESIZE_RULE = "pil-bilinear-plain-resize"
 COMPLETE = "COMPLETE"
 
@@ -47,7 +51,7 @@ class CachedSplit:
 
     Attributes:
         domain: ``dataset/modality``.
-        split: ``train`` or ``val``.
+        split: ``train``, ``val`` (held out of the training split) or ``eval`` (published).
         size: (width, height) of every image.
         task: ``detection`` or ``classification``.
         images: uint8 (N, H, W, 3) read-only memmap.
@@ -55,6 +59,8 @@ class CachedSplit:
             ``i`` is ``class_names[i]``.
         boxes: per image float32 (k, 4) xyxy in resized pixels (detection).
         labels: per image int64 (k,) in 1..K (detection).
+        ignore_boxes: per image float32 (j, 4) ignore regions (evaluation only).
+        ignore_labels: per image int64 (j,) their labels.
         targets: int64 (N,) in 0..K-1 (classification).
         fingerprint: hash of the source files, resize settings and label map.
         notes: warnings met while building (unmapped classes, clipped boxes), already logged.
@@ -73,9 +79,29 @@ class CachedSplit:
     labels: list[np.ndarray] = field(default_factory=list)
     targets: np.ndarray | None = None
     notes: tuple[str, ...] = ()
+    ignore_boxes: list[np.ndarray] = field(default_factory=list)
+    ignore_labels: list[np.ndarray] = field(default_factory=list)
+    # Positions of these images in the cache entry (None: all, in order); a subset view
+    # keeps them so its sample ids stay right.
+    rows: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+    def sample_ids(self) -> list[str]:
+        """Modality-independent id of each image, in order (read from the entry on demand)."""
+        ids = (self.path / "ids.txt").read_text().splitlines()
+        return ids if self.rows is None else [ids[i] for i in self.rows]
+
+    def ignore_regions(self) -> list[dict[str, np.ndarray]]:
+        """Per image ``{"boxes", "labels"}`` of its ignore regions (empty arrays if none)."""
+        if not self.ignore_boxes:
+            empty = {"boxes": np.zeros((0, 4), np.float32), "labels": np.zeros(0, np.int64)}
+            return [empty] * len(self)
+        return [
+            {"boxes": b, "labels": lab}
+            for b, lab in zip(self.ignore_boxes, self.ignore_labels, strict=True)
+        ]
 
 
 def cache_key(source_fp: str, size: tuple[int, int], label_key: str) -> str:
@@ -105,13 +131,19 @@ def open_entry(folder: Path, domain: str, split: str) -> CachedSplit:
         notes=tuple(meta["notes"]),
     )
     if split_.task == "detection":
-        offsets = np.load(folder / "offsets.npy")
-        boxes, labels = np.load(folder / "boxes.npy"), np.load(folder / "labels.npy")
-        split_.boxes = [boxes[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
-        split_.labels = [labels[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+        split_.boxes, split_.labels = _load_boxes(folder, "")
+        split_.ignore_boxes, split_.ignore_labels = _load_boxes(folder, "ignore_")
     else:
         split_.targets = np.load(folder / "targets.npy")
     return split_
+
+
+def _load_boxes(folder: Path, prefix: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    offsets = np.load(folder / f"{prefix}offsets.npy")
+    boxes = np.load(folder / f"{prefix}boxes.npy")
+    labels = np.load(folder / f"{prefix}labels.npy")
+    spans = list(zip(offsets[:-1], offsets[1:], strict=True))
+    return [boxes[a:b] for a, b in spans], [labels[a:b] for a, b in spans]
 
 
 def build_entry(folder: Path, index: SplitIndex, size: tuple[int, int], fingerprint: str) -> None:
@@ -125,6 +157,7 @@ def build_entry(folder: Path, index: SplitIndex, size: tuple[int, int], fingerpr
     with atomic_path(folder, replace_dir=True) as tmp:
         tmp.mkdir()
         _write_arrays(tmp, index, size)
+        (tmp / "ids.txt").write_text("".join(f"{sample_id(s.image)}\n" for s in index.samples))
         notes = [str(p) for p in index.problems if p.severity == "warning"]
         meta = {
             "size": list(size),
@@ -149,20 +182,29 @@ def _write_arrays(tmp: Path, index: SplitIndex, size: tuple[int, int]) -> None:
         targets = np.array([s.target for s in index.samples], dtype=np.int64)
         np.save(tmp / "targets.npy", targets)
         return
-    boxes, labels, offsets = [], [], [0]
+    kept, ignored = [], []
     for s, src in zip(index.samples, sources, strict=True):
         # Boxes are scaled with the annotation's own image size when it gives one: in aligned
         # pairs both modalities share the thermal frame's annotation even if sizes differ.
         ref_w, ref_h = s.ann_size or src
         scale = np.array([w / ref_w, h / ref_h] * 2)
         b = np.asarray(s.boxes, dtype=np.float64).reshape(-1, 4) * scale
-        b = np.clip(b, 0, [w, h, w, h])
-        boxes.append(b.astype(np.float32))
-        labels.append(np.asarray(s.labels, dtype=np.int64))
-        offsets.append(offsets[-1] + len(s.labels))
-    np.save(tmp / "boxes.npy", np.concatenate(boxes) if boxes else np.zeros((0, 4), np.float32))
-    np.save(tmp / "labels.npy", np.concatenate(labels) if labels else np.zeros(0, np.int64))
-    np.save(tmp / "offsets.npy", np.asarray(offsets, dtype=np.int64))
+        b = np.clip(b, 0, [w, h, w, h]).astype(np.float32)
+        lab = np.asarray(s.labels, dtype=np.int64)
+        flag = np.asarray(s.ignore or [False] * len(lab), dtype=bool)
+        kept.append((b[~flag], lab[~flag]))
+        ignored.append((b[flag], lab[flag]))
+    _save_boxes(tmp, "", kept)
+    _save_boxes(tmp, "ignore_", ignored)
+
+
+def _save_boxes(tmp: Path, prefix: str, per_image: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    offsets = np.cumsum([0] + [len(lab) for _, lab in per_image]).astype(np.int64)
+    boxes = [b for b, _ in per_image] or [np.zeros((0, 4), np.float32)]
+    labels = [lab for _, lab in per_image] or [np.zeros(0, np.int64)]
+    np.save(tmp / f"{prefix}boxes.npy", np.concatenate(boxes).astype(np.float32).reshape(-1, 4))
+    np.save(tmp / f"{prefix}labels.npy", np.concatenate(labels).astype(np.int64))
+    np.save(tmp / f"{prefix}offsets.npy", offsets)
 
 
 def _decode_all(images: np.ndarray, files: list[Path], size: tuple[int, int]) -> list:

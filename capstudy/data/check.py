@@ -91,7 +91,7 @@ def check_dataset(
     report = CheckReport(root, fmt)
     seen: set[tuple[str, str]] = set()
     images: dict[Path, tuple[int, int] | None] = {}
-    for split in ("train", "val"):
+    for split in ("train", "eval"):
         for modality in modalities_of(fmt, root):
             index = finalize(read_raw(fmt, root, split, modality), label_map)
             part = PartSummary(split, modality, images=len(index.samples))
@@ -99,7 +99,7 @@ def check_dataset(
             part.classes = len(index.class_names)
             report.parts.append(part)
             for p in index.problems:
-                if p.kind == "box":  # strict here; see the module docstring
+                if p.kind == "box":  # strict here (border clips are not); see module doc
                     p = Problem(p.path, p.message, "error", p.kind)
                 if (p.path, p.message) not in seen:
                     seen.add((p.path, p.message))

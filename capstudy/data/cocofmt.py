@@ -38,7 +38,9 @@ def read_coco(root: Path, split: str, modality: str, parse: bool = True, fmt: st
     """Index one split of a COCO-format folder (``fmt`` ``coco`` or ``flir_v2``).
 
     Returns:
-        RawIndex; crowd annotations are not used for training and are counted as a warning.
+        RawIndex; crowd annotations (``iscrowd=1``) are kept as ignore regions: evaluation
+        neither rewards nor punishes a detection on one (the COCO protocol), and training
+        does not use them (as torchvision's COCO recipe drops them).
     """
     ann_file, image_dir = coco_paths(fmt, root, split, modality)
     if not ann_file.is_file():
@@ -60,11 +62,7 @@ def read_coco(root: Path, split: str, modality: str, parse: bool = True, fmt: st
         by_id[int(im["id"])] = RawSample(path, ann_file, size if min(size) > 0 else None)
         if not path.is_file():
             problems.append(Problem(str(path), f"missing image (listed in {ann_file.name})"))
-    crowd = _add_annotations(anns, by_id, categories, ann_file, problems)
-    if crowd:
-        problems.append(
-            Problem(str(ann_file), f"{crowd} crowd annotation(s) (iscrowd=1) not used", "warning")
-        )
+    _add_annotations(anns, by_id, categories, ann_file, problems)
     missing = {p.path for p in problems if p.message.startswith("missing image")}
     samples = [s for s in by_id.values() if str(s.image) not in missing]
     names = tuple(categories[k] for k in sorted(categories))
@@ -78,8 +76,7 @@ def _add_annotations(
     categories: dict[int, str],
     ann_file: Path,
     problems: list[Problem],
-) -> int:
-    crowd = 0
+) -> None:
     for a in anns:
         where = f"{ann_file} (annotation id {a.get('id', '?')})"
         sample = by_id.get(int(a.get("image_id", -1)))
@@ -90,16 +87,13 @@ def _add_annotations(
         if cat is None:
             problems.append(Problem(where, f"unknown category id {a.get('category_id')}"))
             continue
-        if a.get("iscrowd", 0):
-            crowd += 1
-            continue
         try:
             x, y, w, h = (float(v) for v in a["bbox"])
         except (KeyError, TypeError, ValueError):
             problems.append(Problem(where, "bbox is not [x, y, width, height]"))
             continue
         sample.objects.append((cat, x, y, x + w, y + h))
-    return crowd
+        sample.ignore.append(bool(a.get("iscrowd", 0)))
 
 
 def read_flir_v2(root: Path, split: str, modality: str, parse: bool = True) -> RawIndex:

@@ -42,6 +42,8 @@ class RawSample:
         objects: (source name, x1, y1, x2, y2) in source pixels, x2/y2 exclusive edges.
         class_index: classification label in 0..K-1.
         pair: the other modality's image for paired datasets (checked by ``data check``).
+        ignore: one flag per object, true for ignore regions (VOC ``<difficult>``, COCO
+            ``iscrowd``); empty means none are.
     """
 
     image: Path
@@ -50,6 +52,7 @@ class RawSample:
     objects: list[tuple[str, float, float, float, float]] = field(default_factory=list)
     class_index: int | None = None
     pair: Path | None = None
+    ignore: list[bool] = field(default_factory=list)
 
 
 @dataclass
@@ -65,13 +68,17 @@ class RawIndex:
 
 @dataclass
 class Sample:
-    """A sample ready for caching: boxes in source pixels, labels in 1..K."""
+    """A sample ready for caching: boxes in source pixels, labels in 1..K.
+
+    ``ignore`` flags the boxes that are ignore regions in evaluation (empty: none).
+    """
 
     image: Path
     ann_size: tuple[int, int] | None
     boxes: list[tuple[float, float, float, float]]
     labels: list[int]
     target: int = -1
+    ignore: list[bool] = field(default_factory=list)
 
 
 @dataclass
@@ -85,6 +92,13 @@ class SplitIndex:
     unmapped: Counter[str]
     fixed_boxes: int = 0
     dropped_boxes: int = 0
+    border_boxes: int = 0
+
+
+# How far (pixels) a box may cross the image edge and still count as touching it. Converters
+# of FLIR and LLVIP often write 0-based VOC corners, so a box at the left or top border reads
+# as starting at -1 after the 1-based shift; that is a convention, not an annotation error.
+BORDER_SLACK = 1.0
 
 
 def check_box(
@@ -93,8 +107,10 @@ def check_box(
     """Judge one box against its image size.
 
     Returns:
-        (message or None, the box to keep or None). Out-of-bounds boxes are clipped; boxes
-        that are degenerate (before or after clipping) are dropped.
+        (message or None, the box to keep or None). Boxes within ``BORDER_SLACK`` of the
+        image are clipped without a message (``finalize`` counts them); boxes further out
+        are clipped with a message; boxes that are degenerate (before or after clipping)
+        are dropped.
     """
     x1, y1, x2, y2 = box
     if x2 <= x1 or y2 <= y1:
@@ -102,13 +118,18 @@ def check_box(
     if size is None:
         return None, box
     w, h = size
-    # Half a pixel of slack: VOC's 1-based inclusive corners land on w or h exactly.
-    if x1 < -0.5 or y1 < -0.5 or x2 > w + 0.5 or y2 > h + 0.5:
-        clipped = (max(0.0, x1), max(0.0, y1), min(float(w), x2), min(float(h), y2))
+    clipped = (max(0.0, x1), max(0.0, y1), min(float(w), x2), min(float(h), y2))
+    s = BORDER_SLACK
+    if x1 < -s or y1 < -s or x2 > w + s or y2 > h + s:
         if clipped[2] - clipped[0] < 1 or clipped[3] - clipped[1] < 1:
             return f"box {_fmt(box)} lies outside the {w}x{h} image", None
         return f"box {_fmt(box)} out of bounds of the {w}x{h} image (clipped)", clipped
-    return None, (max(0.0, x1), max(0.0, y1), min(float(w), x2), min(float(h), y2))
+    return None, clipped
+
+
+def _crosses_border(box: tuple[float, ...], size: tuple[int, int] | None) -> bool:
+    # Beyond VOC's exact edge (x1 = 0, x2 = w) but within the slack: clipped, counted.
+    return size is not None and (min(box[0], box[1]) < 0 or box[2] > size[0] or box[3] > size[1])
 
 
 def _fmt(box: Iterable[float]) -> str:
@@ -120,7 +141,7 @@ def finalize(raw: RawIndex, label_map: LabelMap) -> SplitIndex:
 
     Box problems become warnings (the box is clipped or dropped, and counted): real
     annotations have a few, and refusing a whole dataset for them would help nobody.
-    ``data check`` reports the same warnings.
+    ``data check`` reports the same warnings (as errors, except boxes at the border).
     """
     problems = list(raw.problems)
     if raw.task == "classification":
@@ -128,12 +149,13 @@ def finalize(raw: RawIndex, label_map: LabelMap) -> SplitIndex:
         return SplitIndex(raw.task, raw.categories, samples, problems, Counter())
     lmap = LabelMap(raw.categories, {}) if label_map is NATIVE else label_map
     unmapped: Counter[str] = Counter()
-    out, fixed, dropped = [], 0, 0
+    out, fixed, dropped, border = [], 0, 0, 0
     for s in raw.samples:
-        boxes, labels = [], []
+        sample = Sample(s.image, s.ann_size, [], [])
         # VOC: name the XML to fix; COCO: the image (its JSON is one file for all images).
         where = str(s.source) if s.source and s.source.suffix == ".xml" else str(s.image)
-        for name, *coords in s.objects:
+        flags = s.ignore or [False] * len(s.objects)
+        for (name, *coords), ignored in zip(s.objects, flags, strict=True):
             label = lmap.label(name)
             if label is None:
                 unmapped[name] += 1
@@ -143,21 +165,40 @@ def finalize(raw: RawIndex, label_map: LabelMap) -> SplitIndex:
                 problems.append(Problem(where, msg, "warning", "box"))
                 fixed += kept is not None
                 dropped += kept is None
+            elif _crosses_border(tuple(coords), s.ann_size):
+                border += 1
             if kept is not None:
-                boxes.append(kept)
-                labels.append(label)
-        out.append(Sample(s.image, s.ann_size, boxes, labels))
-    for name, n in sorted(unmapped.items()):
-        problems.append(
-            Problem(
-                raw_root_name(raw),
-                f"{n} object(s) of class {name!r} outside the label map "
-                f"{list(lmap.classes)} (not used)",
-                "warning",
-                "class",
-            )
+                sample.boxes.append(kept)
+                sample.labels.append(label)
+                sample.ignore.append(bool(ignored))
+        out.append(sample)
+    problems += _dataset_warnings(raw, lmap, unmapped, border)
+    index = SplitIndex(raw.task, lmap.classes, out, problems, unmapped, fixed + border, dropped)
+    index.border_boxes = border
+    return index
+
+
+def _dataset_warnings(
+    raw: RawIndex, lmap: LabelMap, unmapped: Counter[str], border: int
+) -> list[Problem]:
+    where = raw_root_name(raw)
+    found = [
+        Problem(
+            where,
+            f"{n} object(s) of class {name!r} outside the label map "
+            f"{list(lmap.classes)} (not used)",
+            "warning",
+            "class",
         )
-    return SplitIndex(raw.task, lmap.classes, out, problems, unmapped, fixed, dropped)
+        for name, n in sorted(unmapped.items())
+    ]
+    if border:
+        msg = (
+            f"{border} box(es) up to {BORDER_SLACK:g} px outside the image clipped to it "
+            "(0-based VOC corners at the border read this way; not an error)"
+        )
+        found.append(Problem(where, msg, "warning", "border"))
+    return found
 
 
 def raw_root_name(raw: RawIndex) -> str:

@@ -4,7 +4,7 @@
 dataset             layout          content                                      default size
 ==================  ==============  ===========================================  ============
 ``synth_a``         FLIR aligned    street scenes, RGB + thermal pairs, 320x256   400 / 100
-``synth_b``         LLVIP           plaza scenes, RGB + thermal pairs, 320x256    400 / 100
+``synth_b``         LLVIP           plaza scenes (persons), RGB + thermal pairs   400 / 100
 ``synth_coco``      COCO 2017       7 classes, RGB, 320x256                       600 / 100
 ``synth_imagenet``  class folders   120 classes, 64x64                            40 / 8 each
 ==================  ==============  ===========================================  ============
@@ -33,7 +33,7 @@ from capstudy.util import atomic_path, file_lock
 
 SIZE = (320, 256)
 MARKER = ".capstudy-synth.json"
-VERSION = 1
+VERSION = 2  # 2: synth_b draws persons only (like LLVIP)
 SPECS = {
     "synth_a": {"style": "street", "layout": "flir_aligned", "train": 400, "val": 100},
     "synth_b": {"style": "plaza", "layout": "llvip", "train": 400, "val": 100},
@@ -41,8 +41,15 @@ SPECS = {
     "synth_imagenet": {"layout": "imagefolder", "train": 40, "val": 8},
 }
 _IDS = {name: i + 1 for i, name in enumerate(SPECS)}
-COCO_IDS = {"person": 1, "bicycle": 2, "car": 3, "bus": 6, "traffic light": 10,
-            "stop sign": 13, "dog": 18}  # fmt: skip
+COCO_IDS = {
+    "person": 1,
+    "bicycle": 2,
+    "car": 3,
+    "bus": 6,
+    "traffic light": 10,
+    "stop sign": 13,
+    "dog": 18,
+}
 
 
 def _rng(seed: int, name: str, split: str, index: int) -> np.random.Generator:
@@ -130,8 +137,13 @@ def _write_coco(root: Path, name: str, seed: int, counts: dict[str, int]) -> Non
                 w, h = round(x2 - x1, 1), round(y2 - y1, 1)
                 ann = {"id": ann_id, "image_id": image_id, "category_id": COCO_IDS[cls]}
                 anns.append({**ann, "bbox": [x1, y1, w, h], "area": round(w * h, 1), "iscrowd": 0})
-        doc = {"info": {"description": f"capstudy {name} seed {seed}"}, "licenses": [],
-               "images": images, "annotations": anns, "categories": cats}  # fmt: skip
+        doc = {
+            "info": {"description": f"capstudy {name} seed {seed}"},
+            "licenses": [],
+            "images": images,
+            "annotations": anns,
+            "categories": cats,
+        }
         (root / "annotations" / f"instances_{folder}.json").write_text(json.dumps(doc))
 
 
@@ -189,7 +201,14 @@ def ensure_synthetic(name: str, root: Path, seed: int = 0, scale: float = 1.0) -
 def _locked_write(name: str, root: Path, seed: int, scale: float = 1.0) -> float:
     with file_lock(root.parent / f".{root.name}.lock"):
         # Checked under the lock: whoever waited finds the finished copy and stops here.
+        if root.exists() and _outdated(root):
+            shutil.rmtree(root)  # written by an older generator: its content has changed
         return 0.0 if root.exists() else write_dataset(name, root, seed, scale)
+
+
+def _outdated(root: Path) -> bool:
+    marker = root / MARKER
+    return marker.is_file() and json.loads(marker.read_text()).get("version") != VERSION
 
 
 def generate_all(
@@ -216,9 +235,9 @@ def generate_all(
             marker = root / MARKER
             same = marker.is_file() and json.loads(marker.read_text()).get("seed") == seed
             same = same and json.loads(marker.read_text()).get("scale", 1.0) == scale
-            if same and not force:
+            if same and not force and not _outdated(root):
                 continue
-            if not force:
+            if not force and not (same and _outdated(root)):
                 raise CapstudyError(
                     f"{root} exists and is not synthetic data of seed {seed}; pass --force to "
                     "replace it"

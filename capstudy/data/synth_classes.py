@@ -13,11 +13,28 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 SHAPES = (
-    "circle", "square", "triangle", "star", "cross", "ring",
-    "diamond", "hexagon", "crescent", "arrow", "bars", "heart",
-)  # fmt: skip
-HUES = {"red": 0.0, "orange": 0.08, "yellow": 0.16, "green": 0.33, "cyan": 0.5, "blue": 0.63,
-        "purple": 0.8}  # fmt: skip
+    "circle",
+    "square",
+    "triangle",
+    "star",
+    "cross",
+    "ring",
+    "diamond",
+    "hexagon",
+    "crescent",
+    "arrow",
+    "bars",
+    "heart",
+)
+HUES = {
+    "red": 0.0,
+    "orange": 0.08,
+    "yellow": 0.16,
+    "green": 0.33,
+    "cyan": 0.5,
+    "blue": 0.63,
+    "purple": 0.8,
+}
 TEXTURES = ("striped", "checked", "outline")
 APPEARANCES = (*HUES, *TEXTURES)
 
@@ -39,8 +56,20 @@ def _polygon(shape: str, cx: float, cy: float, r: float, rot: float) -> list[tup
         return _rotate([(x * r, y * r) for x, y in pts], cx, cy, rot)
     elif shape == "cross":
         a = 0.33
-        pts = [(-a, -1), (a, -1), (a, -a), (1, -a), (1, a), (a, a), (a, 1), (-a, 1), (-a, a),
-               (-1, a), (-1, -a), (-a, -a)]  # fmt: skip
+        pts = [
+            (-a, -1),
+            (a, -1),
+            (a, -a),
+            (1, -a),
+            (1, a),
+            (a, a),
+            (a, 1),
+            (-a, 1),
+            (-a, a),
+            (-1, a),
+            (-1, -a),
+            (-a, -a),
+        ]
         return _rotate([(x * r, y * r) for x, y in pts], cx, cy, rot)
     else:
         n = {"triangle": 3, "square": 4, "diamond": 4, "hexagon": 6}[shape]
@@ -73,8 +102,12 @@ def _mask(shape: str, size: int, rng: np.random.Generator, outline: bool) -> Ima
             d.ellipse((cx - r + dx, cy - r + dy, cx + r + dx, cy + r + dy), fill=0)
     elif shape == "bars":
         for k in (-1, 0, 1):
-            pts = [(-r, k * r * 0.6 - r * 0.15), (r, k * r * 0.6 - r * 0.15),
-                   (r, k * r * 0.6 + r * 0.15), (-r, k * r * 0.6 + r * 0.15)]  # fmt: skip
+            pts = [
+                (-r, k * r * 0.6 - r * 0.15),
+                (r, k * r * 0.6 - r * 0.15),
+                (r, k * r * 0.6 + r * 0.15),
+                (-r, k * r * 0.6 + r * 0.15),
+            ]
             d.polygon(_rotate(pts, cx, cy, rot), fill=255)
     elif shape == "heart":
         d.ellipse((cx - r, cy - r, cx, cy), fill=255)

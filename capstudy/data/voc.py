@@ -33,7 +33,9 @@ def parse_voc(path: Path) -> tuple[RawSample, list[Problem]]:
     """Parse one VOC XML file into a sample (image path left empty) and its problems.
 
     VOC corners are 1-based and inclusive, so ``xmin - 1`` / ``xmax`` give the 0-based box
-    with exclusive right/bottom edges used everywhere else in the program.
+    with exclusive right/bottom edges used everywhere else in the program. Objects marked
+    ``<difficult>1</difficult>`` become ignore regions, as in the VOC protocol: a detection
+    on one is neither a hit nor a false positive.
     """
     sample = RawSample(image=Path(), source=path)
     try:
@@ -60,6 +62,7 @@ def parse_voc(path: Path) -> tuple[RawSample, list[Problem]]:
             problems.append(Problem(str(path), f"object {i} ({name}) has a non-numeric corner"))
             continue
         sample.objects.append((name, xmin - 1, ymin - 1, xmax, ymax))
+        sample.ignore.append((obj.findtext("difficult") or "0").strip() in ("1", "true"))
     return sample, problems
 
 

@@ -31,24 +31,35 @@ def subset(split, n: int):
     if split.boxes:
         changes["boxes"] = [split.boxes[i] for i in idx]
         changes["labels"] = [split.labels[i] for i in idx]
+    if split.ignore_boxes:
+        changes["ignore_boxes"] = [split.ignore_boxes[i] for i in idx]
+        changes["ignore_labels"] = [split.ignore_labels[i] for i in idx]
+    changes["rows"] = idx if split.rows is None else np.asarray(split.rows)[idx]
     return dataclasses.replace(split, **changes)
 
 
 @dataclass
 class TrialData:
-    """Train split and the validation split of every evaluated domain (train domain first).
+    """The splits one trial reads.
 
     Attributes:
-        train: Train split of ``config.train_domain`` (capped by ``max_train_images``).
-        evals: Domain -> its ``val`` split (capped by ``max_eval_images``).
+        train: Train split of ``config.train_domain`` less its validation subset (capped by
+            ``max_train_images``).
+        val: The validation subset carved from that training split (``val/*``: selection).
+        evals: Domain -> its published evaluation split (``eval/<domain>/*``: reporting),
+            the train domain's first (each capped by ``max_eval_images``).
         class_names: The K class names shared by all of them.
         fingerprint: Fingerprint of the train split's source files (tracking tag).
+        class_sets: Domain -> the classes its detection metrics are computed on (classes
+            both it and the train domain annotate); empty for classification.
     """
 
     train: object
+    val: object
     evals: dict[str, object]
     class_names: tuple[str, ...]
     fingerprint: str
+    class_sets: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -74,12 +85,13 @@ def open_trial_data(config: TrialConfig) -> TrialData:
                 f"domain {domain!r} is a {domain_task(domain)} dataset but the trial's task is "
                 f"{config.task!r}: set task: {domain_task(domain)} or pick another domain"
             )
-    size = config.input_size
-    train = subset(
-        get_split(config.train_domain, "train", size, roots=roots), config.max_train_images
-    )
+    size, vf = config.input_size, config.val_fraction
+    train = get_split(config.train_domain, "train", size, roots=roots, val_fraction=vf)
+    train = subset(train, config.max_train_images)
+    val = get_split(config.train_domain, "val", size, roots=roots, val_fraction=vf)
+    val = subset(val, config.max_eval_images)
     evals = {
-        d: subset(get_split(d, "val", size, roots=roots), config.max_eval_images) for d in domains
+        d: subset(get_split(d, "eval", size, roots=roots), config.max_eval_images) for d in domains
     }
     names = tuple(train.class_names)
     for domain, split in evals.items():
@@ -89,4 +101,13 @@ def open_trial_data(config: TrialConfig) -> TrialData:
                 f"domain {config.train_domain!r} has {list(names)}; evaluate on domains that "
                 "share a label map"
             )
-    return TrialData(train, evals, names, train.fingerprint)
+    from capstudy.data.domains import DATASETS, shared_classes
+
+    sets = {}
+    overrides = dict(config.dataset_classes)
+    unknown = sorted(set(overrides) - set(DATASETS))
+    if unknown:
+        raise CapstudyError(f"dataset_classes names unknown dataset(s) {unknown}")
+    if config.task == "detection":
+        sets = {d: shared_classes(config.train_domain, d, names, overrides) for d in domains}
+    return TrialData(train, val, evals, names, train.fingerprint, sets)

@@ -71,39 +71,53 @@ def predict_split(
         model.train(was_training)
 
 
-def score_split(predictions, split, task: str) -> dict[str, float]:
+def score_split(predictions, split, task: str, classes=None) -> dict[str, float]:
     """Metrics of host-side ``predictions`` against ``split``'s ground truth.
 
     The one call into :mod:`capstudy.metrics`: ``map``, ``map50``, ``ap_<class>`` for
-    detection, ``top1`` for classification.
+    detection, ``top1`` for classification. ``classes`` restricts detection metrics to those
+    class names (the classes the train and evaluation domain share); the split's ignore
+    regions (VOC ``difficult``, COCO ``iscrowd``) are neither hits nor false positives.
     """
     if task == "detection":
         truth = [
             {"boxes": np.asarray(b), "labels": np.asarray(lab)}
             for b, lab in zip(split.boxes, split.labels, strict=True)
         ]
-        return detection_metrics(predictions, truth, split.class_names)
+        return detection_metrics(
+            predictions, truth, split.class_names, classes=classes, ignore=split.ignore_regions()
+        )
     assert split.targets is not None
     return {"top1": top1(predictions, np.asarray(split.targets))}
 
 
 def evaluate_split(
-    model: nn.Module, split, task: str, precision: Precision, batch_size: int
+    model: nn.Module, split, task: str, precision: Precision, batch_size: int, classes=None
 ) -> dict[str, float]:
     """Metrics of ``model`` on one cached split (see :func:`score_split` for the keys).
 
     The model is put in eval mode and restored to its previous mode afterwards.
     """
-    return score_split(predict_split(model, split, task, precision, batch_size), split, task)
+    predictions = predict_split(model, split, task, precision, batch_size)
+    return score_split(predictions, split, task, classes)
 
 
 def evaluate_splits(
-    model: nn.Module, splits: dict, task: str, precision: Precision, batch_size: int
+    model: nn.Module,
+    splits: dict,
+    task: str,
+    precision: Precision,
+    batch_size: int,
+    class_sets: dict | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Metrics per split name; scoring of one split overlaps inference of the next."""
+    """Metrics per split name; scoring of one split overlaps inference of the next.
+
+    ``class_sets`` maps a split name to the classes its detection metrics cover (none: all).
+    """
+    class_sets = class_sets or {}
     with ThreadPoolExecutor(1, thread_name_prefix="capstudy-score") as pool:
         pending: dict[str, Future] = {}
         for name, split in splits.items():
             predictions = predict_split(model, split, task, precision, batch_size)
-            pending[name] = pool.submit(score_split, predictions, split, task)
+            pending[name] = pool.submit(score_split, predictions, split, task, class_sets.get(name))
         return {name: future.result() for name, future in pending.items()}

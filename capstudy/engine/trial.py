@@ -250,16 +250,23 @@ def _main_metrics(config: TrialConfig) -> tuple[str, ...]:
     return keys.DETECTION_METRICS if config.task == "detection" else keys.CLASSIFICATION_METRICS
 
 
+# The held-out validation subset's name among the evaluated splits (no domain is named so:
+# domains are ``dataset/modality``).
+_VAL = "val"
+
+
 def _evaluate_all(parts: _Parts, config: TrialConfig) -> dict[str, float]:
-    """``val/<m>`` for the train domain and ``eval/<domain>/<m>`` for every domain."""
-    out: dict[str, float] = {}
+    """``val/<m>`` on the carved validation subset, ``eval/<domain>/<m>`` on published splits."""
+    data = parts.data
+    splits = {_VAL: data.val, **data.evals}
+    class_sets = {_VAL: data.class_sets.get(config.train_domain), **data.class_sets}
     results = evaluate_splits(
-        parts.model, parts.data.evals, config.task, parts.precision, config.batch_size
+        parts.model, splits, config.task, parts.precision, config.batch_size, class_sets
     )
+    val = results.pop(_VAL)
+    out = {keys.val_metric(name): val[name] for name in _main_metrics(config)}
     for domain, values in results.items():
         out.update({keys.eval_metric(domain, name): v for name, v in values.items()})
-        if domain == config.train_domain:
-            out.update({keys.val_metric(name): values[name] for name in _main_metrics(config)})
     return out
 
 

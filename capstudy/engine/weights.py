@@ -14,7 +14,9 @@ too, as a local-path initialization.
 What transfers: every part the source and target models share, except the class-logits
 layer, whose rows mean different classes in the source and the target:
 
-* ``imagenet`` (a classifier) -> the trunk only, into a detector or a classifier;
+* ``imagenet`` (a classifier) -> the trunk only into a detector (the detector's FPN starts
+  from the trunk's stage outputs, so the classifier's ``conv_head`` has no place there);
+  into a classifier -> the trunk and ``conv_head``;
 * ``imagenet_coco`` (an FCOS detector) into a detector -> trunk, FPN, both head towers,
   box regression and centerness; the classification logits (``cls_logits``) start afresh,
   since COCO's classes are not the target's. Into a classifier -> the trunk only.
@@ -105,8 +107,8 @@ def transfer_map(source_kind: str, target: nn.Module, source_keys) -> dict[str, 
             continue
         if key.startswith(dst_trunk):
             mapping[key] = src_trunk + key[len(dst_trunk) :]
-        elif source_kind == target_kind == "detector":
-            mapping[key] = key  # FPN and head towers share names between detectors
+        elif source_kind == target_kind:
+            mapping[key] = key  # FPN/head towers, or conv_head, share names within a kind
     return mapping
 
 

@@ -24,14 +24,19 @@ def jpeg(path: Path, value: int = 90, mode: str = "RGB", size: tuple[int, int] =
     (im.convert("L") if mode == "L" else im).save(path, quality=95)
 
 
-def voc(path: Path, objects: list[tuple[str, int, int, int, int]], size=(W, H)) -> None:
-    """Write a VOC XML annotation (1-based inclusive corners, as labelImg writes them)."""
+def voc(
+    path: Path, objects: list[tuple[str, int, int, int, int]], size=(W, H), difficult=()
+) -> None:
+    """Write a VOC XML annotation (1-based inclusive corners, as labelImg writes them).
+
+    ``difficult`` holds the positions of objects marked ``<difficult>1</difficult>``.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     objs = "".join(
         f"<object><name>{n}</name><pose>Unspecified</pose><truncated>0</truncated>"
-        f"<difficult>0</difficult><bndbox><xmin>{a}</xmin><ymin>{b}</ymin><xmax>{c}</xmax>"
-        f"<ymax>{d}</ymax></bndbox></object>"
-        for n, a, b, c, d in objects
+        f"<difficult>{int(i in difficult)}</difficult><bndbox><xmin>{a}</xmin><ymin>{b}</ymin>"
+        f"<xmax>{c}</xmax><ymax>{d}</ymax></bndbox></object>"
+        for i, (n, a, b, c, d) in enumerate(objects)
     )
     path.write_text(
         f"<annotation><folder>x</folder><filename>{path.stem}.jpg</filename><size>"
@@ -71,10 +76,17 @@ def write_llvip(root: Path, n_train: int = 3, n_val: int = 2) -> Path:
 def _coco_doc(files: list[str], cats: list[tuple[int, str]]) -> dict:
     images = [{"id": i + 1, "file_name": f, "width": W, "height": H} for i, f in enumerate(files)]
     anns = [
-        {"id": 2 * i + k + 1, "image_id": i + 1, "category_id": cats[k][0],
-         "bbox": [2.0 + k * 15, 3.0, 10.0, 12.0], "area": 120.0, "iscrowd": 0}
-        for i in range(len(files)) for k in range(2)
-    ]  # fmt: skip
+        {
+            "id": 2 * i + k + 1,
+            "image_id": i + 1,
+            "category_id": cats[k][0],
+            "bbox": [2.0 + k * 15, 3.0, 10.0, 12.0],
+            "area": 120.0,
+            "iscrowd": 0,
+        }
+        for i in range(len(files))
+        for k in range(2)
+    ]
     categories = [{"id": c, "name": n, "supercategory": "x"} for c, n in cats]
     return {"images": images, "annotations": anns, "categories": categories}
 

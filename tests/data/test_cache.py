@@ -46,7 +46,7 @@ def test_half_written_entry_is_never_used(tmp_path):
 
 def _build(root: str, home: str, queue) -> None:
     os.environ["CAPSTUDY_HOME"] = home
-    split = get_split("llvip/ir", "val", 24, roots={"llvip": root})
+    split = get_split("llvip/ir", "eval", 24, roots={"llvip": root})
     queue.put((str(split.path), float(split.images.mean())))
 
 
@@ -62,5 +62,5 @@ def test_concurrent_builders_agree(tmp_path):
     results = [queue.get(timeout=5) for _ in procs]
     assert all(p.exitcode == 0 for p in procs)
     assert len(set(results)) == 1  # one entry, identical content
-    entries = list((paths.cache_root() / "llvip").glob("ir-val-*"))
+    entries = list((paths.cache_root() / "llvip").glob("ir-eval-*"))
     assert len([e for e in entries if not e.name.endswith(".lock")]) == 1

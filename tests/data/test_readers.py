@@ -27,8 +27,8 @@ def test_flir_aligned_pairs_labels_and_split_names(tmp_path):
     root = write_flir_aligned(tmp_path / "flir")
     roots = {"flir": str(root)}
     rgb = get_split("flir/rgb", "train", (80, 64), roots=roots)
-    ir = get_split("flir/ir", "val", (80, 64), roots=roots)
-    assert (len(rgb), len(ir)) == (3, 2)  # align_validation maps to val
+    ir = get_split("flir/ir", "eval", (80, 64), roots=roots)
+    assert (len(rgb), len(ir)) == (3, 2)  # align_validation is the published eval split
     assert rgb.class_names == ("person", "car", "bicycle")
     # person and bike→bicycle kept; dog is outside the map and is reported, not silent.
     assert rgb.labels[0].tolist() == [1, 3]
@@ -41,10 +41,10 @@ def test_flir_aligned_pairs_labels_and_split_names(tmp_path):
     assert num_classes("flir/ir", roots=roots) == 3
 
 
-def test_llvip_maps_test_to_val_and_shares_annotations(tmp_path):
+def test_llvip_maps_test_to_eval_and_shares_annotations(tmp_path):
     roots = {"llvip": str(write_llvip(tmp_path / "llvip"))}
-    vis = get_split("llvip/rgb", "val", 32, roots=roots)
-    inf = get_split("llvip/ir", "val", 32, roots=roots)
+    vis = get_split("llvip/rgb", "eval", 32, roots=roots)
+    inf = get_split("llvip/ir", "eval", 32, roots=roots)
     assert len(vis) == len(inf) == 2
     for a, b in zip(vis.boxes, inf.boxes, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -58,17 +58,17 @@ def test_coco_keeps_native_classes_and_flir_v2_maps_bike(tmp_path):
     assert [lab.tolist() for lab in split.labels] == [[1, 2]] * 3
     np.testing.assert_allclose(split.boxes[0][1], [17, 3, 27, 15])
     v2 = {"flir_v2": str(write_flir_v2(tmp_path / "v2"))}
-    ir = get_split("flir_v2/ir", "val", (W, H), roots=v2)
+    ir = get_split("flir_v2/ir", "eval", (W, H), roots=v2)
     assert ir.labels[0].tolist() == [1, 3]  # person, bike → bicycle (label 3)
 
 
 def test_classification_layouts(tmp_path):
     inet = {"imagenet": str(write_imagefolder(tmp_path / "inet"))}
-    split = get_split("imagenet/rgb", "val", 16, roots=inet)
+    split = get_split("imagenet/rgb", "eval", 16, roots=inet)
     assert split.task == "classification" and split.targets.tolist() == [0, 0, 1, 1, 2, 2]
     assert num_classes("imagenet/rgb", roots=inet) == 3
     dn = {"domainnet": str(write_domainnet(tmp_path / "dn"))}
-    test = get_split("domainnet/sketch", "val", 16, roots=dn)
+    test = get_split("domainnet/sketch", "eval", 16, roots=dn)
     assert test.class_names == ("aircraft_carrier", "zebra")
     assert test.targets.tolist() == [0, 0, 1, 1]
 
@@ -149,7 +149,7 @@ def test_missing_split_list(tmp_path):
     (root / "align_validation.txt").unlink()
     assert any("align_validation.txt" in p.message for p in check_dataset(root).errors)
     with pytest.raises(CapstudyError, match="align_validation"):
-        get_split("flir/ir", "val", 32, roots={"flir": str(root)})
+        get_split("flir/ir", "eval", 32, roots={"flir": str(root)})
 
 
 def test_bad_names_and_missing_dataset(tmp_path):

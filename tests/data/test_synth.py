@@ -62,7 +62,7 @@ def test_rgb_and_thermal_are_aligned_but_look_different(tmp_path):
 
 def test_on_demand_generation(monkeypatch):
     monkeypatch.setenv("CAPSTUDY_SYNTH_SCALE", "0.01")
-    split = get_split("synth_b/ir", "val", 64)
+    split = get_split("synth_b/ir", "eval", 64)
     assert len(split) == 1 and (paths.data_root() / "synth_b" / "Annotations").is_dir()
 
 
@@ -77,3 +77,16 @@ def test_cli_synth_and_check(tmp_path, capsys):
     (out / "synth_b" / "infrared" / "test" / "190001.jpg").unlink()
     assert run_cli(["data", "check", str(out / "synth_b")]) == 1
     assert "190001.jpg" in capsys.readouterr().out
+
+
+def test_outdated_synthetic_copy_is_regenerated(tmp_path):
+    import json
+
+    from capstudy.data.synth import MARKER, VERSION, generate_all
+
+    generate_all(tmp_path, names=("synth_b",), scale=0.01)
+    marker = tmp_path / "synth_b" / MARKER
+    old = {**json.loads(marker.read_text()), "version": VERSION - 1}
+    marker.write_text(json.dumps(old))  # as an older generator (3-class synth_b) left it
+    assert generate_all(tmp_path, names=("synth_b",), scale=0.01)["synth_b"] > 0
+    assert json.loads(marker.read_text())["version"] == VERSION

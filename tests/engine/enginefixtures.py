@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-# Tenth-size synthetic data: synth_a 40/10 images, synth_coco 60/10, synth_imagenet 4/1 per
-# class.
+# Tenth-size synthetic data: synth_a and synth_b 40/10 images, synth_coco 60/10,
+# synth_imagenet 4/1 per class.
 SCALE = 0.1
 
 
@@ -30,7 +30,7 @@ def shared_data() -> tuple[Path, Path]:
     root = Path(tempfile.mkdtemp(prefix="capstudy-engine-tests-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     data, cache = root / "data", root / "cache"
-    for name in ("synth_a", "synth_coco", "synth_imagenet"):
+    for name in ("synth_a", "synth_b", "synth_coco", "synth_imagenet"):
         ensure_synthetic(name, data / name, seed=0, scale=SCALE)
     return data, cache
 

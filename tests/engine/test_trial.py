@@ -28,7 +28,10 @@ def test_detection_loss_falls_and_every_epoch_reports_all_keys():
     assert [m[keys.M_EPOCH] for m, _ in reports] == [1.0, 2.0, 3.0, 4.0]
     metrics = reports[-1][0]
     for name in ("map", "map50"):
-        assert metrics[keys.val_metric(name)] == metrics[keys.eval_metric("synth_a/rgb", name)]
+        # val/* is the carved subset of the training split, eval/* the published split: both
+        # exist, and nothing ties one to the other (tests/engine/test_heldout.py).
+        assert 0.0 <= metrics[keys.val_metric(name)] <= 1.0
+        assert 0.0 <= metrics[keys.eval_metric("synth_a/rgb", name)] <= 1.0
         assert 0.0 <= metrics[keys.eval_metric("synth_a/ir", name)] <= 1.0
     assert keys.eval_metric("synth_a/ir", keys.class_ap("person")) in metrics
     for key in (keys.M_BACKBONE_PARAMS, keys.M_DETECTOR_PARAMS, keys.M_MACS):
