@@ -21,6 +21,8 @@ from statistics import mean
 import pytest
 from e2e_helpers import capstudy, run_rows
 
+from capstudy import keys
+
 # Measured 30 min for the launch on a 2-core machine shared with other jobs (5.5 min quiet);
 # the suite default timeout is 600 s.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
@@ -113,9 +115,9 @@ def _check_science(home, monkeypatch) -> None:
         by_init[p["init"]].append(value)
         beat += value > untrained[p["family"], int(p["phi"])]
         assert 0.0 <= m["val/map50"] <= 1.0  # selection reads the carved subset
-        assert tags["capstudy.val_fingerprint"] and p["val_fraction"] == "0.1"
-        assert tags["capstudy.class_set.synth_a/rgb"] == "person,car,bicycle"
-        assert tags["capstudy.class_set.synth_b/rgb"] == "person"  # synth_b is person-only
+        assert tags[keys.T_VAL_FINGERPRINT] and p["val_fraction"] == "0.1"
+        assert tags[keys.class_set_tag("synth_a/rgb")] == "person,car,bicycle"
+        assert tags[keys.class_set_tag("synth_b/rgb")] == "person"  # synth_b is person-only
         assert "eval/synth_b/rgb/ap_car" not in m and "eval/synth_b/rgb/ap_person" in m
     summary = {init: round(mean(v), 4) for init, v in by_init.items()}
     floor = mean(untrained.values())

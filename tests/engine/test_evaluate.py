@@ -23,7 +23,7 @@ def _trained_ish_model():
 
 
 def test_batched_predictions_equal_per_image_detections():
-    split = get_split("synth_a/rgb", "val", 64)
+    split = get_split("synth_a/rgb", "eval", 64)
     model = _trained_ish_model()
     got = predict_split(model, split, "detection", CPU, batch_size=4)
     expected = []
@@ -37,7 +37,7 @@ def test_batched_predictions_equal_per_image_detections():
 
 
 def test_overlapped_scoring_gives_the_sequential_metrics():
-    splits = {d: get_split(d, "val", 64) for d in ("synth_a/rgb", "synth_a/ir", "synth_b/rgb")}
+    splits = {d: get_split(d, "eval", 64) for d in ("synth_a/rgb", "synth_a/ir", "synth_b/rgb")}
     model = _trained_ish_model()
     together = evaluate_splits(model, splits, "detection", CPU, batch_size=8)
     for name, split in splits.items():

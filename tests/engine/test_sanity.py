@@ -53,7 +53,7 @@ def test_trained_detector_beats_an_untrained_one():
     precision = precision_for(torch.device("cpu"), amp=False)
     model = build_detector(make_variant("efficientnet_b0", -4), 1, SIZE, head_width=32)
     train, held_out = _easy_split(96, seed=1), _easy_split(24, seed=2)
-    before = evaluate_split(model, held_out, "detection", precision)
+    before = evaluate_split(model, held_out, "detection", precision, batch_size=8)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
     loader = BatchLoader(train, 16, shuffle=True, seed=0)
     model.train()
@@ -63,6 +63,6 @@ def test_trained_detector_beats_an_untrained_one():
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    after = evaluate_split(model, held_out, "detection", precision)
+    after = evaluate_split(model, held_out, "detection", precision, batch_size=8)
     assert after["map50"] > before["map50"] + 0.3, (before, after)
     assert after["map50"] > 0.5, after
