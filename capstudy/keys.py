@@ -127,3 +127,16 @@ TIDY_COLUMNS = (
 )
 # After these come one column per metric on the evaluation domain (``map``, ``map50`` for
 # detection, ``top1`` for classification) and one ``hpo_<name>`` column per HPO dimension.
+
+# --- issue 12: status, cost, lineage of launched trials ---------------------------------
+T_EARLY_STOPPED = "capstudy.early_stopped"  # "true" when ASHA stopped the trial
+T_ERROR = "capstudy.error"  # last line of a failed trial's error (grouped by `status`)
+# Which registered weights a trial loaded (as `capstudy train` records them).
+T_INIT_MODEL = "capstudy.init_model"
+T_INIT_VERSION = "capstudy.init_version"
+T_INIT_RUN_ID = "capstudy.init_run_id"
+T_RETRY_OF = "capstudy.retry_of"  # run id of the FAILED run a --retry-failed trial replaces
+# Device time a trial used: wall seconds x its share of a device (GPU fraction, else CPUs).
+M_DEVICE_SECONDS = "cost/device_seconds"
+# CPU inference latency at batch 1 (ms per image), on the launch's parent run per variant.
+M_CPU_LATENCY_PREFIX = "latency/cpu_ms/"

@@ -19,11 +19,12 @@ from typing import Any
 from ray.tune import Callback
 
 from capstudy import keys, tracking
+from capstudy.launch import trialfacts
 from capstudy.launch.searcher import CELL_ID_KEY, TRIAL_KEY
 from capstudy.launch.trainable import DATA_FINGERPRINT, trial_config
 
 log = logging.getLogger(__name__)
-T_EARLY_STOPPED = "capstudy.early_stopped"
+T_EARLY_STOPPED = keys.T_EARLY_STOPPED
 _METRIC_PREFIXES = ("val/", "eval/", "train/", "capacity/", "perf/")
 
 
@@ -85,11 +86,13 @@ class StudyRecorder(Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: D102
         run_id = self.run_id(trial)
         metrics = {k: v for k, v in result.items() if k.startswith(_METRIC_PREFIXES)}
+        metrics.update(trialfacts.cost_metrics(trial, result))
         epoch = int(result.get(keys.M_EPOCH, result.get("training_iteration", 0)))
         self._last_epoch[trial.trial_id] = epoch
         tracking.log_metrics(run_id, metrics, epoch, self.uri)
         if trial.trial_id not in self._fingerprinted and DATA_FINGERPRINT in result:
-            tracking.set_tags(run_id, {keys.T_DATA_FINGERPRINT: result[DATA_FINGERPRINT]}, self.uri)
+            tags = {keys.T_DATA_FINGERPRINT: result[DATA_FINGERPRINT]}
+            tracking.set_tags(run_id, {**tags, **trialfacts.lineage_tags(result)}, self.uri)
             self._fingerprinted.add(trial.trial_id)
 
     def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: D102
@@ -105,7 +108,11 @@ class StudyRecorder(Callback):
         self._runs.pop(trial.trial_id, None)
 
     def on_trial_error(self, iteration, trials, trial, **info):  # noqa: D102
-        tracking.end_run(self.run_id(trial), "FAILED", self.uri)
+        run_id = self.run_id(trial)
+        tags = trialfacts.error_tags(trial)  # `capstudy status` groups failures by this line
+        if tags:
+            tracking.set_tags(run_id, tags, self.uri)
+        tracking.end_run(run_id, "FAILED", self.uri)
         self._runs.pop(trial.trial_id, None)
 
     def close(self, status: str = "KILLED") -> None:
