@@ -53,9 +53,15 @@ ROUGH_MODEL = (
 )
 # Published train / val image counts (synthetic: the shipped sizes). Unknown datasets: 1000.
 DATASET_IMAGES = {
-    "synth_a": (400, 100), "synth_b": (400, 100), "synth_coco": (600, 100),
-    "synth_imagenet": (4800, 960), "flir": (4129, 1013), "flir_v2": (10742, 1144),
-    "llvip": (12025, 3463), "coco": (118287, 5000), "imagenet": (1281167, 50000),
+    "synth_a": (400, 100),
+    "synth_b": (400, 100),
+    "synth_coco": (600, 100),
+    "synth_imagenet": (4800, 960),
+    "flir": (4129, 1013),
+    "flir_v2": (10742, 1144),
+    "llvip": (12025, 3463),
+    "coco": (118287, 5000),
+    "imagenet": (1281167, 50000),
 }
 UNKNOWN_DATASET_IMAGES = (1000, 250)
 

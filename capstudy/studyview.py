@@ -241,9 +241,17 @@ def list_studies(uri: str, storage: Path | None = None) -> list[dict]:
             continue  # archived copies (<study>.<time>) belong to their study's row
         mtime = int(folder.stat().st_mtime * 1000)
         rows[name] = {
-            "study": name, "launches": 0, "state": state.get("status", "UNKNOWN"),
-            "done": 0, "stopped": 0, "running": 0, "failed": 0, "killed": 0,
-            "last_activity": _stamp(mtime), "in_mlflow": False, "ray_folder": str(folder),
+            "study": name,
+            "launches": 0,
+            "state": state.get("status", "UNKNOWN"),
+            "done": 0,
+            "stopped": 0,
+            "running": 0,
+            "failed": 0,
+            "killed": 0,
+            "last_activity": _stamp(mtime),
+            "in_mlflow": False,
+            "ray_folder": str(folder),
         }
     return sorted(rows.values(), key=lambda r: r["last_activity"], reverse=True)
 
@@ -309,11 +317,16 @@ def variant_rows(st: StudyState, mode: str = "max", cells: dict | None = None) -
         done_cells = sum(1 for s in cell_states.values() if not s & {"running", "killed"})
         total = (cells or {}).get((key[2], key[3], key[4]), len(cell_states))
         row = {
-            "variant": key[2], "init": key[3], "train": key[4],
+            "variant": key[2],
+            "init": key[3],
+            "train": key[4],
             "params": _first(trials, keys.M_BACKBONE_PARAMS),
             "cells": f"{done_cells}/{total}",
-            "done": c["done"], "stopped": c["stopped"], "running": c["running"],
-            "failed": c["failed"], "killed": c["killed"],
+            "done": c["done"],
+            "stopped": c["stopped"],
+            "running": c["running"],
+            "failed": c["failed"],
+            "killed": c["killed"],
             "best": (max(values) if mode == "max" else min(values)) if values else None,
             "selected": _mean(chosen, st.metric),
             "eval": {d: _mean(chosen, keys.eval_metric(d, name)) for d in st.eval_domains},

@@ -23,17 +23,18 @@ from rich.console import Console
 
 from capstudy import keys, paths, tracking
 from capstudy.cells import expand_cells
+from capstudy.cost import cost_lines
 from capstudy.errors import CapstudyError
 from capstudy.launch.asha import CellASHA
+from capstudy.launch.latency import log_latencies
 from capstudy.launch.live import LiveView
 from capstudy.launch.pretraining import have_weights_fn, run_pretraining
 from capstudy.launch.recorder import StudyRecorder
 from capstudy.launch.scheduler import CellASHAScheduler
-from capstudy.launch.summary import results_table
 from capstudy.launch.searcher import TRIAL_KEY, CellSearcher
+from capstudy.launch.summary import results_table
 from capstudy.launch.trainable import capstudy_trainable
 from capstudy.plan import plan
-from capstudy.cost import cost_lines
 from capstudy.schema import StudySpec, load_study
 
 STATE_FILE = "capstudy_study.json"
@@ -111,6 +112,8 @@ def launch(opts: LaunchOptions, console: Console | None = None) -> LaunchOutcome
         total = len(expand_cells(spec)) * spec.tune.samples_per_cell
         status = "FINISHED" if done + failed >= total else "KILLED"
         _print_results(console, uri, spec, time.monotonic() - started)
+        if status == "FINISHED":
+            log_latencies(spec, parent, uri, say=lambda m: console.print(m, highlight=False))
         return LaunchOutcome(spec.name, parent, total, done, failed, status, exp_path)
     except KeyboardInterrupt:
         status = "KILLED"

@@ -65,9 +65,8 @@ def register(app: typer.Typer) -> None:
 
         from capstudy.launch.driver import LaunchOptions
         from capstudy.launch.driver import launch as run_launch
-        from capstudy.schema import StudyWarning
-
         from capstudy.launch.quiet import quiet_third_parties
+        from capstudy.schema import StudyWarning
 
         # The driver prints the study's warnings itself; don't show them twice.
         warnings.simplefilter("ignore", StudyWarning)

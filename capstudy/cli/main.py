@@ -17,7 +17,14 @@ from capstudy.errors import CapstudyError
 
 # Order is the order of ``capstudy --help``.
 COMMAND_MODULES = (
-    "models", "data", "pretrain", "train", "launch", "status", "analyze", "bench",
+    "models",
+    "data",
+    "pretrain",
+    "train",
+    "launch",
+    "status",
+    "analyze",
+    "bench",
 )
 
 

@@ -38,8 +38,16 @@ def register(app: typer.Typer) -> None:
             return
         head = ("study", "launches", "state", "done", "stopped", "running", "failed", "last")
         body = [
-            (r["study"], r["launches"], r["state"], r["done"], r["stopped"], r["running"],
-             r["failed"], r["last_activity"])
+            (
+                r["study"],
+                r["launches"],
+                r["state"],
+                r["done"],
+                r["stopped"],
+                r["running"],
+                r["failed"],
+                r["last_activity"],
+            )
             for r in rows
         ]
         typer.echo(studytext.text_table(head, body))
