@@ -90,10 +90,13 @@ class StudyRecorder(Callback):
         epoch = int(result.get(keys.M_EPOCH, result.get("training_iteration", 0)))
         self._last_epoch[trial.trial_id] = epoch
         tracking.log_metrics(run_id, metrics, epoch, self.uri)
-        if trial.trial_id not in self._fingerprinted and DATA_FINGERPRINT in result:
-            tags = {keys.T_DATA_FINGERPRINT: result[DATA_FINGERPRINT]}
-            tracking.set_tags(run_id, {**tags, **trialfacts.lineage_tags(result)}, self.uri)
-            self._fingerprinted.add(trial.trial_id)
+        if trial.trial_id not in self._fingerprinted:
+            tags = trialfacts.lineage_tags(result)  # which registered weights it loaded
+            if DATA_FINGERPRINT in result:
+                tags[keys.T_DATA_FINGERPRINT] = result[DATA_FINGERPRINT]
+            if tags:
+                tracking.set_tags(run_id, tags, self.uri)
+                self._fingerprinted.add(trial.trial_id)
 
     def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: D102
         run_id = self.run_id(trial)
