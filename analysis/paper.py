@@ -228,6 +228,8 @@ def results_table(selected: pd.DataFrame, summary: pd.DataFrame, metric: str) ->
     keys = ["family", "label", "train_domain", "eval_domain"]
     cap = sel.groupby(keys)["backbone_params"].median().rename("capacity")
     wide = sel.pivot_table(index=keys, columns="init", values=metric, aggfunc="mean")
+    # The baseline first: the paper reads random, then each pretrained init.
+    wide = wide[sorted(wide.columns, key=lambda c: (c != "random", c))]
     wide.columns = [f"{metric} {c}" for c in wide.columns]
     out = pd.concat([cap, wide], axis=1).reset_index()
     if not summary.empty:

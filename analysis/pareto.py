@@ -95,19 +95,21 @@ def _panel(ax, part: pd.DataFrame, x: str, xlabel: str, metric: str, mode: str) 
                 s=30,
                 label=f"{init} ({family})",
             )
-        for _, r in rows.iterrows():
-            ax.annotate(
-                r["label"],
-                (r[x], r["metric"]),
-                fontsize=7,
-                xytext=(3, 3),
-                textcoords="offset points",
-            )
     best = part[on_front].sort_values(x)
     ax.step(
         best[x], best["metric"], where="post", color="black", lw=1, alpha=0.7, label="Pareto front"
     )
     ax.scatter(best[x], best["metric"], facecolors="none", edgecolors="black", s=90, lw=1)
+    # Only the front is labelled: it is what a reader chooses from, and labelling every point
+    # of three inits and two families makes the labels unreadable.
+    for _, r in best.iterrows():
+        ax.annotate(
+            f"{r['label']} {r['init']}",
+            (r[x], r["metric"]),
+            fontsize=7,
+            xytext=(4, -10),
+            textcoords="offset points",
+        )
     ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(metric)
