@@ -113,7 +113,7 @@ def launch(opts: LaunchOptions, console: Console | None = None) -> LaunchOutcome
         status = "FINISHED" if done + failed >= total else "KILLED"
         _print_results(console, uri, spec, time.monotonic() - started)
         if status == "FINISHED":
-            log_latencies(spec, parent, uri, say=lambda m: console.print(m, highlight=False))
+            log_latencies(spec, parent, uri, say=lambda m: console.print(m, soft_wrap=True))
         return LaunchOutcome(spec.name, parent, total, done, failed, status, exp_path)
     except KeyboardInterrupt:
         status = "KILLED"
@@ -129,7 +129,8 @@ def launch(opts: LaunchOptions, console: Console | None = None) -> LaunchOutcome
 def _print_results(console: Console, uri: str, spec: StudySpec, seconds: float) -> None:
     """The results table; a store that cannot be read back must not fail a finished study."""
     try:
-        console.print(results_table(uri, spec.name, spec.mode, seconds), highlight=False)
+        table = results_table(uri, spec.name, spec.mode, seconds)
+        console.print(table, highlight=False, soft_wrap=True)  # a table must not wrap
     except Exception as exc:  # noqa: BLE001 - the runs are recorded; only the table is lost
         console.print(f"[yellow]note:[/] no results table ({exc}); see `capstudy status`")
 
