@@ -86,9 +86,9 @@ class StudyState:
 
 
 def _client(uri: str):
-    from mlflow.tracking import MlflowClient
+    from capstudy import tracking  # the one module that names MLflow's client
 
-    return MlflowClient(tracking_uri=uri)
+    return tracking.client(uri)
 
 
 def _search(client, exp_id: str, filter_string: str) -> list:
@@ -216,11 +216,9 @@ def _launch_state(status: str, state: dict) -> str:
 
 def list_studies(uri: str, storage: Path | None = None) -> list[dict]:
     """Every study in the tracking store and in Ray's storage, newest activity first."""
-    from mlflow.entities import ViewType
-
     client = _client(uri)
     rows: dict[str, dict] = {}
-    for exp in client.search_experiments(view_type=ViewType.ACTIVE_ONLY):
+    for exp in client.search_experiments():  # active experiments only (MLflow's default)
         st = study_state(uri, exp.name, storage)
         if st is None or not st.launches:
             continue
