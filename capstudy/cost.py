@@ -219,13 +219,15 @@ def cost_lines(p: Plan, devices: int | None = None, bench: dict | None = None) -
         "(perfect packing; --devices N for another count)"
     ]
     if est.rough:
-        how = "capstudy bench trial" + (" --device cuda" if gpu else "")
+        how = "`capstudy bench trial`" + (" on this machine's GPU" if gpu else " here")
         lines.append(
             f"  throughput: {est.measured} variants measured, {est.rough} from the {ROUGH_MODEL}. "
-            f"Measure this machine with `{how}` (cached in {bench_path('cuda' if gpu else 'cpu')})"
+            f"Measure with {how} (cached in {bench_path('cuda' if gpu else 'cpu')})"
         )
     else:
-        lines.append(f"  throughput: measured on this machine ({bench_path()})")
+        lines.append(
+            f"  throughput: measured on this machine ({bench_path('cuda' if gpu else 'cpu')})"
+        )
     return "\n".join(lines)
 
 

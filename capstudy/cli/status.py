@@ -161,7 +161,9 @@ def render_report(report: dict) -> str:
         f"trials: {c['done']} done, {c['stopped']} stopped early, {c['running']} running, "
         f"{c['failed']} failed, {c['killed']} killed",
         "",
-        studytext.variant_table(report["variants"], report["metric"], [], progress=True),
+        studytext.variant_table(report["variants"], report["metric"], [], progress=True)
+        if report["variants"]
+        else "no trial has started yet (pretraining, or waiting for resources)",
     ]
     if report["failures"]:
         lines += ["", "failures by cause:"]
