@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from capstudy.analysis.headline import _md_table  # noqa: E402
-from capstudy.analysis.paper import _color, with_labels  # noqa: E402
+from capstudy.analysis.paper import init_color, with_labels  # noqa: E402
 
 KEYS = ["family", "phi", "train_domain", "eval_domain", "init"]
 
@@ -94,7 +94,7 @@ def difference_figure(diff: pd.DataFrame, names: tuple[str, str], path: Path) ->
                 fmt="o-",
                 capsize=2,
                 ms=4,
-                color=_color(init, k),
+                color=init_color(init, k),
                 label=f"{init}, {train} → {ev}",
             )
         ax.set_xscale("log")

@@ -28,8 +28,11 @@ from capstudy.variants import make_variant  # noqa: E402
 FORMATS = ("png", "pdf", "svg")
 _COLORS = {"imagenet": "tab:blue", "imagenet_coco": "tab:green", "random": "tab:gray"}
 _FAMILY_NAMES = {"efficientnet_b0": "EfficientNet-B0", "mobilenetv3_small": "MobileNetV3-Small"}
-_CAP_NAMES = {"backbone_params": "backbone parameters", "detector_params": "detector parameters"}
-_CAP_NAMES["macs"] = "MACs"
+CAPACITY_NAMES = {
+    "backbone_params": "backbone parameters",
+    "detector_params": "detector parameters",
+}
+CAPACITY_NAMES["macs"] = "MACs"
 
 
 def paper_label(family: str, phi, label: str = "") -> str:
@@ -50,7 +53,8 @@ def with_labels(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _color(init: str, k: int) -> str:
+def init_color(init: str, k: int) -> str:
+    """One colour per init across every figure (random grey, ImageNet blue, ImageNet→COCO green)."""
     return _COLORS.get(init, plt.get_cmap("tab10")(k % 10))
 
 
@@ -100,7 +104,7 @@ def figure1(
             for k, (init, rows) in enumerate(part.groupby("init", sort=True)):
                 rows = rows.sort_values(capacity)
                 err = np.vstack([rows["gain"] - rows["ci_lo"], rows["ci_hi"] - rows["gain"]])
-                color = _color(init, k)
+                color = init_color(init, k)
                 ax.errorbar(
                     rows[capacity],
                     rows["gain"],
@@ -117,7 +121,7 @@ def figure1(
             ax.grid(alpha=0.3, which="both")
             ax.set_title(f"{_FAMILY_NAMES.get(family, family)}\n{train} → {ev}", fontsize=9)
             if r == len(pairs) - 1:
-                ax.set_xlabel(_CAP_NAMES.get(capacity, capacity))
+                ax.set_xlabel(CAPACITY_NAMES.get(capacity, capacity))
             if c == 0:
                 ax.set_ylabel(f"gain in {metric}")
             if r == 0 and c == len(families) - 1:
@@ -184,7 +188,7 @@ def metrics_figure(selected: pd.DataFrame, capacity: str, metric: str, out: Path
                     marker="o",
                     ms=4,
                     capsize=2,
-                    color=_color(init, k),
+                    color=init_color(init, k),
                     label=init,
                 )
             ax.set_xticks(range(len(order)), order, fontsize=8)

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from capstudy.analysis.figures import slug  # noqa: E402
-from capstudy.analysis.paper import _CAP_NAMES, _color, with_labels  # noqa: E402
+from capstudy.analysis.paper import CAPACITY_NAMES, init_color, with_labels  # noqa: E402
 
 _MARKERS = {"efficientnet_b0": "o", "mobilenetv3_small": "s"}
 
@@ -62,7 +62,7 @@ def pareto_figures(
         with_latency = capacity == "macs" and part["latency_ms"].notna().any()
         n = 2 if with_latency else 1
         fig, axes = plt.subplots(1, n, figsize=(6.4 * n, 4.4), squeeze=False)
-        _panel(axes[0][0], part, "capacity", _CAP_NAMES.get(capacity, capacity), metric, mode)
+        _panel(axes[0][0], part, "capacity", CAPACITY_NAMES.get(capacity, capacity), metric, mode)
         if with_latency:
             _panel(
                 axes[0][1],
@@ -85,7 +85,7 @@ def pareto_figures(
 def _panel(ax, part: pd.DataFrame, x: str, xlabel: str, metric: str, mode: str) -> None:
     on_front = front(part, x, "metric", mode)
     for k, (init, rows) in enumerate(part.groupby("init", sort=True)):
-        color = _color(init, k)
+        color = init_color(init, k)
         for family, fam_rows in rows.groupby("family"):
             ax.scatter(
                 fam_rows[x],
