@@ -147,6 +147,14 @@ def variant_speed(family: str, phi: int, label: str, size: int, gpu: bool, bench
     return Speed(train, train * EVAL_SPEEDUP, False)
 
 
+def _phi(values: dict) -> int:
+    """The variant's step; a free width maps to the ultrasmall step of the same width
+    (width = 1.46**phi), so the rough model interpolates free variants by size too."""
+    if "width" in values:
+        return round(math.log(float(values["width"])) / math.log(1.46))
+    return int(values.get("phi", 0))
+
+
 def _images(domain: str, split: int, cap: int) -> int:
     dataset = domain.split("/", 1)[0]
     n = DATASET_IMAGES.get(dataset, UNKNOWN_DATASET_IMAGES)[split]
@@ -182,7 +190,7 @@ def estimate(p: Plan, bench: dict | None = None) -> Estimate:
     for cell in p.cells:
         v = {**recipe, **spec.fixed, **cell.values}
         family, _, label = cell_capacity(spec, cell)
-        speed = variant_speed(family, int(v.get("phi", 0)), label, int(v["image_size"]), gpu, bench)
+        speed = variant_speed(family, _phi(v), label, int(v["image_size"]), gpu, bench)
         (measured if speed.measured else rough).add(label)
         train = str(v.get("train", "synth_a/rgb"))
         n_train = _images(train, 0, int(v.get("max_train_images", 0) or 0))
