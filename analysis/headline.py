@@ -132,7 +132,7 @@ def finish(result, extras: Extras | None = None, mode: str = "max") -> list[Path
         result.selected, result.summary, result.fits, result.capacity, result.metric, out / "paper"
     )
     files += pareto.pareto_figures(
-        result.selected, result.capacity, result.metric, out / "figures", mode, extras.latency
+        result.selected, result.capacity, result.metric, out / "pareto", mode, extras.latency
     )
     verdicts, costs = verdict_table(result.fits), cost_table(extras.costs)
     tables = {"verdicts.csv": verdicts, "cost.csv": costs}

@@ -1,6 +1,6 @@
 """The trade-off view: metric against capacity per init, the Pareto front marked.
 
-One figure per train x evaluation domain (``figures/pareto_<train>_<eval>.png``): every variant
+One figure per train x evaluation domain (``pareto/pareto_<train>_<eval>.png``): every variant
 of every family and init as a point (mean over seeds of the selected trials), labelled (B-4,
 S-2); the front — points no other point beats on both capacity (lower) and metric (higher) —
 joined by a line. With ``--capacity macs`` a second panel puts the same points against the

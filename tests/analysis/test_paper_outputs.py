@@ -58,7 +58,7 @@ def test_report_leads_with_figure1_and_one_line_per_comparison(tmp_path, capsys)
     assert "| S-3 |" in variants and "| B-3 |" in variants  # labels from family and phi
     tex = (out / "paper" / "results.tex").read_text()
     assert r"\begin{tabular}" in tex and r"synth\_a/ir" in tex and "gain imagenet" in tex
-    assert (out / "figures" / "pareto_synth_a-rgb_synth_a-ir.png").is_file()
+    assert (out / "pareto" / "pareto_synth_a-rgb_synth_a-ir.png").is_file()
 
 
 def test_pareto_front_is_the_set_of_undominated_points():
