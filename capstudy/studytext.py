@@ -16,6 +16,11 @@ def num(value, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def count(value) -> str:
+    """A parameter count: ``9,024`` ('-' when missing)."""
+    return "-" if value is None else f"{float(value):,.0f}"
+
+
 def duration(seconds: float) -> str:
     """Seconds as ``12m05s`` or ``3h07m``."""
     minutes, sec = divmod(int(round(seconds)), 60)
@@ -34,7 +39,7 @@ def variant_table(rows: list[dict], metric: str, domains: list[str], progress: b
     head += ["time"] + ([] if progress else ["done", "stopped", "failed"])
     body = []
     for r in rows:
-        line = [r["variant"], r["init"], *([r["train"]] if many else []), num(r["params"])]
+        line = [r["variant"], r["init"], *([r["train"]] if many else []), count(r["params"])]
         if progress:
             line += [r["cells"], r["done"], r["stopped"], r["running"], r["failed"], num(r["best"])]
         else:
