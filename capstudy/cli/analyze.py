@@ -78,21 +78,16 @@ def register(app: typer.Typer) -> None:
         if bootstrap < 100:
             raise CapstudyError(f"--bootstrap {bootstrap}: use at least 100 replicates")
         uri = tracking_uri or default_tracking_uri()
-        sources = [*(from_file or []), *(study or [])]
-        if len(sources) > 1:
-            _compare(
-                sources,
-                from_file or [],
-                study or [],
-                uri,
-                out,
-                find_threshold,
-                capacity,
-                metric,
-                mode,
-                bootstrap,
-                seed,
-            )
+        options = pipeline.AnalysisOptions(
+            capacity=capacity,
+            metric=metric,
+            find_threshold=find_threshold,
+            n_boot=bootstrap,
+            seed=seed,
+            mode=mode,
+        )
+        if len([*(from_file or []), *(study or [])]) > 1:
+            _compare(from_file or [], study or [], uri, out, options)
             return
         study = study[0] if study else None
         from_file = from_file[0] if from_file else None
@@ -112,14 +107,6 @@ def register(app: typer.Typer) -> None:
         if export is not None:
             typer.echo(f"Wrote the tidy table to {tables.write_table(table, export)}")
         out_dir = _prepare_out_dir(out, name)
-        options = pipeline.AnalysisOptions(
-            capacity=capacity,
-            metric=metric,
-            find_threshold=find_threshold,
-            n_boot=bootstrap,
-            seed=seed,
-            mode=mode,
-        )
         result = pipeline.run_analysis(table, name, out_dir, options, source, skipped)
         extras = headline.Extras() if from_file is not None else read_extras(uri, name)
         headline.finish(result, extras, _mode_of(result, mode))
@@ -172,16 +159,16 @@ def _mode_of(result, mode: str | None) -> str:
     return "min" if any(w in result.metric for w in ("loss", "error")) else "max"
 
 
-def _compare(
-    sources, files, studies, uri, out, find_threshold, capacity, metric, mode, n_boot, seed
-) -> None:
+def _compare(files: list[Path], studies: list[str], uri: str, out: Path | None, options) -> None:
     """Analyze two studies each on its own, then the difference of their gains."""
     from capstudy.analysis import compare, headline, pipeline, tables
     from capstudy.analysis.results import load_from_mlflow
     from capstudy.analysis.study_io import read_extras
 
-    if len(sources) != 2:
-        raise CapstudyError(f"compare takes exactly two studies or files, got {len(sources)}")
+    if len(files) + len(studies) != 2:
+        raise CapstudyError(
+            f"a comparison takes exactly two studies or files, got {len(files) + len(studies)}"
+        )
     loaded = []
     for path in files:
         table = tables.read_table(path)
@@ -193,18 +180,10 @@ def _compare(
     if names[0] == names[1]:
         names = (f"{names[0]}-A", f"{names[1]}-B")
     root = _prepare_out_dir(out, f"{names[0]}-vs-{names[1]}")
-    options = pipeline.AnalysisOptions(
-        capacity=capacity,
-        metric=metric,
-        find_threshold=find_threshold,
-        n_boot=n_boot,
-        seed=seed,
-        mode=mode,
-    )
     results = []
     for (table, _, source, skipped, extras), name in zip(loaded, names, strict=True):
         result = pipeline.run_analysis(table, name, root / name, options, source, skipped)
-        headline.finish(result, extras, _mode_of(result, mode))
+        headline.finish(result, extras, _mode_of(result, options.mode))
         results.append(result)
     diff = compare.gain_differences(results[0].per_seed, results[1].per_seed, results[0].capacity)
     compare.write_comparison(
