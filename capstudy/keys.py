@@ -210,3 +210,12 @@ T_VAL_FINGERPRINT = "capstudy.val_fingerprint"
 def class_set_tag(domain: str) -> str:
     """Tag key of the class set of ``domain``'s metrics, e.g. ``capstudy.class_set.flir/ir``."""
     return f"{T_CLASS_SET_PREFIX}.{domain}"
+
+
+# --- issue 12: status, cost, lineage of launched trials ---------------------------------
+T_ERROR = "capstudy.error"  # last line of a failed trial's error (grouped by `status`)
+T_RETRY_OF = "capstudy.retry_of"  # run id of the FAILED run a --retry-failed trial replaces
+# Device time a trial used: wall seconds x its share of a device (GPU fraction, else CPUs).
+M_DEVICE_SECONDS = "cost/device_seconds"
+# CPU inference latency at batch 1 (ms per image), on the launch's parent run per variant.
+M_CPU_LATENCY_PREFIX = "latency/cpu_ms/"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +22,16 @@ from ray import tune
 from rich.console import Console
 
 from capstudy import keys, paths, tracking
+from capstudy.cost import cost_lines
 from capstudy.errors import CapstudyError
 from capstudy.launch.asha import CellASHA
+from capstudy.launch.latency import log_latencies
 from capstudy.launch.live import LiveView
 from capstudy.launch.pretraining import have_weights_fn, run_pretraining
 from capstudy.launch.recorder import StudyRecorder
 from capstudy.launch.scheduler import CellASHAScheduler
 from capstudy.launch.searcher import TRIAL_KEY, CellSearcher
+from capstudy.launch.summary import results_table
 from capstudy.launch.trainable import capstudy_trainable
 from capstudy.study import StudySpec, load
 from capstudy.study.cells import expand_cells
@@ -52,6 +56,8 @@ class LaunchOptions:
     max_concurrent: int | None = None
     max_failures: int = 2
     seed: int = 0
+    retry_failed: bool = False  # rerun only the FAILED trials of the latest launch
+    devices: int | None = None  # for the dry run's wall-time estimate
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,9 @@ def launch(opts: LaunchOptions, console: Console | None = None) -> LaunchOutcome
     if opts.dry_run:
         problems: list[str] = []
         have = have_weights_fn(spec, uri, problems)
-        print(plan(spec, have_weights=have).render())
+        the_plan = plan(spec, have_weights=have)
+        print(the_plan.render())
+        print(cost_lines(the_plan, opts.devices))
         for problem in problems:
             console.print(f"[yellow]note:[/] {problem}")
         return LaunchOutcome(
@@ -94,7 +102,7 @@ def launch(opts: LaunchOptions, console: Console | None = None) -> LaunchOutcome
     storage = Path(opts.storage or paths.ray_storage()).expanduser()
     exp_path = storage / spec.name
     parent = _parent_run(spec, opts, uri, exp_path, console)
-    status = "FAILED"
+    status, started = "FAILED", time.monotonic()
     recorder = StudyRecorder(spec.name, uri, parent, spec.metric)
     try:
         _ray_init(opts.address, uri)
@@ -104,6 +112,9 @@ def launch(opts: LaunchOptions, console: Console | None = None) -> LaunchOutcome
         done, failed = _count(results)
         total = len(expand_cells(spec)) * spec.tune.samples_per_cell
         status = "FINISHED" if done + failed >= total else "KILLED"
+        _print_results(console, uri, spec, time.monotonic() - started)
+        if status == "FINISHED":
+            log_latencies(spec, parent, uri, say=lambda m: console.print(m, soft_wrap=True))
         return LaunchOutcome(spec.name, parent, total, done, failed, status, exp_path)
     except KeyboardInterrupt:
         status = "KILLED"
@@ -114,6 +125,15 @@ def launch(opts: LaunchOptions, console: Console | None = None) -> LaunchOutcome
         recorder.close("KILLED")
         tracking.end_run(parent, status, uri)
         _write_state(exp_path, {"parent_run_id": parent, "status": status, "study": spec.name})
+
+
+def _print_results(console: Console, uri: str, spec: StudySpec, seconds: float) -> None:
+    """The results table; a store that cannot be read back must not fail a finished study."""
+    try:
+        table = results_table(uri, spec.name, spec.mode, seconds)
+        console.print(table, highlight=False, soft_wrap=True)  # a table must not wrap
+    except Exception as exc:  # noqa: BLE001 - the runs are recorded; only the table is lost
+        console.print(f"[yellow]note:[/] no results table ({exc}); see `capstudy status`")
 
 
 def _check_local_datasets(spec: StudySpec) -> None:
@@ -149,14 +169,16 @@ def _parent_run(
 ) -> str:
     """The study's parent run: the previous one on --resume, else a new one."""
     state = _read_state(exp_path)
-    if opts.resume:
+    if opts.resume or opts.retry_failed:
         if not tune.Tuner.can_restore(str(exp_path)) or not state.get("parent_run_id"):
             raise CapstudyError(
                 f"nothing to resume for study {spec.name!r}: no saved experiment at {exp_path}. "
                 f"Run `capstudy launch --space {opts.space}` without --resume to start it."
             )
         tracking.reopen_run(state["parent_run_id"], uri)
-        console.print(f"resuming study {spec.name!r} (parent run {state['parent_run_id']})")
+        doing = "retrying the failed trials of" if opts.retry_failed else "resuming"
+        console.print(f"{doing} study {spec.name!r} (parent run {state['parent_run_id']})")
+        _write_state(exp_path, {**state, "status": "RUNNING", **_driver_id()})
         return state["parent_run_id"]
     if exp_path.exists():
         archived = exp_path.with_name(f"{exp_path.name}.{time.strftime('%Y%m%d-%H%M%S')}")
@@ -185,8 +207,14 @@ def _parent_run(
     )
     _log_study_file(parent, spec, uri)
     exp_path.mkdir(parents=True, exist_ok=True)
-    _write_state(exp_path, {"parent_run_id": parent, "status": "RUNNING", "study": spec.name})
+    state = {"parent_run_id": parent, "status": "RUNNING", "study": spec.name, **_driver_id()}
+    _write_state(exp_path, state)
     return parent
+
+
+def _driver_id() -> dict:
+    """Who runs the study, so `capstudy status` can tell a live launch from a dead one."""
+    return {"pid": os.getpid(), "host": socket.gethostname()}
 
 
 def _log_study_file(run_id: str, spec: StudySpec, uri: str) -> None:
@@ -236,9 +264,15 @@ def build_tuner(
     live = LiveView(
         spec.name, spec.metric, spec.mode, len(cells), spec.tune.samples_per_cell, epochs
     )
-    if opts.resume:
+    if opts.resume or opts.retry_failed:
+        # --retry-failed: only ERROR trials run again, from scratch (the cause was fixed, so
+        # their checkpoints may hold what went wrong); finished ones stay as they are.
         return tune.Tuner.restore(
-            str(exp_path), trainable, resume_unfinished=True, resume_errored=True
+            str(exp_path),
+            trainable,
+            resume_unfinished=not opts.retry_failed,
+            resume_errored=not opts.retry_failed,
+            restart_errored=opts.retry_failed,
         )
     asha = spec.tune.asha
     scheduler = CellASHAScheduler(

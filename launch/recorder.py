@@ -19,6 +19,7 @@ from typing import Any
 from ray.tune import Callback
 
 from capstudy import keys, tracking
+from capstudy.launch import trialfacts
 from capstudy.launch.searcher import CELL_ID_KEY, TRIAL_KEY
 from capstudy.launch.trainable import DATA_FINGERPRINT, VAL_FINGERPRINT, trial_config
 
@@ -88,15 +89,19 @@ class StudyRecorder(Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: D102
         run_id = self.run_id(trial)
         metrics = {k: v for k, v in result.items() if k.startswith(_METRIC_PREFIXES)}
+        metrics.update(trialfacts.cost_metrics(trial, result))
         epoch = int(result.get(keys.M_EPOCH, result.get("training_iteration", 0)))
         self._last_epoch[trial.trial_id] = epoch
         tracking.log_metrics(run_id, metrics, epoch, self.uri)
-        if trial.trial_id not in self._fingerprinted and DATA_FINGERPRINT in result:
-            tags = {keys.T_DATA_FINGERPRINT: result[DATA_FINGERPRINT]}
+        if trial.trial_id not in self._fingerprinted:
+            tags = trialfacts.lineage_tags(result)  # which registered weights it loaded
+            if DATA_FINGERPRINT in result:
+                tags[keys.T_DATA_FINGERPRINT] = result[DATA_FINGERPRINT]
             if VAL_FINGERPRINT in result:
                 tags[keys.T_VAL_FINGERPRINT] = result[VAL_FINGERPRINT]
-            tracking.set_tags(run_id, tags, self.uri)
-            self._fingerprinted.add(trial.trial_id)
+            if tags:
+                tracking.set_tags(run_id, tags, self.uri)
+                self._fingerprinted.add(trial.trial_id)
 
     def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: D102
         run_id = self.run_id(trial)
@@ -111,7 +116,11 @@ class StudyRecorder(Callback):
         self._runs.pop(trial.trial_id, None)
 
     def on_trial_error(self, iteration, trials, trial, **info):  # noqa: D102
-        tracking.end_run(self.run_id(trial), "FAILED", self.uri)
+        run_id = self.run_id(trial)
+        tags = trialfacts.error_tags(trial)  # `capstudy status` groups failures by this line
+        if tags:
+            tracking.set_tags(run_id, tags, self.uri)
+        tracking.end_run(run_id, "FAILED", self.uri)
         self._runs.pop(trial.trial_id, None)
 
     def close(self, status: str = "KILLED") -> None:

@@ -43,11 +43,13 @@ def capstudy_trainable(params: dict[str, Any]) -> None:
     from capstudy.engine import run_trial
 
     config = trial_config(params)
-    init_path = None
+    init_path, lineage = None, {}
     if config.init != "random":  # only then does a trial need the registry (and MLflow)
-        from capstudy.pretrain import resolve_init
+        from capstudy.launch.trialfacts import lineage_report
+        from capstudy.pretrain import init_weights
 
-        init_path = resolve_init(config)
+        init_path, ref = init_weights(config)
+        lineage = lineage_report(ref)  # the driver tags the run with the weights' version
     roots = dict(config.data_roots)
     fingerprint = dataset_fingerprint(config.train_domain, "train", roots)
     val_fp = dataset_fingerprint(config.train_domain, "val", roots, config.val_fraction)
@@ -62,7 +64,12 @@ def capstudy_trainable(params: dict[str, Any]) -> None:
 
         def report(metrics: dict[str, float], written: Path | None) -> None:
             ckpt = tune.Checkpoint.from_directory(str(written)) if written else None
-            extra = {DATA_FINGERPRINT: fingerprint, VAL_FINGERPRINT: val_fp, NODE_ID: node_id}
+            extra = {
+                DATA_FINGERPRINT: fingerprint,
+                VAL_FINGERPRINT: val_fp,
+                NODE_ID: node_id,
+                **lineage,
+            }
             tune.report({**metrics, **extra}, checkpoint=ckpt)
 
         run_trial(

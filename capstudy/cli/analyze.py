@@ -28,7 +28,8 @@ def register(app: typer.Typer) -> None:
     @app.command("analyze")
     def analyze(
         study: Annotated[
-            str | None, typer.Option(help="Study (MLflow experiment) name; default: latest.")
+            list[str] | None,
+            typer.Option(help="Study (MLflow experiment) name; default: latest. Twice: compare."),
         ] = None,
         tracking_uri: Annotated[
             str | None, typer.Option(help="MLflow tracking URI; default: capstudy's store.")
@@ -41,8 +42,10 @@ def register(app: typer.Typer) -> None:
             ),
         ] = "latest",
         from_file: Annotated[
-            Path | None,
-            typer.Option("--from", help="Read the tidy table from a .csv/.parquet file."),
+            list[Path] | None,
+            typer.Option(
+                "--from", help="Read the tidy table from a .csv/.parquet file. Twice: compare."
+            ),
         ] = None,
         export: Annotated[
             Path | None, typer.Option(help="Also write the tidy table to this .csv/.parquet.")
@@ -74,16 +77,13 @@ def register(app: typer.Typer) -> None:
         Writes CSV tables, PNG figures and report.md/report.html to the output folder and,
         unless --no-mlflow, logs them as an analysis run in the study's MLflow experiment.
         """
-        from capstudy.analysis import mlflow_io, pipeline, tables
+        from capstudy.analysis import headline, mlflow_io, pipeline, tables
+        from capstudy.analysis.study_io import read_extras, set_report_note
         from capstudy.paths import default_tracking_uri
 
         if bootstrap < 100:
             raise CapstudyError(f"--bootstrap {bootstrap}: use at least 100 replicates")
         uri = tracking_uri or default_tracking_uri()
-        table, name, source, skipped = _load(from_file, study, uri, parent)
-        if export is not None:
-            typer.echo(f"Wrote the tidy table to {tables.write_table(table, export)}")
-        out_dir = _prepare_out_dir(out, name)
         options = pipeline.AnalysisOptions(
             capacity=capacity,
             metric=metric,
@@ -92,10 +92,21 @@ def register(app: typer.Typer) -> None:
             seed=seed,
             mode=mode,
         )
+        if len([*(from_file or []), *(study or [])]) > 1:
+            _compare(from_file or [], study or [], uri, out, options)
+            return
+        study = study[0] if study else None
+        from_file = from_file[0] if from_file else None
+        table, name, source, skipped = _load(from_file, study, uri, parent)
+        if export is not None:
+            typer.echo(f"Wrote the tidy table to {tables.write_table(table, export)}")
+        out_dir = _prepare_out_dir(out, name)
         result = pipeline.run_analysis(table, name, out_dir, options, source, skipped)
-        for text in result.conclusions:
-            typer.echo("- " + text.replace("**", ""))
-        typer.echo(f"Report: {out_dir / 'report.html'} (and report.md, tables/, figures/)")
+        extras = headline.Extras() if from_file is not None else read_extras(uri, name)
+        headline.finish(result, extras, _mode_of(result, mode))
+        for line in headline.verdict_lines(headline.verdict_table(result.fits)):
+            typer.echo("- " + line)
+        typer.echo(f"Report: {out_dir / 'report.html'} (and report.md, tables/, figures/, paper/)")
         if not no_mlflow:
             run_id = mlflow_io.log_analysis_run(
                 uri,
@@ -104,6 +115,7 @@ def register(app: typer.Typer) -> None:
                 _run_params(options, source, result),
                 pipeline.mlflow_metrics(result),
             )
+            set_report_note(uri, run_id, out_dir / "report.md")
             typer.echo(f"Logged MLflow run {run_id} (experiment {name!r}, {uri})")
 
 
@@ -161,3 +173,49 @@ def _run_params(options, source: str, result) -> dict[str, str]:
         "seed": str(options.seed),
         "alpha": str(options.alpha),
     }
+
+
+def _mode_of(result, mode: str | None) -> str:
+    """Direction of the analyzed metric (loss-like names are minimized)."""
+    if mode:
+        return mode
+    return "min" if any(w in result.metric for w in ("loss", "error")) else "max"
+
+
+def _compare(files: list[Path], studies: list[str], uri: str, out: Path | None, options) -> None:
+    """Analyze two studies each on its own, then the difference of their gains."""
+    from capstudy.analysis import compare, headline, pipeline, tables
+    from capstudy.analysis.results import load_from_mlflow
+    from capstudy.analysis.study_io import read_extras
+
+    if len(files) + len(studies) != 2:
+        raise CapstudyError(
+            f"a comparison takes exactly two studies or files, got {len(files) + len(studies)}"
+        )
+    loaded = []
+    for path in files:
+        table = tables.read_table(path)
+        loaded.append((table, str(table["study"].iloc[0]) or path.stem, str(path), None, None))
+    for name in studies:
+        res = load_from_mlflow(uri, name)
+        loaded.append((res.table, res.study, f"MLflow {uri}", res.skipped, read_extras(uri, name)))
+    names = (loaded[0][1], loaded[1][1])
+    if names[0] == names[1]:
+        names = (f"{names[0]}-A", f"{names[1]}-B")
+    root = _prepare_out_dir(out, f"{names[0]}-vs-{names[1]}")
+    results = []
+    for (table, _, source, skipped, extras), name in zip(loaded, names, strict=True):
+        result = pipeline.run_analysis(table, name, root / name, options, source, skipped)
+        headline.finish(result, extras, _mode_of(result, options.mode))
+        results.append(result)
+    diff = compare.gain_differences(results[0].per_seed, results[1].per_seed, results[0].capacity)
+    compare.write_comparison(
+        diff, names, results[0].metric, root, [root / n / "report.html" for n in names]
+    )
+    for _, r in diff.iterrows():
+        typer.echo(
+            f"- {r['label']} {r['init']} {r['train_domain']} -> {r['eval_domain']}: "
+            f"difference {r['difference']:+.4f} (95% CI {r['ci_lo']:+.4f} to "
+            f"{r['ci_hi']:+.4f})"
+        )
+    typer.echo(f"Comparison report: {root / 'report.html'} (each study's report under {root}/)")

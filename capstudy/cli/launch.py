@@ -13,8 +13,9 @@ def register(app: typer.Typer) -> None:
     @app.command("launch")
     def launch(
         space: Annotated[
-            str, typer.Option("--space", help="Study name in search_spaces/ or a YAML path.")
-        ],
+            str | None,
+            typer.Option("--space", help="Study name in search_spaces/ or a YAML path."),
+        ] = None,
         address: Annotated[
             str | None,
             typer.Option(help="Ray cluster address ('auto' inside a cluster); default: local."),
@@ -40,6 +41,18 @@ def register(app: typer.Typer) -> None:
             int, typer.Option(help="Retries of a failed trial, from its last checkpoint.")
         ] = 2,
         seed: Annotated[int, typer.Option(help="Seed of the HPO samplers.")] = 0,
+        retry_failed: Annotated[
+            str | None,
+            typer.Option(
+                "--retry-failed",
+                metavar="STUDY",
+                help="Rerun only the FAILED trials of STUDY's latest launch (same parent run).",
+            ),
+        ] = None,
+        devices: Annotated[
+            int | None,
+            typer.Option(help="Devices (GPUs, or CPU cores) for --dry-run's wall-time estimate."),
+        ] = None,
     ) -> None:
         """Launch a capacity study: pretraining first, then every trial under Ray Tune.
 
@@ -52,11 +65,14 @@ def register(app: typer.Typer) -> None:
 
         from capstudy.launch.driver import LaunchOptions
         from capstudy.launch.driver import launch as run_launch
+        from capstudy.launch.quiet import quiet_third_parties
         from capstudy.study import StudyWarning
 
         # The driver prints the study's warnings itself; don't show them twice.
         warnings.simplefilter("ignore", StudyWarning)
+        quiet_third_parties()
         console = Console()
+        space = _space_for(space, retry_failed, tracking_uri)
         try:
             outcome = run_launch(
                 LaunchOptions(
@@ -69,6 +85,8 @@ def register(app: typer.Typer) -> None:
                     max_concurrent=max_concurrent,
                     max_failures=max_failures,
                     seed=seed,
+                    retry_failed=retry_failed is not None,
+                    devices=devices,
                 ),
                 console,
             )
@@ -88,3 +106,18 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(130)
         if outcome.trials_failed:
             raise typer.Exit(1)
+
+
+def _space_for(space: str | None, retry_failed: str | None, tracking_uri: str | None) -> str:
+    """``--space``, or for ``--retry-failed STUDY`` the study file its latest launch ran."""
+    from capstudy.errors import CapstudyError
+
+    if retry_failed is None:
+        if space is None:
+            raise CapstudyError("capstudy launch needs --space NAME|PATH (or --retry-failed STUDY)")
+        return space
+    from capstudy.launch.summary import retry_space
+    from capstudy.paths import default_tracking_uri
+
+    found = retry_space(tracking_uri or default_tracking_uri(), retry_failed)
+    return space or found

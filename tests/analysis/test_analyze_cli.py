@@ -30,7 +30,7 @@ def test_from_file_writes_report_figures_and_tables(tmp_path, results_csv, capsy
     code = run_cli(["analyze", "--from", str(results_csv), *args, "--export", str(export)])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "capacity threshold at about" in printed
+    assert "efficientnet_b0: imagenet vs random, synth_a/rgb → synth_a/ir: " in printed
     assert pd.read_parquet(export).shape[0] == pd.read_csv(results_csv).shape[0]
     for name in ("tidy", "selected", "gains_per_seed", "gains", "thresholds"):
         assert (out / "tables" / f"{name}.csv").stat().st_size > 0
@@ -42,7 +42,8 @@ def test_from_file_writes_report_figures_and_tables(tmp_path, results_csv, capsy
         "metric_efficientnet_b0_synth_a-rgb_synth_a-rgb.png",
     ]
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4 and "src='figures" not in html
+    # The four figures, and Figure 1 once more at the top (the headline).
+    assert html.count("data:image/png;base64,") == 5 and "src='figures" not in html
     md = (out / "report.md").read_text()
     assert "## Conclusions" in md and "](figures/gain_" in md
     fits = pd.read_csv(out / "tables" / "thresholds.csv")

@@ -1,0 +1,245 @@
+"""What a study will cost, before it runs (pure: stdlib only).
+
+``capstudy launch --dry-run`` prints :func:`cost_lines`: device-hours (GPU-hours, or CPU
+core-hours for a CPU study) and the wall time on a given number of devices, counted from the
+plan: every cell's ASHA trial-epochs x (training images + evaluation images on every domain),
+plus the pretraining still needed, each at the variant's throughput.
+
+Throughput comes from ``$CAPSTUDY_HOME/bench/<machine-id>.json`` when a benchmark
+(``capstudy bench trial``) has written it through :func:`save_bench`; the file is::
+
+    {"machine": "<host>-<device>", "device": "cpu" | "cuda", "measured": "<ISO time>",
+     "entries": [{"family": "efficientnet_b0", "phi": -4, "label": "B-4",
+                  "image_size": 256, "batch_size": 16,
+                  "train_images_per_s": 16.7, "eval_images_per_s": 50.1}, ...]}
+
+with images/s per device (one GPU, or one CPU core). Without it, :data:`ROUGH_MODEL` stands in,
+and the output says so and how to measure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from capstudy import paths
+from capstudy.recipes import FINETUNE_CLASSIFICATION, FINETUNE_DETECTION
+from capstudy.study.plan import Plan, asha_trial_epochs, cell_capacity
+
+# Rough model, CPU: training images/s on one core at 256 px, batch 16 (README, `capstudy bench
+# train` on this project's 2-core machine): family -> {phi: images/s}; other phis interpolate
+# in log speed, other sizes scale with pixel count.
+ROUGH_CPU = {
+    "efficientnet_b0": {0: 3.1, -4: 16.7, -7: 17.2},
+    "mobilenetv3_small": {0: 21.2, -6: 65.0},
+}
+# Rough model, GPU: a guess, not a measurement — small detectors on one modern GPU are bound by
+# input handling, so one figure for every variant (256 px). Replace it by measuring.
+ROUGH_GPU_IMAGES_PER_S = 400.0
+# Evaluation is a forward pass without backward and optimizer: about 3x training speed.
+EVAL_SPEEDUP = 3.0
+ROUGH_SIZE = 256
+ROUGH_MODEL = (
+    "rough model: CPU images/s per core measured on a 2-core machine at 256 px (B0 3.1, B-4 "
+    f"16.7, S-0 21.2, S-6 65.0), GPU {ROUGH_GPU_IMAGES_PER_S:g} images/s per GPU for every "
+    f"variant (a guess), evaluation {EVAL_SPEEDUP:g}x faster than training, speed scaling with "
+    "pixel count"
+)
+# Published train / val image counts (synthetic: the shipped sizes). Unknown datasets: 1000.
+DATASET_IMAGES = {
+    "synth_a": (400, 100),
+    "synth_b": (400, 100),
+    "synth_coco": (600, 100),
+    "synth_imagenet": (4800, 960),
+    "flir": (4129, 1013),
+    "flir_v2": (10742, 1144),
+    "llvip": (12025, 3463),
+    "coco": (118287, 5000),
+    "imagenet": (1281167, 50000),
+}
+UNKNOWN_DATASET_IMAGES = (1000, 250)
+
+
+def machine_id(device: str = "cpu") -> str:
+    """``<host>-<device>``: bench results belong to one machine and device kind."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{socket.gethostname()}-{device}")
+
+
+def bench_path(device: str = "cpu") -> Path:
+    """Where this machine's throughput measurements for ``device`` live."""
+    return paths.home() / "bench" / f"{machine_id(device)}.json"
+
+
+def save_bench(entries: list[dict], device: str = "cpu") -> Path:
+    """Write (merge) measured throughput; entries as in the module docstring.
+
+    Entries replace earlier ones of the same family, phi (or label) and image size.
+    """
+    path = bench_path(device)
+    old = load_bench(device) or {"entries": []}
+    merged = {_entry_key(e): e for e in old["entries"]}
+    merged.update({_entry_key(e): e for e in entries})
+    doc = {
+        "machine": machine_id(device),
+        "device": device,
+        "measured": dt.datetime.now().isoformat(timespec="seconds"),
+        "entries": list(merged.values()),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    os.replace(tmp, path)  # readers never see half a file
+    return path
+
+
+def _entry_key(entry: dict) -> tuple:
+    return entry.get("family"), entry.get("phi", entry.get("label")), entry.get("image_size")
+
+
+def load_bench(device: str = "cpu") -> dict | None:
+    """This machine's measurements for ``device``, or None."""
+    try:
+        doc = json.loads(bench_path(device).read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc.get("entries"), list) else None
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Images/s per device for one variant at one size, and where the figure came from."""
+
+    train: float
+    eval: float
+    measured: bool
+
+
+def _rough_cpu(family: str, phi: int) -> float:
+    anchors = ROUGH_CPU.get(family) or ROUGH_CPU["efficientnet_b0"]
+    points = sorted(anchors.items())
+    if phi <= points[0][0]:
+        return points[0][1]
+    if phi >= points[-1][0]:
+        return points[-1][1]
+    for (p0, v0), (p1, v1) in zip(points, points[1:], strict=False):
+        if p0 <= phi <= p1:
+            t = (phi - p0) / (p1 - p0)
+            return math.exp(math.log(v0) + t * (math.log(v1) - math.log(v0)))
+    return points[-1][1]
+
+
+def variant_speed(family: str, phi: int, label: str, size: int, gpu: bool, bench) -> Speed:
+    """Throughput of a variant at ``size``: measured when the bench has it, else rough."""
+    for e in (bench or {}).get("entries", []):
+        if e.get("family") == family and (e.get("phi") == phi or e.get("label") == label):
+            scale = (float(e.get("image_size", size)) / size) ** 2
+            train = float(e["train_images_per_s"]) * scale
+            ev = float(e.get("eval_images_per_s") or train * EVAL_SPEEDUP / scale) * scale
+            return Speed(train, ev, True)
+    base = ROUGH_GPU_IMAGES_PER_S if gpu else _rough_cpu(family, phi)
+    train = base * (ROUGH_SIZE / size) ** 2
+    return Speed(train, train * EVAL_SPEEDUP, False)
+
+
+def _phi(values: dict) -> int:
+    """The variant's step; a free width maps to the ultrasmall step of the same width
+    (width = 1.46**phi), so the rough model interpolates free variants by size too."""
+    if "width" in values:
+        return round(math.log(float(values["width"])) / math.log(1.46))
+    return int(values.get("phi", 0))
+
+
+def _images(domain: str, split: int, cap: int) -> int:
+    dataset = domain.split("/", 1)[0]
+    n = DATASET_IMAGES.get(dataset, UNKNOWN_DATASET_IMAGES)[split]
+    return min(n, cap) if cap else n
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Device-seconds of a plan, split by part, and how many variants were measured."""
+
+    train_s: float
+    eval_s: float
+    pretrain_s: float
+    measured: int
+    rough: int
+    gpu: bool
+
+    @property
+    def total_s(self) -> float:
+        """All device-seconds."""
+        return self.train_s + self.eval_s + self.pretrain_s
+
+
+def estimate(p: Plan, bench: dict | None = None) -> Estimate:
+    """Device-seconds of a planned study (ASHA estimate; pretraining still needed)."""
+    spec = p.spec
+    gpu = spec.resources.gpu > 0
+    recipe = FINETUNE_DETECTION if spec.task == "detection" else FINETUNE_CLASSIFICATION
+    asha = spec.tune.asha
+    per_cell = asha_trial_epochs(spec.tune.samples_per_cell, asha.grace, asha.reduction, asha.max_t)
+    train_s = eval_s = 0.0
+    measured, rough = set(), set()
+    for cell in p.cells:
+        v = {**recipe, **spec.fixed, **cell.values}
+        family, _, label = cell_capacity(spec, cell)
+        speed = variant_speed(family, _phi(v), label, int(v["image_size"]), gpu, bench)
+        (measured if speed.measured else rough).add(label)
+        train = str(v.get("train", "synth_a/rgb"))
+        n_train = _images(train, 0, int(v.get("max_train_images", 0) or 0))
+        domains = set(spec.evaluate) | {train}
+        n_eval = sum(_images(d, 1, int(v.get("max_eval_images", 0) or 0)) for d in domains)
+        epochs = per_cell if asha.scope == "cell" else p.trial_epochs_asha / max(len(p.cells), 1)
+        train_s += epochs * n_train / speed.train
+        eval_s += epochs * n_eval / speed.eval
+    pretrain_s = 0.0
+    for need in p.pretrain_needed:
+        dataset = getattr(spec.pretrain, need.stage)
+        size = int(getattr(spec.pretrain, f"image_size_{need.stage}"))
+        phi = need.capacity if isinstance(need.capacity, int) else 0
+        speed = variant_speed(need.family, phi, need.label, size, gpu, bench)
+        n = DATASET_IMAGES.get(dataset, UNKNOWN_DATASET_IMAGES)[0]
+        cap = spec.pretrain.max_train_images
+        pretrain_s += spec.pretrain.epochs(need.stage) * (min(n, cap) if cap else n) / speed.train
+    return Estimate(train_s, eval_s, pretrain_s, len(measured), len(rough), gpu)
+
+
+def cost_lines(p: Plan, devices: int | None = None, bench: dict | None = None) -> str:
+    """The cost part of ``--dry-run``: device-hours, wall time on ``devices``, the source."""
+    gpu = p.spec.resources.gpu > 0
+    bench = bench if bench is not None else load_bench("cuda" if gpu else "cpu")
+    est = estimate(p, bench)
+    unit = "GPU-hours" if gpu else "CPU core-hours"
+    devices = devices or (1 if gpu else (os.cpu_count() or 1))
+    kind = "GPU" if gpu else "core"
+    wall = est.total_s / devices
+    lines = [
+        f"cost: ≈{est.total_s / 3600:.3g} {unit} (training {est.train_s / 3600:.3g}, "
+        f"evaluation {est.eval_s / 3600:.3g}, pretraining {est.pretrain_s / 3600:.3g}); "
+        f"wall ≈{_hours(wall)} on {devices} {kind}{'s' if devices != 1 else ''} "
+        "(perfect packing; --devices N for another count)"
+    ]
+    if est.rough:
+        how = "`capstudy bench trial`" + (" on this machine's GPU" if gpu else " here")
+        lines.append(
+            f"  throughput: {est.measured} variants measured, {est.rough} from the {ROUGH_MODEL}. "
+            f"Measure with {how} (cached in {bench_path('cuda' if gpu else 'cpu')})"
+        )
+    else:
+        lines.append(
+            f"  throughput: measured on this machine ({bench_path('cuda' if gpu else 'cpu')})"
+        )
+    return "\n".join(lines)
+
+
+def _hours(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.3g} h"
