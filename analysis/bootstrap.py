@@ -1,9 +1,10 @@
 """Bootstrap resampling over seeds, vectorized with numpy.
 
-Both the gain CIs and the breakpoint CI resample *seeds*: the independent replicate in a
-capacity study is one training run, so seeds are the unit of uncertainty. Each capacity is a
-stratum; seeds are drawn with replacement within it (a stratified / cluster bootstrap), which
-keeps the capacities, and so the regression design, fixed across replicates.
+The breakpoint and plateau CIs resample *seeds*: the independent replicate in a capacity
+study is one training run, so seeds are the unit of uncertainty. Each variant is a stratum;
+seeds are drawn with replacement within it (a stratified / cluster bootstrap), which keeps
+the capacities, and so the regression design, fixed across replicates. (Gain CIs of single
+variants are t intervals instead: :mod:`capstudy.analysis.intervals` says why.)
 
 Small-sample correction: with n seeds, the plain bootstrap's variance of a mean is
 (n-1)/n times the usual unbiased estimate, so with the 2-5 seeds typical here its intervals are
@@ -71,18 +72,6 @@ def stratified_resample(
             draws = draws - y[idx].mean() + np.asarray(center, dtype=float)[idx]
         out[:, idx] = draws
     return out
-
-
-def mean_ci(
-    values: np.ndarray, n_boot: int, rng: np.random.Generator, level: float = 0.95
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of a mean over seeds (adjusted as above); NaNs if n < 2."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if values.size < 2:
-        return float("nan"), float("nan")
-    means = adjusted_stratum_draws(values, n_boot, rng).mean(axis=1)
-    return percentile_interval(means, level)
 
 
 def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:

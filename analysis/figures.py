@@ -2,7 +2,8 @@
 
 * ``gain_<family>_<train>_<eval>.png``: gain against capacity (log x) per init with CIs, the
   zero line, the fitted hinge and its breakpoint CI band when a threshold is found (else the
-  better no-threshold model, dotted): the paper's Figure 1, for each family x domain.
+  best no-threshold model, dotted: constant, line or smooth power law): the paper's
+  Figure 1, for each family x domain.
 * ``metric_<family>_<train>_<eval>.png``: the metric of every variant (ordered by capacity)
   per init, mean over seeds with min-max bars: the paper's Figures 3-5.
 """
@@ -100,9 +101,12 @@ def _draw_model(ax, fit: pd.Series, lo_x: float, hi_x: float, color: str) -> Non
             lw=1,
             label=f"{fit['init']}: threshold ~{human(fit['threshold'])} (band: 95% CI)",
         )
-    elif fit["best_model"] in ("linear", "constant"):
+    elif fit["best_model"] in ("linear", "constant", "smooth"):
         if fit["best_model"] == "linear":
             ys = fit["linear_intercept"] + fit["linear_slope"] * xs
+        elif fit["best_model"] == "smooth":
+            power = 10.0 ** (-fit["smooth_exponent"] * (xs - fit["smooth_center"]))
+            ys = fit["smooth_level"] + fit["smooth_coef"] * power
         else:
             ys = np.full_like(xs, fit["constant_level"])
         ax.plot(

@@ -1,9 +1,12 @@
-"""Least-squares fits of the three competing gain-vs-capacity models, vectorized over samples.
+"""Least-squares fits of the competing gain-vs-capacity models, vectorized over samples.
 
 Models of gain ``y`` on ``x = log10(capacity)``:
 
 * constant: ``y = a``
 * linear:   ``y = a + b x``
+* smooth:   ``y = a + b * C ** (-beta)`` with ``C = 10 ** x``, ``beta > 0``: a power law in
+  capacity that saturates at ``a`` (transfer scaling laws predict such smooth growth, not a
+  kink). ``b`` takes either sign, so it rises or falls; as ``beta -> 0`` it becomes the line.
 * hinge:    ``y = a + b * max(0, x - x0)``: flat at the plateau ``a`` below the breakpoint
   ``x0``, a straight line of slope ``b`` above it (continuous at ``x0``).
 
@@ -14,9 +17,11 @@ bend the breakpoint to absorb that offset. With ``a`` free the breakpoint answer
 does the gain start to change with capacity", and "does it vanish below" is answered
 separately by the plateau's confidence interval.
 
-The breakpoint is searched over ``[min(x), max(x)]``. At ``x0 = min(x)`` the hinge *is* the
-linear model, at ``x0 = max(x)`` it is the constant one, so both are nested in it and the
-hinge's residual sum of squares never exceeds theirs (likelihood ratios are >= 0).
+Over the full range ``[min(x), max(x)]`` (:func:`breakpoint_grid`) the hinge nests the line
+(``x0 = min(x)``) and the constant (``x0 = max(x)``). The threshold verdict searches only
+:func:`arm_grid`, which keeps two capacities on each arm; there the hinge no longer nests
+them, so its likelihood ratios can be negative and are calibrated by simulation
+(:mod:`capstudy.analysis.threshold`).
 
 All functions take ``Y`` as a (samples, observations) array so that bootstrap and
 simulation replicates are fitted in one numpy expression instead of a Python loop.
@@ -32,6 +37,10 @@ from scipy.optimize import minimize_scalar
 # Grid resolution for the breakpoint: 241 points over a 2.5-decade capacity range is
 # ~0.01 decade (2%) per step, far below any breakpoint CI seen in practice.
 DEFAULT_GRID_POINTS = 241
+# Power-law exponents searched for the smooth model: 0.01 (practically the line) to 2 (gain
+# gone within a decade of capacity); transfer scaling-law exponents reported in the
+# literature lie well inside (about 0.05 to 1). Log-spaced, as exponents act multiplicatively.
+POWER_EXPONENTS = np.geomspace(0.01, 2.0, 60)
 # Relative floor on a residual sum of squares so that noiseless data (RSS = 0) give finite
 # log-likelihoods instead of -inf.
 _RSS_FLOOR = 1e-12
@@ -54,6 +63,20 @@ class HingeFit:
 def breakpoint_grid(x: np.ndarray, n_points: int = DEFAULT_GRID_POINTS) -> np.ndarray:
     """Evenly spaced candidate breakpoints spanning the observed capacities."""
     return np.linspace(float(np.min(x)), float(np.max(x)), n_points)
+
+
+def arm_grid(x: np.ndarray, n_points: int = DEFAULT_GRID_POINTS) -> np.ndarray:
+    """Candidate breakpoints that leave at least two distinct capacities on each arm.
+
+    With distinct capacities ``c1 < c2 < ... < cm``, ``x0`` runs over ``[c2, c(m-2)]``. The
+    flat arm then holds ``c1`` and ``c2`` at least (a capacity at the kink is fitted at the
+    plateau, so it counts for the flat arm); the sloped arm holds ``c(m-1)`` and ``cm``
+    strictly above the kink. Letting ``x0`` reach ``c(m-1)`` would leave ``c(m-1)`` at the
+    kink, saying nothing about the slope: a "threshold" made of the single largest
+    capacity. Needs ``m >= 4`` (then the one candidate is ``c2``).
+    """
+    caps = np.unique(np.asarray(x, dtype=float))
+    return np.linspace(caps[1], caps[-3], n_points)
 
 
 def _as_2d(y: np.ndarray) -> np.ndarray:
@@ -91,6 +114,35 @@ def _rss_one_regressor(z: np.ndarray, y: np.ndarray) -> np.ndarray:
     szy = yc @ zc.T
     explained = np.divide(szy**2, szz, out=np.zeros_like(szy), where=szz > 1e-12)
     return np.maximum(syy[:, None] - explained, 0.0)
+
+
+def power_regressor(x: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    """``C ** -beta`` for each exponent (rows) and observation (columns), centered in x.
+
+    Centering at the mean log capacity only rescales ``b`` and keeps the values near 1.
+    """
+    x = np.asarray(x, dtype=float)
+    return 10.0 ** (-np.asarray(betas)[:, None] * (x - x.mean())[None, :])
+
+
+def best_power(x: np.ndarray, y: np.ndarray, betas: np.ndarray = POWER_EXPONENTS) -> tuple:
+    """Smooth (saturating power-law) fit over the exponent grid: ``(beta, rss)`` per row."""
+    rss = _rss_one_regressor(power_regressor(x, betas), _as_2d(y))
+    idx = np.argmin(rss, axis=1)
+    return np.asarray(betas)[idx], rss[np.arange(rss.shape[0]), idx]
+
+
+def power_coefficients(x: np.ndarray, y: np.ndarray, beta: float) -> tuple[float, float]:
+    """``(a, b)`` of the smooth model ``a + b * 10 ** (-beta * (x - mean(x)))``."""
+    z = power_regressor(x, np.array([beta]))[0]
+    b, a = np.polyfit(z, np.asarray(y, dtype=float), 1)
+    return float(a), float(b)
+
+
+def power_fitted(x: np.ndarray, y: np.ndarray, beta: float) -> np.ndarray:
+    """Fitted values of the smooth model with exponent ``beta`` (y one-dimensional)."""
+    a, b = power_coefficients(x, y, beta)
+    return a + b * power_regressor(x, np.array([beta]))[0]
 
 
 def hinge_coefficients(x: np.ndarray, y: np.ndarray, x0: np.ndarray) -> tuple:

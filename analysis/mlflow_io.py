@@ -36,6 +36,8 @@ class StudyRuns:
     experiment_id: str
     runs: list[RunRecord]
     skipped: Counter = field(default_factory=Counter)
+    parent_run_id: str = ""
+    n_launches: int = 0
 
 
 def latest_study(tracking_uri: str) -> str:
@@ -66,14 +68,61 @@ def latest_study(tracking_uri: str) -> str:
     return best[1]
 
 
-def read_study_runs(tracking_uri: str, study: str) -> StudyRuns:
-    """All trial runs (kind=trial) of a study's experiment; only FINISHED ones are kept.
+def study_launches(tracking_uri: str, study: str) -> list[tuple[str, int]]:
+    """The study's parent runs (one per launch) as ``(run_id, start_time)``, newest first."""
+    client = _client(tracking_uri)
+    exp = client.get_experiment_by_name(study)
+    if exp is None:
+        return []
+    runs = client.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.`{keys.T_KIND}` = '{keys.KIND_STUDY}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=_PAGE,
+    )
+    return [(r.info.run_id, r.info.start_time) for r in runs]
 
-    MLflow's run data holds each metric's latest value (highest step, then latest time), which
-    is the final epoch's value the analysis uses.
+
+def resolve_parent(tracking_uri: str, study: str, parent: str | None) -> tuple[str, int]:
+    """The launch to analyse: ``(parent_run_id, number of launches)``.
+
+    Args:
+        tracking_uri: MLflow tracking URI.
+        study: the study (experiment) name.
+        parent: ``latest`` (the newest parent run), a parent run id, or None/``all`` to read
+            every trial run of the experiment whatever its launch.
+
+    Returns:
+        ``("", n)`` when every launch is read, or when ``latest`` finds no parent run (trials
+        recorded by ``capstudy train`` have none).
 
     Raises:
-        CapstudyError: the experiment does not exist.
+        CapstudyError: ``parent`` names a run that is not a parent run of this study.
+    """
+    launches = study_launches(tracking_uri, study)
+    if parent in (None, "", "all"):
+        return "", len(launches)
+    if parent == "latest":
+        return (launches[0][0] if launches else ""), len(launches)
+    if parent not in {run_id for run_id, _ in launches}:
+        known = ", ".join(run_id for run_id, _ in launches) or "none"
+        raise CapstudyError(
+            f"--parent {parent}: not a launch (parent run, tag {keys.T_KIND}={keys.KIND_STUDY}) "
+            f"of study {study!r} in {tracking_uri}; its launches, newest first: {known}"
+        )
+    return parent, len(launches)
+
+
+def read_study_runs(tracking_uri: str, study: str, parent: str | None = "latest") -> StudyRuns:
+    """The trial runs (kind=trial) of one launch of a study; only FINISHED ones are kept.
+
+    MLflow's run data holds each metric's latest value (highest step, then latest time), which
+    is the final epoch's value the analysis uses. A study launched twice without ``--resume``
+    has two parent runs, each with its own trial runs; ``parent`` picks one
+    (:func:`resolve_parent`), so the same trial never appears twice.
+
+    Raises:
+        CapstudyError: the experiment or the asked-for parent run does not exist.
     """
     client = mlflow_client(tracking_uri)
     exp = client.get_experiment_by_name(study)
@@ -83,12 +132,22 @@ def read_study_runs(tracking_uri: str, study: str) -> StudyRuns:
             f"no experiment named {study!r} in {tracking_uri} (experiments: "
             f"{', '.join(names) or 'none'})"
         )
-    out = StudyRuns(study=study, experiment_id=exp.experiment_id, runs=[])
+    parent_id, n_launches = resolve_parent(tracking_uri, study, parent)
+    out = StudyRuns(
+        study=study,
+        experiment_id=exp.experiment_id,
+        runs=[],
+        parent_run_id=parent_id,
+        n_launches=n_launches,
+    )
+    query = f"tags.`{keys.T_KIND}` = '{keys.KIND_TRIAL}'"
+    if parent_id:
+        query += f" and tags.`{keys.T_PARENT_RUN}` = '{parent_id}'"
     token = None
     while True:
         page = client.search_runs(
             [exp.experiment_id],
-            filter_string=f"tags.`{keys.T_KIND}` = '{keys.KIND_TRIAL}'",
+            filter_string=query,
             max_results=_PAGE,
             page_token=token,
         )

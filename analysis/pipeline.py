@@ -15,20 +15,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from capstudy.analysis import figures, gains, report, selection, tables, threshold
-from capstudy.errors import CapstudyError
+from capstudy.analysis import figures, report, verdicts
 
 METHODS = (
-    "Selection: per cell (family, phi, init, train domain, seed) the trial with the best final "
-    "in-domain validation metric; shift metrics never choose. Gain: metric(init) - "
-    "metric(random) on the same seed. Gain CI: 95% percentile bootstrap over seeds, deviations "
-    "inflated by sqrt(n/(n-1)). Within seed noise: |mean gain| <= SD across seeds of the "
-    "random-init metric of the same variant and domain. Threshold: hinge gain = a + b max(0, "
-    "log10 capacity - x0) by profile least squares (grid + refinement); breakpoint 95% CI by a "
-    "seed bootstrap within each capacity calibrating the profile likelihood ratio; the hinge "
-    "is reported as a threshold only if it beats both a straight line and a constant in "
-    "parametric-bootstrap likelihood-ratio tests at level alpha and its breakpoint lies inside "
-    "the observed capacities. AICc differences say by how much."
+    "Splits: val/* metrics come from a validation subset held out of the train domain's "
+    "training split and are used only to select trials (ASHA and the best trial per cell); "
+    "every eval/<domain>/* metric, the train domain's included, comes from that domain's "
+    "published evaluation split and is only reported. Selection: per cell (every grid dim) the "
+    "trial with the best final val metric; shift metrics never choose. Gain: metric(init) - "
+    "metric(random) between trials with the same comparison key (every grid dim except init, "
+    "seed included). Gain CI: Student-t interval over seeds (exact for Gaussian seed noise; "
+    "coverage validated by simulation); the smallest significant capacity uses t-test "
+    "p-values Holm-adjusted across the capacities of a comparison and is named only with at "
+    "least 3 seeds. Within seed noise: |mean gain| <= SD across seeds of the random-init "
+    "metric of the same variant and domain. Threshold: hinge gain = a + b max(0, log10 "
+    "capacity - x0) by profile least squares, at least two capacities on each arm; breakpoint "
+    "CI by a seed bootstrap within each variant calibrating the profile likelihood ratio; the "
+    "hinge must beat a constant, a straight line and a smooth saturating power law a + b "
+    "C^-beta in parametric-bootstrap likelihood-ratio tests (p_threshold = the largest of the "
+    "three), Benjamini-Hochberg adjusted across all threshold tests of the study "
+    "(p_threshold_adj < alpha). AICc differences say by how much."
 )
 
 
@@ -60,36 +66,7 @@ class AnalysisResult:
     conclusions: list[str]
     files: list[Path] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
-
-
-def resolve_metric(table: pd.DataFrame, metric: str | None) -> str:
-    """The evaluation metric to analyze: ``metric``, else the study metric's name, else the
-    first metric column.
-
-    Raises:
-        CapstudyError: the asked-for metric is not a column.
-    """
-    available = tables.metric_columns(table)
-    if metric:
-        name = metric.rsplit("/", 1)[-1]
-        if name not in available:
-            raise CapstudyError(
-                f"--metric {metric}: not in the table (have {', '.join(available)})"
-            )
-        return name
-    studies = [m.rsplit("/", 1)[-1] for m in table["selection_metric"].unique() if m]
-    return studies[0] if studies and studies[0] in available else available[0]
-
-
-def resolve_capacity(table: pd.DataFrame, capacity: str) -> str:
-    """Map ``backbone|detector|macs`` to its column and check it has positive values."""
-    column = tables.CAPACITY_COLUMNS.get(capacity)
-    if column is None:
-        raise CapstudyError(f"--capacity {capacity}: use one of backbone, detector, macs")
-    values = pd.to_numeric(table[column], errors="coerce")
-    if not (values > 0).any():
-        raise CapstudyError(f"--capacity {capacity}: column {column} has no positive values")
-    return column
+    min_seeds: int = 0
 
 
 def run_analysis(
@@ -101,49 +78,44 @@ def run_analysis(
     skipped: Counter | None = None,
 ) -> AnalysisResult:
     """Run the whole analysis on a normalized tidy table and write the output folder."""
-    metric = resolve_metric(table, options.metric)
-    capacity = resolve_capacity(table, options.capacity)
-    rng = np.random.default_rng(options.seed)
-    chosen = selection.select_best(table, options.mode)
-    paired = gains.paired_gains(chosen.table, metric)
-    summary = gains.summarize_gains(paired.per_seed, chosen.table, metric, options.n_boot, rng)
-    fits = None
-    if options.find_threshold and not paired.per_seed.empty:
-        fits = threshold.fit_thresholds(
-            paired.per_seed, capacity, n_boot=options.n_boot, rng=rng, alpha=options.alpha
-        )
-        first = gains.smallest_significant(summary, capacity)
-        fits = fits.merge(first, on=gains.GROUP_KEYS, how="left")
+    v = verdicts.analyze_table(
+        table,
+        metric=options.metric,
+        capacity=options.capacity,
+        find_threshold=options.find_threshold,
+        n_boot=options.n_boot,
+        seed=options.seed,
+        mode=options.mode,
+        alpha=options.alpha,
+    )
     result = AnalysisResult(
         study=study,
-        metric=metric,
-        capacity=capacity,
+        metric=v.metric,
+        capacity=v.capacity,
         out_dir=out_dir,
-        selected=chosen.table,
-        per_seed=paired.per_seed,
-        summary=summary,
-        fits=fits,
-        conclusions=_conclusions(fits, paired.per_seed, metric),
-        counts={
-            "trials": chosen.n_trials,
-            "cells": chosen.n_cells,
-            "trials_without_selection_value": chosen.n_without_value,
-            "unpaired_seeds": paired.n_unpaired,
-            **{f"skipped ({why})": n for why, n in (skipped or {}).items()},
-        },
+        selected=v.selected,
+        per_seed=v.per_seed,
+        summary=v.summary,
+        fits=v.fits,
+        conclusions=_conclusions(v),
+        counts={**v.counts, **{f"skipped ({why})": n for why, n in (skipped or {}).items()}},
+        min_seeds=v.min_seeds,
     )
     _write_outputs(result, table, options, source)
     return result
 
 
-def _conclusions(fits: pd.DataFrame | None, per_seed: pd.DataFrame, metric: str) -> list[str]:
+def _conclusions(v: verdicts.Verdicts) -> list[str]:
     """Plain-language conclusions; says so when there is nothing to compare."""
-    if per_seed.empty:
+    if v.per_seed.empty:
         return [
             "No gains to analyze: no trial of a pretrained initialization has a random-init "
-            "partner with the same family, phi, domains and seed."
+            "partner with the same comparison key (every grid dim but init) and domains."
         ]
-    return [] if fits is None else [report.conclusion(r, metric) for _, r in fits.iterrows()]
+    if v.fits is None:
+        return []
+    lines = [report.study_statement(v.fits, v.min_seeds)]
+    return lines + [report.conclusion(r, v.metric) for _, r in v.fits.iterrows()]
 
 
 def _write_outputs(
@@ -198,9 +170,14 @@ def _header(result: AnalysisResult, options: AnalysisOptions, source: str) -> li
         f"# capstudy analysis: {result.study}",
         "",
         f"Source: {source or 'table'}. Generated {stamp}.",
-        f"Metric: {result.metric}; capacity: {result.capacity}; bootstrap replicates: "
-        f"{options.n_boot}; seed: {options.seed}; threshold test level: {options.alpha}.",
+        f"Metric: eval/<domain>/{result.metric} (each domain's published evaluation split; "
+        f"trials were selected on val/* of a subset held out of the training split); "
+        f"capacity: {result.capacity}; bootstrap replicates: {options.n_boot}; seed: "
+        f"{options.seed}; error rate: {options.alpha} (Holm across capacities, "
+        "Benjamini-Hochberg across threshold tests).",
         f"Counts: {counts}.",
+        *report.reliability_lines(result.min_seeds),
+        *report.class_set_lines(result.summary),
     ]
 
 
@@ -233,12 +210,16 @@ def mlflow_metrics(result: AnalysisResult) -> dict[str, float]:
             f"threshold/{row['family']}/{row['train_domain']}/{row['eval_domain']}/{row['init']}"
         )
         values = {
-            "found": float(row["verdict"] == threshold.VERDICT_THRESHOLD),
+            # +1 a threshold above which the gain rises, -1 one above which it falls, 0 none.
+            "found": float(row["direction"]),
             "capacity": row["threshold"],
             "capacity_lo": row["threshold_lo"],
             "capacity_hi": row["threshold_hi"],
             "p_vs_linear": row["p_vs_linear"],
             "p_vs_constant": row["p_vs_constant"],
+            "p_vs_smooth": row["p_vs_smooth"],
+            "p_threshold": row["p_threshold"],
+            "p_threshold_adj": row["p_threshold_adj"],
             "delta_aicc": row["delta_aicc"],
             "first_significant_capacity": row["first_significant_capacity"],
         }

@@ -14,19 +14,51 @@ from pathlib import Path
 
 import pandas as pd
 
+from capstudy.analysis.intervals import MIN_RELIABLE_SEEDS
 from capstudy.analysis.threshold import MIN_CAPACITIES, VERDICT_INSUFFICIENT, VERDICT_THRESHOLD
 
 _UNITS = {"backbone_params": "backbone parameters", "detector_params": "detector parameters"}
 _UNITS["macs"] = "MACs"
 GAIN_COLUMNS = [
-    "family", "train_domain", "eval_domain", "init", "label", "n_seeds",
-    "gain", "ci_lo", "ci_hi", "seed_sd", "within_noise", "excludes_zero",
-]  # fmt: skip
+    "family",
+    "train_domain",
+    "eval_domain",
+    "init",
+    "label",
+    "variant_key",
+    "class_set",
+    "n_seeds",
+    "gain",
+    "ci_lo",
+    "ci_hi",
+    "p",
+    "p_holm",
+    "seed_sd",
+    "within_noise",
+    "significant",
+]
 THRESHOLD_COLUMNS = [
-    "family", "train_domain", "eval_domain", "init", "verdict", "threshold", "threshold_lo",
-    "threshold_hi", "plateau", "p_vs_linear", "p_vs_constant", "delta_aicc",
+    "family",
+    "train_domain",
+    "eval_domain",
+    "init",
+    "verdict",
+    "direction",
+    "best_model",
+    "threshold",
+    "threshold_lo",
+    "threshold_hi",
+    "plateau",
+    "p_vs_constant",
+    "p_vs_linear",
+    "p_vs_smooth",
+    "p_threshold",
+    "p_threshold_adj",
+    "delta_aicc",
     "first_significant_label",
-]  # fmt: skip
+    "first_significant_status",
+]
+_DIRECTION = {1: "rises", -1: "falls"}
 
 
 def fmt(value: object) -> str:
@@ -38,22 +70,67 @@ def fmt(value: object) -> str:
     return str(value)
 
 
+def reliability_lines(min_seeds: int) -> list[str]:
+    """A warning when some variant has fewer seeds than the intervals need to be trusted."""
+    if min_seeds >= MIN_RELIABLE_SEEDS or min_seeds == 0:
+        return []
+    return [
+        f"**Gain CIs are unreliable here**: some variants have only {min_seeds} seed(s) "
+        f"(at least {MIN_RELIABLE_SEEDS} are needed to check the seed noise the interval "
+        "assumes), so no significant capacity is named. Run more seeds."
+    ]
+
+
+def class_set_lines(summary: pd.DataFrame) -> list[str]:
+    """Which classes each evaluation domain was scored on, when the runs recorded it."""
+    if summary.empty or "class_set" not in summary.columns:
+        return []
+    pairs = summary.loc[summary["class_set"].astype(str) != "", ["train_domain", "eval_domain"]]
+    if pairs.empty:
+        return []
+    sets = summary.loc[pairs.index].drop_duplicates(["train_domain", "eval_domain"])
+    text = "; ".join(
+        f"train {r.train_domain} -> eval {r.eval_domain}: {r.class_set}" for r in sets.itertuples()
+    )
+    return [f"Classes scored (those both domains annotate): {text}."]
+
+
+def study_statement(fits: pd.DataFrame, min_seeds: int) -> str:
+    """How many threshold tests ran, how their error rate is controlled, what was found."""
+    n_tests = int(fits["p_threshold"].notna().sum())
+    n_found = int((fits["verdict"] == VERDICT_THRESHOLD).sum())
+    seeds = (
+        ""
+        if min_seeds >= MIN_RELIABLE_SEEDS
+        else f" With {min_seeds} seed(s) per variant the gain CIs are unreliable and no "
+        "significant capacity is named."
+    )
+    return (
+        f"The study ran {n_tests} threshold test(s) (one per family, train domain, eval "
+        f"domain and init with at least {MIN_CAPACITIES} capacities); their false discovery "
+        f"rate is controlled by Benjamini-Hochberg adjusted p-values (p_threshold_adj). "
+        f"{n_found} threshold(s) found.{seeds}"
+    )
+
+
 def conclusion(row: pd.Series, metric: str) -> str:
     """One plain-language paragraph for one family x train x eval domain x init."""
     unit = _UNITS.get(row["capacity"], row["capacity"])
+    classes = row.get("class_set", "")
     head = (
         f"**{row['family']}, {row['init']} vs random, train {row['train_domain']}, "
-        f"eval {row['eval_domain']}**: "
+        f"eval {row['eval_domain']}**{f' (classes: {classes})' if classes else ''}: "
     )
     first = _first_significant(row, unit)
     if row["verdict"] == VERDICT_INSUFFICIENT:
         return (
             f"{head}too few capacities ({row['n_capacities']}) to fit a threshold "
-            f"(at least {MIN_CAPACITIES} are needed). {first}"
+            f"(at least {MIN_CAPACITIES} are needed, two on each side of it). {first}"
         )
     tests = (
-        f"hinge vs straight line: p = {row['p_vs_linear']:.3g}; hinge vs constant: "
-        f"p = {row['p_vs_constant']:.3g}"
+        f"hinge vs constant p = {row['p_vs_constant']:.3g}, vs straight line "
+        f"p = {row['p_vs_linear']:.3g}, vs smooth power law p = {row['p_vs_smooth']:.3g}; "
+        f"adjusted across the study's tests p = {row['p_threshold_adj']:.3g}"
     )
     if row["verdict"] == VERDICT_THRESHOLD:
         zero = row["plateau_lo"] <= 0 <= row["plateau_hi"]
@@ -64,30 +141,41 @@ def conclusion(row: pd.Series, metric: str) -> str:
         return (
             f"{head}a capacity threshold at about {row['threshold']:,.0f} {unit} "
             f"(95% CI {row['threshold_lo']:,.0f} to {row['threshold_hi']:,.0f}). Below it the "
-            f"gain in {metric} is flat at {plateau}; above it the gain changes by "
-            f"{row['slope']:+.3g} per tenfold capacity. The hinge fits better than a line or a "
-            f"constant ({tests}; it is {row['delta_aicc']:.1f} AICc units below the better of "
+            f"gain in {metric} is flat at {plateau}; above it the gain "
+            f"{_DIRECTION[int(row['direction'])]} by {abs(row['slope']):.3g} per tenfold "
+            f"capacity. The data prefer this kink to a constant, a line and a smooth power "
+            f"law ({tests}; it is {row['delta_aicc']:.1f} AICc units below the best of "
             f"them). {first}"
         )
-    shape = (
-        f"a straight line in log capacity (slope {row['linear_slope']:+.3g} per tenfold)"
-        if row["best_model"] == "linear"
-        else f"a constant gain of {row['constant_level']:+.3g}"
-    )
     return (
-        f"{head}no threshold found: the gain is described as well by {shape} ({tests}; "
+        f"{head}no threshold found: the gain is described as well by {_shape(row)} ({tests}; "
         f"AICc difference hinge vs best no-threshold model {row['delta_aicc']:+.1f}, positive "
         f"would favour the hinge). {first}"
     )
 
 
+def _shape(row: pd.Series) -> str:
+    if row["best_model"] == "linear":
+        return f"a straight line in log capacity (slope {row['linear_slope']:+.3g} per tenfold)"
+    if row["best_model"] == "smooth":
+        return f"a smooth power law in capacity (exponent {row['smooth_exponent']:.2g})"
+    return f"a constant gain of {row['constant_level']:+.3g}"
+
+
 def _first_significant(row: pd.Series, unit: str) -> str:
+    status = str(row.get("first_significant_status", ""))
+    if status.startswith("unreliable"):
+        return (
+            f"No significant capacity is named: gain CIs are unreliable with fewer than "
+            f"{MIN_RELIABLE_SEEDS} seeds."
+        )
     label = row.get("first_significant_label", "")
     if not label:
-        return "No capacity has a gain whose 95% CI excludes zero."
+        return "No capacity's gain differs from zero (t-tests, Holm-adjusted across capacities)."
     sign = "above" if row["first_significant_sign"] > 0 else "below"
     return (
-        f"The smallest capacity whose gain CI excludes zero is {label} "
+        f"The smallest capacity whose gain differs from zero (Holm-adjusted p = "
+        f"{row['first_significant_p_holm']:.3g}) is {label} "
         f"({row['first_significant_capacity']:,.0f} {unit}; gain {sign} zero)."
     )
 

@@ -41,20 +41,26 @@ class LoadedResults:
     table: pd.DataFrame
     skipped: Counter = field(default_factory=Counter)
     experiment_id: str = ""
+    parent_run_id: str = ""
+    n_launches: int = 0
 
 
-def load_from_mlflow(tracking_uri: str, study: str | None = None) -> LoadedResults:
-    """Read a study's finished trial runs into the tidy table.
+def load_from_mlflow(
+    tracking_uri: str, study: str | None = None, parent: str | None = "latest"
+) -> LoadedResults:
+    """Read one launch of a study (its finished trial runs) into the tidy table.
 
     Args:
         tracking_uri: MLflow tracking URI (SQLite file, folder or http server).
         study: study (= experiment) name; the most recently started study when None.
+        parent: ``latest`` (the newest launch), a parent run id, or ``all`` (every launch;
+            an error if a trial appears in two of them).
 
     Raises:
-        CapstudyError: no such study, or no usable finished trial in it.
+        CapstudyError: no such study or launch, or no usable finished trial in it.
     """
     name = study or mlflow_io.latest_study(tracking_uri)
-    runs = mlflow_io.read_study_runs(tracking_uri, name)
+    runs = mlflow_io.read_study_runs(tracking_uri, name, parent)
     skipped = Counter(runs.skipped)
     rows: list[dict] = []
     for record in runs.runs:
@@ -66,7 +72,14 @@ def load_from_mlflow(tracking_uri: str, study: str | None = None) -> LoadedResul
         detail = ", ".join(f"{n} {why}" for why, n in skipped.items()) or "no trial runs"
         raise CapstudyError(f"study {name!r} in {tracking_uri} has no usable trials ({detail})")
     table = tables.normalize(pd.DataFrame(rows), source=f"MLflow study {name!r}", study=name)
-    return LoadedResults(study=name, table=table, skipped=skipped, experiment_id=runs.experiment_id)
+    return LoadedResults(
+        study=name,
+        table=table,
+        skipped=skipped,
+        experiment_id=runs.experiment_id,
+        parent_run_id=runs.parent_run_id,
+        n_launches=runs.n_launches,
+    )
 
 
 def rows_of_run(record: mlflow_io.RunRecord, study: str) -> tuple[list[dict], str]:
@@ -95,6 +108,7 @@ def rows_of_run(record: mlflow_io.RunRecord, study: str) -> tuple[list[dict], st
     base["cell"] = record.tags.get(keys.T_CELL) or tables.cell_id(
         base["family"], base["phi"], base["init"], base["train_domain"], base["seed"]
     )
+    base.update(_design_of(record))
     for col, key in _CAPACITY_METRICS.items():
         base[col] = metrics.get(key, np.nan)
     for key, value in params.items():
@@ -102,8 +116,35 @@ def rows_of_run(record: mlflow_io.RunRecord, study: str) -> tuple[list[dict], st
             base[keys.HPO_COLUMN_PREFIX + key[len(keys.P_HPO_PREFIX) :]] = _number(value)
     rows = []
     for domain, values in sorted(by_domain.items()):
-        rows.append({**base, "eval_domain": domain, **values})
+        classes = class_set_of(record.tags, domain)
+        rows.append({**base, "eval_domain": domain, "class_set": classes, **values})
     return rows, ""
+
+
+def _design_of(record: mlflow_io.RunRecord) -> dict:
+    """Optional grid columns, the comparison keys and the launch of one trial run.
+
+    Keys come from the trial's tags; a run recorded before they existed has none, and
+    :func:`tables.normalize` then derives them from the grid columns for every row.
+    """
+    out = {
+        col: _number(record.params[key])
+        for col, key in keys.DESIGN_PARAM_COLUMNS.items()
+        if key in record.params
+    }
+    out["pair_key"] = record.tags.get(keys.T_PAIR_KEY, "")
+    out["variant_key"] = record.tags.get(keys.T_VARIANT_KEY, "")
+    out["parent_run_id"] = record.tags.get(keys.T_PARENT_RUN, "")
+    return out
+
+
+def class_set_of(tags: dict[str, str], domain: str) -> str:
+    """The class set an evaluation domain's metrics were scored on ("" if not recorded)."""
+    prefix = keys.T_CLASS_SET_PREFIX
+    for key in (f"{prefix}.{domain}", f"{prefix}/{domain}", prefix):
+        if tags.get(key):
+            return tags[key]
+    return ""
 
 
 def _number(value: str) -> float | str:

@@ -1,6 +1,7 @@
 """Selection: per grid cell, the trial with the best in-domain validation metric.
 
-A cell is one (family, phi, init, train domain, seed); its trials differ only in HPO values.
+A cell is one value of every grid dim (family, phi, init, train domain, seed, and any other:
+free-scale width/depth, input size, ...); its trials differ only in HPO values.
 The winner is chosen on ``selection_value`` alone: the trial's final value of the study's
 validation metric (``val/<name>``) on the train domain's validation split. Evaluation-domain
 (shift) metrics never take part in the choice; they are only reported for the winner.

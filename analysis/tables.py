@@ -33,6 +33,10 @@ CAPACITY_COLUMNS = {
     "detector": "detector_params",
     "macs": "macs",
 }
+# Grid columns a table may carry besides the required ones (free-scale width/depth, preset,
+# input size, ...). The comparison keys are derived from those that vary (see derive_keys).
+DESIGN_COLUMNS = (*keys.DESIGN_PARAM_COLUMNS, "width", "depth")
+_KEY_COLUMNS = ("family", "phi", "train_domain", *DESIGN_COLUMNS, "seed")
 _INT_COLUMNS = ("phi", "seed")
 _FLOAT_COLUMNS = ("backbone_params", "detector_params", "macs", "selection_value")
 _STR_COLUMNS = tuple(c for c in keys.TIDY_COLUMNS if c not in _INT_COLUMNS + _FLOAT_COLUMNS)
@@ -40,11 +44,34 @@ _STR_COLUMNS = tuple(c for c in keys.TIDY_COLUMNS if c not in _INT_COLUMNS + _FL
 
 def metric_columns(table: pd.DataFrame) -> list[str]:
     """The evaluation-metric columns: everything after the design and HPO columns."""
+    design = set(keys.TIDY_COLUMNS) | set(DESIGN_COLUMNS)
     return [
         c
         for c in table.columns
-        if c not in keys.TIDY_COLUMNS and not str(c).startswith(keys.HPO_COLUMN_PREFIX)
+        if c not in design and not str(c).startswith(keys.HPO_COLUMN_PREFIX)
     ]
+
+
+def design_columns(table: pd.DataFrame) -> list[str]:
+    """The optional grid columns present in the table (``width_mult``, ``image_size``, ...)."""
+    return [c for c in DESIGN_COLUMNS if c in table.columns]
+
+
+def derive_keys(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Comparison keys derived from the grid columns present: ``(pair_key, variant_key)``.
+
+    The pair key is every design column except ``init``: family, phi and the train domain
+    always (they are required), then each optional grid column (``DESIGN_COLUMNS``) that
+    takes more than one value in the table, then the seed. A column that never varies cannot
+    separate two variants, so leaving it out keeps keys short without merging anything.
+    """
+    varying = [c for c in design_columns(df) if df[c].astype(str).nunique() > 1]
+    variant_cols = ["family", "phi", "train_domain", *varying]
+    text = {c: df[c].astype(str) for c in [*variant_cols, "seed"]}
+    variant = pd.Series([""] * len(df), index=df.index, dtype=object)
+    for i, col in enumerate(variant_cols):
+        variant = variant + ("" if i == 0 else "|") + f"{col}=" + text[col]
+    return variant + "|seed=" + text["seed"], variant
 
 
 def hpo_columns(table: pd.DataFrame) -> list[str]:
@@ -114,17 +141,29 @@ def normalize(table: pd.DataFrame, source: str, study: str = "") -> pd.DataFrame
     df = table.copy()
     df = _coerce_types(df, source)
     _fill_optional(df, study)
-    dup = df.duplicated(["trial_id", "eval_domain"], keep=False)
-    if dup.any():
-        example = df.loc[dup, ["trial_id", "eval_domain"]].iloc[0].tolist()
-        raise CapstudyError(
-            f"{source}: trial {example[0]!r} has several rows for evaluation domain "
-            f"{example[1]!r}; give each trial a unique trial_id"
-        )
+    _check_unique(df, source)
     if not metric_columns(df):
         raise CapstudyError(f"{source}: no metric column (e.g. map50) after the design columns")
-    ordered = list(keys.TIDY_COLUMNS) + metric_columns(df) + hpo_columns(df)
+    ordered = list(keys.TIDY_COLUMNS) + design_columns(df) + metric_columns(df) + hpo_columns(df)
     return df[ordered].reset_index(drop=True)
+
+
+def _check_unique(df: pd.DataFrame, source: str) -> None:
+    """One row per trial and evaluation domain, with an error a user can act on."""
+    dup = df.duplicated(["trial_id", "eval_domain"], keep=False)
+    if not dup.any():
+        return
+    example = df.loc[dup, ["trial_id", "eval_domain"]].iloc[0].tolist()
+    launches = sorted({p for p in df.loc[dup, "parent_run_id"] if p})
+    if len(launches) > 1:
+        raise CapstudyError(
+            f"{source}: trial {example[0]!r} appears in {len(launches)} launches (parent runs "
+            f"{', '.join(launches)}); analyse one with --parent RUN_ID (or --parent latest)"
+        )
+    raise CapstudyError(
+        f"{source}: trial {example[0]!r} has several rows for evaluation domain "
+        f"{example[1]!r}; give each trial a unique trial_id (or a parent_run_id per launch)"
+    )
 
 
 def _coerce_types(df: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -151,18 +190,20 @@ def _fill_optional(df: pd.DataFrame, study: str) -> None:
         if col not in df.columns:
             df[col] = np.nan
     defaults = {"study": study, "run_id": "", "task": "", "selection_metric": ""}
+    defaults.update(parent_run_id="", class_set="")
     for col, value in defaults.items():
         if col not in df.columns:
             df[col] = value
     if "label" not in df.columns:
         df["label"] = [f"{f} phi={p}" for f, p in zip(df["family"], df["phi"], strict=True)]
+    recorded = [df.get(c, pd.Series(dtype=object)) for c in ("pair_key", "variant_key")]
+    if any(len(s) == 0 or s.isna().any() or (s.astype(str) == "").any() for s in recorded):
+        # Keys are all recorded or all derived: mixing the two spellings would stop a new
+        # run from pairing with an old one of the same comparison.
+        df["pair_key"], df["variant_key"] = derive_keys(df)
     if "cell" not in df.columns:
-        df["cell"] = [
-            cell_id(f, p, i, t, s)
-            for f, p, i, t, s in zip(
-                df["family"], df["phi"], df["init"], df["train_domain"], df["seed"], strict=True
-            )
-        ]
+        # A cell is the comparison plus the init: its trials differ only in HPO values.
+        df["cell"] = df["pair_key"].astype(str) + "|init=" + df["init"].astype(str)
     if "trial_id" not in df.columns:
         # Without trial ids, a trial is its cell plus its HPO values: trials of one cell
         # differ only there.

@@ -146,3 +146,50 @@ TIDY_COLUMNS = (
 )
 # After these come one column per metric on the evaluation domain (``map``, ``map50`` for
 # detection, ``top1`` for classification) and one ``hpo_<name>`` column per HPO dimension.
+
+
+# --- issue 9 (analysis half): comparison keys, launch of a trial, class sets ---------------
+# The comparison a trial belongs to: every grid dim of its cell except ``init`` (pair key),
+# and the same without ``seed`` (variant key). Gains subtract only trials with equal pair keys.
+T_PAIR_KEY = "capstudy.pair_key"
+T_VARIANT_KEY = "capstudy.variant_key"
+# Classes a shift metric was scored on. Read as ``<prefix>.<domain>`` or ``<prefix>/<domain>``
+# (one tag per evaluation domain) or a bare ``<prefix>`` that applies to every domain; the
+# data/engine half of issue 9 writes it (if it uses another spelling, change only this line).
+T_CLASS_SET_PREFIX = "capstudy.class_set"
+_INIT_DIM = "init"
+_SEED_DIM = "seed"
+_CELL_SEPARATOR = "|"
+
+
+def comparison_keys(cell_id: str) -> tuple[str, str]:
+    """``(pair_key, variant_key)`` of a cell id such as ``efficientnet_b0|phi=-4|init=x|seed=0``.
+
+    The cell id lists every grid dim of the study (``capstudy.cells``); dropping ``init``
+    leaves the comparison, dropping ``seed`` as well leaves the variant. The family is the one
+    dim written bare; it never equals ``init=...`` or ``seed=...``.
+    """
+    parts = [p for p in cell_id.split(_CELL_SEPARATOR) if p]
+    pair = [p for p in parts if not p.startswith(f"{_INIT_DIM}=")]
+    variant = [p for p in pair if not p.startswith(f"{_SEED_DIM}=")]
+    return _CELL_SEPARATOR.join(pair) or "all", _CELL_SEPARATOR.join(variant) or "all"
+
+
+# Optional design columns of the tidy table, each filled from the trial param of that name:
+# grid dims other than the required ones, which the comparison keys are derived from when a
+# table lacks them (hand-made tables, runs recorded before these keys existed).
+DESIGN_PARAM_COLUMNS = {
+    "preset": P_PRESET,
+    "width_mult": P_WIDTH_MULT,
+    "depth_mult": P_DEPTH_MULT,
+    "resolution": P_RESOLUTION,
+    "image_size": P_IMAGE_SIZE,
+    "head_width": P_HEAD_WIDTH,
+    "epochs": P_EPOCHS,
+}
+TIDY_COLUMNS = TIDY_COLUMNS + (
+    "pair_key",  # the comparison: every grid dim except init (T_PAIR_KEY or derived)
+    "variant_key",  # pair_key without seed: one model variant
+    "parent_run_id",  # the launch (parent study run) the trial belongs to; "" if unknown
+    "class_set",  # classes the eval-domain metrics were scored on; "" if not recorded
+)

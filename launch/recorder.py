@@ -68,6 +68,10 @@ class StudyRecorder(Callback):
                 trial_id=key,
                 parent_run_id=self.parent,
             )
+            # The comparison (every grid dim but init) and the variant (also without seed),
+            # so the analysis pairs trials on the study's own grid (issue 9).
+            pair_key, variant_key = keys.comparison_keys(trial.config[CELL_ID_KEY])
+            tags.update({keys.T_PAIR_KEY: pair_key, keys.T_VARIANT_KEY: variant_key})
             run_id = tracking.create_run(self.study, f"{variant.label} {key}", tags, self.uri)
             params = tracking.trial_params(config, variant.label)
             params[keys.P_STUDY_METRIC] = self.metric

@@ -33,6 +33,13 @@ def register(app: typer.Typer) -> None:
         tracking_uri: Annotated[
             str | None, typer.Option(help="MLflow tracking URI; default: capstudy's store.")
         ] = None,
+        parent: Annotated[
+            str,
+            typer.Option(
+                help="Which launch: latest (the newest parent run of the study), a parent "
+                "run id, or all (every launch; an error if a trial is in two of them)."
+            ),
+        ] = "latest",
         from_file: Annotated[
             Path | None,
             typer.Option("--from", help="Read the tidy table from a .csv/.parquet file."),
@@ -68,25 +75,12 @@ def register(app: typer.Typer) -> None:
         unless --no-mlflow, logs them as an analysis run in the study's MLflow experiment.
         """
         from capstudy.analysis import mlflow_io, pipeline, tables
-        from capstudy.analysis.results import load_from_mlflow
         from capstudy.paths import default_tracking_uri
 
         if bootstrap < 100:
             raise CapstudyError(f"--bootstrap {bootstrap}: use at least 100 replicates")
         uri = tracking_uri or default_tracking_uri()
-        skipped = None
-        if from_file is not None:
-            table = tables.read_table(from_file, study=study)
-            name = study or str(table["study"].iloc[0]) or from_file.stem
-            source = str(from_file)
-        else:
-            loaded = load_from_mlflow(uri, study)
-            table, name, skipped = loaded.table, loaded.study, loaded.skipped
-            source = f"MLflow {uri}, experiment {name!r}"
-            if study is None:
-                typer.echo(f"Using the most recent study: {name}")
-            for why, n in sorted(skipped.items()):
-                typer.echo(f"Skipped {n} trial run(s): {why}")
+        table, name, source, skipped = _load(from_file, study, uri, parent)
         if export is not None:
             typer.echo(f"Wrote the tidy table to {tables.write_table(table, export)}")
         out_dir = _prepare_out_dir(out, name)
@@ -111,6 +105,35 @@ def register(app: typer.Typer) -> None:
                 pipeline.mlflow_metrics(result),
             )
             typer.echo(f"Logged MLflow run {run_id} (experiment {name!r}, {uri})")
+
+
+def _load(from_file: Path | None, study: str | None, uri: str, parent: str):
+    """The tidy table, study name, source text and skipped-run counts (None for a file)."""
+    from capstudy.analysis import tables
+    from capstudy.analysis.results import load_from_mlflow
+
+    if from_file is not None:
+        table = tables.read_table(from_file, study=study)
+        return table, study or str(table["study"].iloc[0]) or from_file.stem, str(from_file), None
+    loaded = load_from_mlflow(uri, study, parent)
+    name = loaded.study
+    if study is None:
+        typer.echo(f"Using the most recent study: {name}")
+    if loaded.n_launches > 1 and loaded.parent_run_id:
+        typer.echo(
+            f"The study was launched {loaded.n_launches} times; analysing launch "
+            f"{loaded.parent_run_id} (--parent RUN_ID picks another)"
+        )
+    for why, n in sorted(loaded.skipped.items()):
+        typer.echo(f"Skipped {n} trial run(s): {why}")
+    source = f"MLflow {uri}, experiment {name!r}" + _launch_text(loaded)
+    return loaded.table, name, source, loaded.skipped
+
+
+def _launch_text(loaded) -> str:
+    if loaded.parent_run_id:
+        return f", launch (parent run) {loaded.parent_run_id} of {loaded.n_launches}"
+    return ", every launch" if loaded.n_launches > 1 else ""
 
 
 def _prepare_out_dir(out: Path | None, study: str) -> Path:

@@ -12,8 +12,13 @@ from capstudy import keys
 
 
 def start_study(client: MlflowClient, study: str) -> tuple[str, str]:
-    """Create the study's experiment and its parent run (kind=study); return their ids."""
-    exp_id = client.create_experiment(study, artifact_location=None)
+    """Start a launch: the study's experiment (made on first use) and a new parent run.
+
+    Returns:
+        The experiment id and the parent run (kind=study) id.
+    """
+    exp = client.get_experiment_by_name(study)
+    exp_id = exp.experiment_id if exp else client.create_experiment(study, artifact_location=None)
     parent = client.create_run(exp_id, tags={keys.T_KIND: keys.KIND_STUDY, keys.T_STUDY: study})
     return exp_id, parent.info.run_id
 
@@ -62,8 +67,12 @@ def log_trial(
     return rid
 
 
-def log_table_as_study(client: MlflowClient, table: pd.DataFrame, study: str) -> None:
-    """Log every trial of a tidy table (e.g. a simulated study) as MLflow trial runs."""
+def log_table_as_study(
+    client: MlflowClient, table: pd.DataFrame, study: str, pair_tags: bool = False
+) -> str:
+    """Log every trial of a tidy table (e.g. a simulated study) as one launch; return its
+    parent run id. ``pair_tags`` also records the comparison-key tags the launcher writes.
+    """
     exp_id, parent = start_study(client, study)
     metric = [c for c in table.columns if c == "map50"][0]
     for trial_id, rows in table.groupby("trial_id", sort=False):
@@ -77,7 +86,7 @@ def log_table_as_study(client: MlflowClient, table: pd.DataFrame, study: str) ->
             keys.P_SEED: int(first["seed"]),
         }
         evals = {keys.eval_metric(r["eval_domain"], metric): r[metric] for _, r in rows.iterrows()}
-        log_trial(
+        rid = log_trial(
             client,
             exp_id,
             parent,
@@ -88,4 +97,10 @@ def log_table_as_study(client: MlflowClient, table: pd.DataFrame, study: str) ->
             capacity=(first["backbone_params"], first["detector_params"], first["macs"]),
             trial_id=str(trial_id),
         )
+        if pair_tags:
+            cell = f"{first['family']}|phi={first['phi']}|init={first['init']}|seed={first['seed']}"
+            pair_key, variant_key = keys.comparison_keys(cell)
+            client.set_tag(rid, keys.T_PAIR_KEY, pair_key)
+            client.set_tag(rid, keys.T_VARIANT_KEY, variant_key)
     client.set_terminated(parent, status="FINISHED")
+    return parent

@@ -33,14 +33,50 @@ def test_reader_keeps_finished_trials_with_final_values(tracking_uri):
     client = MlflowClient(tracking_uri)
     exp_id, parent = start_study(client, "demo")
     kw = {"study": "demo"}
-    log_trial(client, exp_id, parent, design=_design("random"), val=[0.1, 0.5, 0.3],
-              evals=_evals(0.4), hpo={"lr": 0.01}, trial_id="a", **kw)  # fmt: skip
-    log_trial(client, exp_id, parent, design=_design("imagenet"), val=[0.2, 0.6],
-              evals=_evals(0.5), hpo={"lr": 0.001}, trial_id="b", **kw)  # fmt: skip
-    log_trial(client, exp_id, parent, design=_design("imagenet", 1), val=[0.9],
-              evals=_evals(0.9), status="RUNNING", trial_id="c", **kw)  # fmt: skip
-    log_trial(client, exp_id, parent, design=_design("imagenet", 2), val=[0.9],
-              evals=_evals(0.9), status="FAILED", trial_id="d", **kw)  # fmt: skip
+    log_trial(
+        client,
+        exp_id,
+        parent,
+        design=_design("random"),
+        val=[0.1, 0.5, 0.3],
+        evals=_evals(0.4),
+        hpo={"lr": 0.01},
+        trial_id="a",
+        **kw,
+    )
+    log_trial(
+        client,
+        exp_id,
+        parent,
+        design=_design("imagenet"),
+        val=[0.2, 0.6],
+        evals=_evals(0.5),
+        hpo={"lr": 0.001},
+        trial_id="b",
+        **kw,
+    )
+    log_trial(
+        client,
+        exp_id,
+        parent,
+        design=_design("imagenet", 1),
+        val=[0.9],
+        evals=_evals(0.9),
+        status="RUNNING",
+        trial_id="c",
+        **kw,
+    )
+    log_trial(
+        client,
+        exp_id,
+        parent,
+        design=_design("imagenet", 2),
+        val=[0.9],
+        evals=_evals(0.9),
+        status="FAILED",
+        trial_id="d",
+        **kw,
+    )
     # Runs of other kinds in the same experiment are not trials.
     client.create_run(exp_id, tags={keys.T_KIND: keys.KIND_ANALYSIS})
 
@@ -65,8 +101,15 @@ def test_latest_study_and_unknown_study(tracking_uri):
     client = MlflowClient(tracking_uri)
     for name in ("older", "newer"):
         exp_id, parent = start_study(client, name)
-        log_trial(client, exp_id, parent, study=name, design=_design("random"), val=[0.5],
-                  evals=_evals(0.5))  # fmt: skip
+        log_trial(
+            client,
+            exp_id,
+            parent,
+            study=name,
+            design=_design("random"),
+            val=[0.5],
+            evals=_evals(0.5),
+        )
     assert mlflow_io.latest_study(tracking_uri) == "newer"
     assert load_from_mlflow(tracking_uri).study == "newer"
     with pytest.raises(CapstudyError, match="no experiment named 'nope'"):
@@ -76,7 +119,40 @@ def test_latest_study_and_unknown_study(tracking_uri):
 def test_study_without_finished_trials_is_an_error(tracking_uri):
     client = MlflowClient(tracking_uri)
     exp_id, parent = start_study(client, "empty")
-    log_trial(client, exp_id, parent, study="empty", design=_design("random"), val=[0.5],
-              evals=_evals(0.5), status="FAILED")  # fmt: skip
+    log_trial(
+        client,
+        exp_id,
+        parent,
+        study="empty",
+        design=_design("random"),
+        val=[0.5],
+        evals=_evals(0.5),
+        status="FAILED",
+    )
     with pytest.raises(CapstudyError, match="1 status FAILED"):
         load_from_mlflow(tracking_uri, "empty")
+
+
+def test_reader_takes_comparison_keys_grid_params_and_class_sets_from_the_run(tracking_uri):
+    client = MlflowClient(tracking_uri)
+    exp_id, parent = start_study(client, "keys")
+    design = {**_design("imagenet"), keys.P_WIDTH_MULT: 0.32, keys.P_IMAGE_SIZE: 224}
+    rid = log_trial(
+        client, exp_id, parent, study="keys", design=design, val=[0.5], evals=_evals(0.5)
+    )
+    cell = "efficientnet_b0|width=0.32|image_size=224|init=imagenet|seed=0"
+    pair_key, variant_key = keys.comparison_keys(cell)
+    assert pair_key == "efficientnet_b0|width=0.32|image_size=224|seed=0"
+    assert variant_key == "efficientnet_b0|width=0.32|image_size=224"
+    client.set_tag(rid, keys.T_PAIR_KEY, pair_key)
+    client.set_tag(rid, keys.T_VARIANT_KEY, variant_key)
+    client.set_tag(rid, f"{keys.T_CLASS_SET_PREFIX}.synth_a/ir", "person")
+
+    table = load_from_mlflow(tracking_uri, "keys").table.set_index("eval_domain")
+
+    assert set(table["pair_key"]) == {pair_key} and set(table["variant_key"]) == {variant_key}
+    assert table.loc["synth_a/ir", "class_set"] == "person"
+    assert table.loc["synth_a/rgb", "class_set"] == ""  # not recorded: shown as nothing
+    assert table.loc["synth_a/ir", "width_mult"] == 0.32
+    assert table.loc["synth_a/ir", "image_size"] == 224
+    assert set(table["parent_run_id"]) == {parent}

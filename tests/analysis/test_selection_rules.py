@@ -11,10 +11,15 @@ from capstudy.errors import CapstudyError
 
 def _trial(trial_id: str, val: float, shift: float, in_domain: float, metric="val/map50"):
     base = {
-        "family": "mobilenetv3_small", "phi": -3, "init": "imagenet",
-        "train_domain": "a/rgb", "seed": 0, "trial_id": trial_id,
-        "selection_value": val, "selection_metric": metric,
-    }  # fmt: skip
+        "family": "mobilenetv3_small",
+        "phi": -3,
+        "init": "imagenet",
+        "train_domain": "a/rgb",
+        "seed": 0,
+        "trial_id": trial_id,
+        "selection_value": val,
+        "selection_metric": metric,
+    }
     return [
         {**base, "eval_domain": "a/rgb", "map50": in_domain},
         {**base, "eval_domain": "a/ir", "map50": shift},

@@ -84,6 +84,10 @@ def test_per_cell_asha_keeps_the_best_of_every_cell(tmp_path, local_ray):
         assert run.info.status == "FINISHED"
         assert run.data.params[keys.P_STUDY_METRIC] == "val/map50"
         assert run.data.tags[keys.T_CELL] == epochs[key][0]
+        pair_key, variant_key = keys.comparison_keys(epochs[key][0])
+        assert run.data.tags[keys.T_PAIR_KEY] == pair_key  # what the analysis pairs on
+        assert run.data.tags[keys.T_VARIANT_KEY] == variant_key
+        assert "init=" not in pair_key
         assert run.data.params[f"{keys.P_HPO_PREFIX}lr"]
         history = tracking.client(uri).get_metric_history(run.info.run_id, "val/map50")
         assert [m.step for m in history] == list(range(1, epochs[key][1] + 1))
