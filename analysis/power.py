@@ -34,7 +34,7 @@ from capstudy.analysis.power_design import Design
 from capstudy.analysis.power_sim import Effect, noise_scale, simulate_table
 
 DEFAULT_SEEDS = (2, 3, 5, 8)
-DEFAULT_REPLICATES = 40
+DEFAULT_REPLICATES = 30
 # A kink needs this many distinct capacities on each arm (the analysis's own rule).
 _MIN_PER_ARM = 2
 SCENARIOS = ("kink", "null")
@@ -48,8 +48,9 @@ def _run_analysis(table: pd.DataFrame, seed: int) -> pd.DataFrame:
     the time budget); selection, pairing, intervals, model comparison and the adjustment
     across threshold tests are the same code.
     """
-    from capstudy.analysis import verdicts
+    from capstudy.analysis import tables, verdicts
 
+    table = tables.normalize(table, source="simulated study")
     return verdicts.verdict_table(table, seed=seed, fast=True)
 
 

@@ -16,7 +16,7 @@ import typer
 from capstudy.errors import CapstudyError
 
 # Order is the order of ``capstudy --help``.
-COMMAND_MODULES = ("models", "data", "pretrain", "train", "launch", "analyze", "bench")
+COMMAND_MODULES = ("models", "data", "pretrain", "train", "launch", "power", "analyze", "bench")
 
 
 def build_app() -> typer.Typer:

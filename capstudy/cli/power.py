@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
         seeds: Annotated[str, typer.Option(help="Seed counts to simulate.")] = "2,3,5,8",
         replicates: Annotated[
             int, typer.Option(help="Simulated studies per seed count and scenario.")
-        ] = 40,
+        ] = 30,
         seed_sd: Annotated[
             float | None, typer.Option(help="SD across seeds of the selected metric [0.02].")
         ] = None,
