@@ -81,8 +81,8 @@ class Design:
     def n_comparisons(self) -> int:
         """Threshold tests the analysis runs: family x train x eval domain x pretrained init."""
         pretrained = [i for i in self.inits if i != "random"]
-        return len(self.families) * len(self.train_domains) * len(self.eval_domains) * len(
-            pretrained
+        return (
+            len(self.families) * len(self.train_domains) * len(self.eval_domains) * len(pretrained)
         )
 
     def trials(self, n_seeds: int) -> int:

@@ -25,9 +25,9 @@ from capstudy.analysis.power_sim import Effect
 
 def _pilot_tables(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """``(selected, per_seed gains, metric)`` of a pilot table through the real analysis."""
-    from capstudy.analysis import verdicts
+    from capstudy.analysis import tables, verdicts
 
-    v = verdicts.analyze_table(table, find_threshold=False)
+    v = verdicts.analyze_table(tables.normalize(table, source="pilot"), find_threshold=False)
     return v.selected, v.per_seed, v.metric
 
 

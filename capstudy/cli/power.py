@@ -8,6 +8,7 @@ the study's capacities (free-scale variants are measured by building their trunk
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -110,9 +111,7 @@ def register(app: typer.Typer) -> None:
         kink: Annotated[
             float | None, typer.Option(help="Backbone parameters where gains start [1e5].")
         ] = None,
-        plateau: Annotated[
-            float | None, typer.Option(help="Gain below the kink [0].")
-        ] = None,
+        plateau: Annotated[float | None, typer.Option(help="Gain below the kink [0].")] = None,
         hpo_spread: Annotated[
             float | None, typer.Option(help="HPO quality spread / seed noise [1].")
         ] = None,
@@ -140,6 +139,10 @@ def register(app: typer.Typer) -> None:
         is wrongly returned, the median breakpoint CI, and the false-threshold rate when the
         truth has no kink. Defaults are stated; each can be set, or measured on a pilot.
         """
+        # One BLAS thread per process: the fits multiply small matrices, where threads only
+        # contend with the worker processes (set before numpy is first imported).
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
         from capstudy.analysis import power
         from capstudy.analysis.power_pilot import effect_from_pilot
         from capstudy.analysis.power_sim import Effect

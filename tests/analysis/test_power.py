@@ -1,0 +1,210 @@
+"""Power analysis: designs from study files, the simulator's calibration, and the estimate
+checked against a direct simulation with a known truth (issue 14)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from capstudy.analysis import power, threshold
+from capstudy.analysis.power_design import (
+    Design,
+    DesignVariant,
+    design_from_study,
+    preset_backbone_params,
+)
+from capstudy.analysis.power_pilot import effect_from_pilot
+from capstudy.analysis.power_sim import Effect, noise_scale, simulate_table
+from capstudy.analysis.verdicts import FAST_GRID_POINTS, FAST_N_BOOT
+from capstudy.study import available_studies, load
+
+GOLDEN = Path(__file__).parents[1] / "golden" / "backbone_params.json"
+PACKAGED = Path(power.__file__).with_name("backbone_params.json")
+# EfficientNet-B0 ultrasmall B0..B-7: 3.6 M down to 17 k backbone parameters.
+CAPS = (17_400, 28_396, 42_864, 64_644, 219_356, 501_356, 1_451_136, 3_595_388)
+
+
+def small_design(caps=CAPS, samples: int = 1, domains=("d/rgb",)) -> Design:
+    """One family, one train domain, random vs one pretrained init: one comparison."""
+    variants = tuple(
+        DesignVariant(
+            "efficientnet_b0", -k, f"B-{k}", c, (("family", "efficientnet_b0"), ("phi", -k))
+        )
+        for k, c in enumerate(reversed(caps))
+    )
+    return Design(
+        "tiny",
+        "map50",
+        "max",
+        variants,
+        ("random", "imagenet"),
+        ("d/rgb",),
+        tuple(domains),
+        3,
+        samples,
+    )
+
+
+def test_packaged_lookup_equals_golden_file():
+    """The power analysis's capacity axis is the golden, measured one (no drift)."""
+    assert json.loads(PACKAGED.read_text()) == json.loads(GOLDEN.read_text())
+    assert preset_backbone_params("efficientnet_b0", -7) == 17_400
+
+
+def test_design_follows_the_study_grid():
+    design = design_from_study(load("full_grid"))
+    assert len(design.variants) == 15 and design.families == (
+        "efficientnet_b0",
+        "mobilenetv3_small",
+    )
+    assert design.n_comparisons == 32  # 2 families x 2 train x 4 eval x 2 pretrained inits
+    assert design.trials(design.n_seeds) == 1080  # the study file's own count
+    assert min(v.backbone_params for v in design.variants) == 9_024  # S-6
+
+
+def test_simulated_table_has_the_grid_and_calibrated_seed_sd():
+    """Rows = trials x domains; the selected random-init metric's SD across seeds is the
+    assumed seed SD (what a pilot measures), despite HPO spread and a noisy val value."""
+    design = small_design(samples=4, domains=("d/rgb", "d/ir"))
+    effect = Effect(seed_sd=0.03)
+    table = simulate_table(design, effect, 60, np.random.default_rng(1))
+    assert len(table) == 8 * 2 * 60 * 4 * 2
+    assert table["trial_id"].nunique() == 8 * 2 * 60 * 4
+    from capstudy.analysis import selection, tables
+
+    chosen = selection.select_best(tables.normalize(table, source="t")).table
+    base = chosen[(chosen["init"] == "random") & (chosen["eval_domain"] == "d/rgb")]
+    sd = np.sqrt(base.groupby("variant_key")["map50"].var(ddof=1).mean())
+    # 8 variants x 59 dof: relative SE of the pooled SD about 3%.
+    assert sd == pytest.approx(0.03, rel=0.1)
+
+
+def _direct_power(effect: Effect, n_seeds: int, reps: int, seed: int) -> np.ndarray:
+    """Independent of the table machinery: per-seed gains drawn directly as the true hinge
+    plus the difference of two runs' noise (one HPO sample per cell, no HPO spread, no
+    val noise: the selected run is the run), fitted by the threshold test alone."""
+    rng = np.random.default_rng(seed)
+    x = np.repeat(np.log10(CAPS), n_seeds)
+    truth = effect.gain(x, x.min(), x.max(), kinked=True)
+    found = np.zeros(reps)
+    for r in range(reps):
+        y = truth + effect.seed_sd * (rng.standard_normal(x.size) - rng.standard_normal(x.size))
+        fit = threshold.find_threshold(
+            x, y, x, n_boot=FAST_N_BOOT, rng=rng, grid_points=FAST_GRID_POINTS
+        )
+        found[r] = fit.verdict == threshold.VERDICT_THRESHOLD and fit.direction == 1
+    return found
+
+
+def test_power_estimate_agrees_with_a_direct_simulation():
+    """The power of the whole chain (table, selection, pairing, analyze_table, BH over one
+    test) equals that of the threshold test on directly simulated gains, within MC error."""
+    effect = Effect(seed_sd=0.02, slope=0.06, hpo_spread=0.0, val_noise=0.0)
+    reps = 120
+    chain = power.simulate_power(
+        small_design(), effect, (3,), reps, scenarios=("kink",), workers=1, base_seed=3
+    )
+    p_chain = chain["found"].sum() / chain["findable"].sum()
+    p_direct = _direct_power(effect, 3, reps, seed=4).mean()
+    se = np.sqrt(p_chain * (1 - p_chain) / reps + p_direct * (1 - p_direct) / reps)
+    assert 0.15 < p_direct < 0.85, "pick an effect where power is informative"
+    assert abs(p_chain - p_direct) < 3 * se, (p_chain, p_direct, se)
+
+
+def test_power_rises_with_seeds_and_with_effect_size():
+    design = small_design()
+    base = Effect(seed_sd=0.02, slope=0.05)
+    reps = 40
+    by_seeds = power.summarize_power(
+        power.simulate_power(design, base, (2, 8), reps, scenarios=("kink",), workers=1)
+    ).set_index("n_seeds")["found"]
+    assert by_seeds[8] > by_seeds[2] + 0.2, by_seeds.to_dict()
+    strong = Effect(seed_sd=0.02, slope=0.15)
+    by_effect = [
+        power.summarize_power(
+            power.simulate_power(design, e, (3,), reps, scenarios=("kink",), workers=1)
+        )["found"].iloc[0]
+        for e in (base, strong)
+    ]
+    assert by_effect[1] > by_effect[0] + 0.2, by_effect
+
+
+def test_summary_reports_false_thresholds_and_breakpoint_intervals():
+    reps = power.simulate_power(small_design(), Effect(slope=0.15), (5,), 6, workers=1)
+    row = power.summarize_power(reps).iloc[0]
+    assert 0.0 <= row["false"] <= 1.0 and np.isfinite(row["false_se"])
+    assert row["found"] > 0.5
+    # The median CI brackets the true kink's order of magnitude.
+    assert row["ci_lo"] < 3e5 and row["ci_hi"] > 3e4 and row["ci_ratio"] > 1
+
+
+def test_pilot_gives_seed_sd_and_gains_with_their_source():
+    design = small_design(samples=2)
+    truth = Effect(seed_sd=0.03, slope=0.1, plateau=0.01)
+    table = simulate_table(design, truth, 12, np.random.default_rng(5))
+    measured = effect_from_pilot(table, Effect(), "file pilot.csv", keep=set())
+    assert measured.seed_sd == pytest.approx(0.03, rel=0.2)
+    assert measured.slope == pytest.approx(0.1, abs=0.03)
+    assert measured.plateau == pytest.approx(0.01, abs=0.02)
+    assert measured.source("seed_sd").startswith("pilot file pilot.csv")
+    explicit = effect_from_pilot(table, Effect(slope=0.2), "x", keep={"slope"})
+    assert explicit.slope == 0.2
+
+
+def test_pilot_without_capacities_above_the_kink_keeps_the_slope_and_says_why():
+    small = small_design(caps=CAPS[:4])
+    table = simulate_table(small, Effect(), 3, np.random.default_rng(6))
+    measured = effect_from_pilot(table, Effect(), "study smoke", keep=set())
+    assert measured.slope == Effect().slope
+    assert "no comparison with two capacities above the kink" in measured.source("slope")
+
+
+def test_noise_scale_shrinks_noise_that_selection_would_add():
+    one = noise_scale(Effect(hpo_spread=0.0, val_noise=0.0), 1)
+    assert one == pytest.approx(0.02, rel=0.01)  # one run per cell: the run's own SD
+    assert noise_scale(Effect(), 4) < one
+
+
+@pytest.mark.parametrize("study", available_studies())
+def test_dry_run_line_for_every_shipped_study(study, monkeypatch):
+    from capstudy.cli import power as power_cli
+
+    monkeypatch.setattr(power_cli, "DRY_RUN_REPLICATES", 2)
+    line = power_cli.dry_run_line(study, workers=1)
+    assert line.startswith("power (simulated, 2 studies): threshold found in ")
+    assert f"capstudy power --space {load(study).name}" in line
+
+
+def test_power_command_prints_the_table(capsys):
+    from clitools import run_cli
+
+    code = run_cli(
+        [
+            "power",
+            "--space",
+            "smoke",
+            "--seeds",
+            "2",
+            "--replicates",
+            "2",
+            "--workers",
+            "1",
+            "--kink",
+            "2e4",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "kink (backbone parameters)         20k      (--kink)" in out
+    assert "seed SD of the metric              0.02     (default)" in out
+    assert any(line.split()[:2] == ["2", "48"] for line in out.splitlines())
+
+
+def test_power_command_refuses_one_seed(capsys):
+    from clitools import run_cli
+
+    assert run_cli(["power", "--space", "smoke", "--seeds", "1,3"]) == 2
+    assert "--seeds '1,3': every count must be at least 2" in capsys.readouterr().err
