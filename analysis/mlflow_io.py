@@ -70,7 +70,7 @@ def latest_study(tracking_uri: str) -> str:
 
 def study_launches(tracking_uri: str, study: str) -> list[tuple[str, int]]:
     """The study's parent runs (one per launch) as ``(run_id, start_time)``, newest first."""
-    client = _client(tracking_uri)
+    client = mlflow_client(tracking_uri)
     exp = client.get_experiment_by_name(study)
     if exp is None:
         return []
