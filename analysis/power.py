@@ -65,7 +65,7 @@ class _Task:
     base_seed: int
 
 
-def _findable(design: Design, kink: float) -> dict[str, bool]:
+def findable_families(design: Design, kink: float) -> dict[str, bool]:
     """Family -> whether its capacities put at least two on each side of the kink."""
     out = {}
     for family in design.families:
@@ -88,7 +88,7 @@ def _one_replicate(task: _Task) -> dict:
         scale=task.scale,
     )
     fits = _run_analysis(table, seed=int(rng.integers(2**31)))
-    findable = fits["family"].map(_findable(task.design, task.effect.kink)).fillna(False)
+    findable = fits["family"].map(findable_families(task.design, task.effect.kink)).fillna(False)
     verdict = fits["verdict"].astype(str)
     found = (verdict == "threshold") & (
         pd.to_numeric(fits.get("direction", np.sign(fits["slope"])), errors="coerce")
@@ -197,7 +197,7 @@ def summarize_power(reps: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _capacity(value: float) -> str:
+def capacity_text(value: float) -> str:
     """Backbone parameters as ``17k`` / ``1.5M``."""
     if not np.isfinite(value):
         return "-"
@@ -206,7 +206,7 @@ def _capacity(value: float) -> str:
     return f"{value / 1e3:.3g}k"
 
 
-def _pct(rate: float, se: float | None = None) -> str:
+def pct(rate: float, se: float | None = None) -> str:
     if not np.isfinite(rate):
         return "-"
     text = f"{100 * rate:.0f}%"
@@ -218,7 +218,7 @@ def effect_lines(effect: Effect) -> list[str]:
     rows = [
         ("seed SD of the metric", f"{effect.seed_sd:.3g}", "seed_sd"),
         ("gain slope per tenfold capacity", f"{effect.slope:+.3g}", "slope"),
-        ("kink (backbone parameters)", _capacity(effect.kink), "kink"),
+        ("kink (backbone parameters)", capacity_text(effect.kink), "kink"),
         ("plateau (gain below the kink)", f"{effect.plateau:+.3g}", "plateau"),
         ("HPO spread / seed noise", f"{effect.hpo_spread:.3g}", "hpo_spread"),
         ("val-subset noise / seed noise", f"{effect.val_noise:.3g}", "val_noise"),
@@ -236,13 +236,12 @@ def design_lines(design: Design, effect: Effect) -> list[str]:
         f"  {design.n_comparisons} threshold tests per study; the study itself has "
         f"{design.n_seeds} seeds",
     ]
-    findable = _findable(design, effect.kink)
+    findable = findable_families(design, effect.kink)
     for family in design.families:
         caps = sorted({v.backbone_params for v in design.variants if v.family == family})
         where = "" if findable[family] else "  <- kink not between 2+ capacities on each side"
-        lines.append(
-            f"  {family}: {len(caps)} capacities {_capacity(caps[0])}-{_capacity(caps[-1])}{where}"
-        )
+        span = f"{capacity_text(caps[0])}-{capacity_text(caps[-1])}"
+        lines.append(f"  {family}: {len(caps)} capacities {span}{where}")
     return lines
 
 
@@ -256,12 +255,12 @@ def render_table(summary: pd.DataFrame, design: Design) -> list[str]:
     for _, r in summary.iterrows():
         ci = "-"
         if np.isfinite(r.get("ci_ratio", np.nan)):
-            ci = f"x{r['ci_ratio']:.2g} ({_capacity(r['ci_lo'])}-{_capacity(r['ci_hi'])})"
+            ci = f"x{r['ci_ratio']:.2g} ({capacity_text(r['ci_lo'])}-{capacity_text(r['ci_hi'])})"
         lines.append(
             f"  {int(r['n_seeds']):>5} {design.trials(int(r['n_seeds'])):>7}  "
-            f"{_pct(r.get('found', np.nan), r.get('found_se')):>9}  "
-            f"{_pct(r.get('missed', np.nan), r.get('missed_se')):>9}  {ci:<26} "
-            f"{_pct(r.get('covers', np.nan)):>6}  "
-            f"{_pct(r.get('false', np.nan), r.get('false_se')):>15}"
+            f"{pct(r.get('found', np.nan), r.get('found_se')):>9}  "
+            f"{pct(r.get('missed', np.nan), r.get('missed_se')):>9}  {ci:<26} "
+            f"{pct(r.get('covers', np.nan)):>6}  "
+            f"{pct(r.get('false', np.nan), r.get('false_se')):>15}"
         )
     return lines

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from capstudy.errors import CapstudyError
-from capstudy.scaling import DEFAULT_PRESET
+from capstudy.scaling import DEFAULT_PRESET, free_scale
 from capstudy.study import GridDim, StudySpec, expand_cells
 from capstudy.study.checks import DEFAULT_FAMILY
 from capstudy.variants import free_variant, make_variant
@@ -107,8 +107,6 @@ def _variant_capacity(values: dict[str, Any], count: Counter | None) -> tuple[in
     family = values.get("family", DEFAULT_FAMILY)
     if "width" in values:
         width, depth = float(values["width"]), float(values.get("depth", 1.0))
-        from capstudy.scaling import free_scale
-
         label = free_variant(family, free_scale(width, depth)).label
         if count is None:
             raise CapstudyError(

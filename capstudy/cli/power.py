@@ -47,18 +47,18 @@ def dry_run_line(space: str, workers: int = 2) -> str:
 
     spec, design = _design(space)
     n = max(design.n_seeds, 2)
-    reps = power.simulate_power(
-        design, Effect(), (n,), DRY_RUN_REPLICATES, scenarios=("kink",), workers=workers
-    )
-    row = power.summarize_power(reps).iloc[0]
-    found = power._pct(row["found"], row["found_se"])
-    if found == "-":
-        found = "n/a (no family has 2+ capacities on each side of the kink)"
     effect = Effect()
+    found = "n/a (no family has 2+ capacities on each side of the kink)"
+    if any(power.findable_families(design, effect.kink).values()):
+        reps = power.simulate_power(
+            design, effect, (n,), DRY_RUN_REPLICATES, scenarios=("kink",), workers=workers
+        )
+        row = power.summarize_power(reps).iloc[0]
+        found = power.pct(row["found"], row["found_se"])
     return (
         f"power (simulated, {DRY_RUN_REPLICATES} studies): threshold found in {found} of "
         f"comparisons at {n} seeds if the gain rises {effect.slope:g}/decade above "
-        f"{power._capacity(effect.kink)} params with seed SD {effect.seed_sd:g}; "
+        f"{power.capacity_text(effect.kink)} params with seed SD {effect.seed_sd:g}; "
         f"full table: capstudy power --space {spec.name}"
     )
 
