@@ -27,7 +27,12 @@ piecewise_regression = pytest.importorskip("piecewise_regression")
 davies = pytest.importorskip("piecewise_regression.davies")
 
 TRUE_X0 = 5.0
-REPS = 20
+REPS = 40
+# Bounds sit about 3 binomial SDs (at 40 studies) below the rates measured on 80 simulated
+# studies: 95% of Muggeo fits converge; median |capstudy - Muggeo| 0.10 decade; Muggeo's
+# estimate inside capstudy's 95% CI 82%; median error capstudy 0.10, Muggeo 0.20 decade
+# (Muggeo also fits the left arm's slope, so its estimate is the noisier one); Davies p < 0.05
+# in 86%; capstudy's hinge beats the line in 94%.
 
 
 def _one_study(rng: np.random.Generator) -> tuple[float, float, float, float, float, bool]:
@@ -36,11 +41,18 @@ def _one_study(rng: np.random.Generator) -> tuple[float, float, float, float, fl
     fit = find_threshold(x, y, strata, n_boot=199, rng=rng, grid_points=121)
     caps = np.unique(x)
     means = np.array([y[x == c].mean() for c in caps])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # statsmodels warns on its own bootstrap restarts
-        muggeo = piecewise_regression.Fit(x, y, n_breakpoints=1, start_values=[5.3], n_boot=20)
-        result = muggeo.get_results()
-        p_davies = float(davies.davies_test(caps, means))
+    # The package draws its bootstrap restarts from numpy's global generator: seed it from
+    # ours (so the test is reproducible) and put the global state back afterwards.
+    state = np.random.get_state()
+    np.random.seed(int(rng.integers(2**31)))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # statsmodels warns on its bootstrap restarts
+            muggeo = piecewise_regression.Fit(x, y, n_breakpoints=1, start_values=[5.3], n_boot=20)
+            result = muggeo.get_results()
+            p_davies = float(davies.davies_test(caps, means))
+    finally:
+        np.random.set_state(state)
     estimate = result["estimates"]["breakpoint1"]["estimate"] if result["converged"] else np.nan
     return fit.x0, fit.x0_lo, fit.x0_hi, float(estimate), p_davies, fit.p_vs_linear < 0.05
 
@@ -60,9 +72,9 @@ def test_breakpoint_agrees_with_muggeo_and_davies():
         f"{np.mean(p_davies < 0.05):.0%}; capstudy hinge beats the line: "
         f"{np.mean(ours_beats_line):.0%}"
     )
-    assert ok.sum() >= 0.75 * REPS
+    assert ok.sum() >= 0.8 * REPS
     assert np.median(diff) <= 0.15  # same breakpoint within ~1/2 capacity step (0.33 decade)
-    assert inside >= 0.85
-    assert np.median(np.abs(ours - TRUE_X0)) <= 0.2
-    assert np.median(np.abs(muggeo[ok] - TRUE_X0)) <= 0.2
-    assert np.mean(p_davies < 0.05) >= 0.9 and np.mean(ours_beats_line) >= 0.8
+    assert inside >= 0.65
+    assert np.median(np.abs(ours - TRUE_X0)) <= 0.15
+    assert np.median(np.abs(muggeo[ok] - TRUE_X0)) <= 0.3
+    assert np.mean(p_davies < 0.05) >= 0.7 and np.mean(ours_beats_line) >= 0.8
