@@ -48,17 +48,21 @@ def dry_run_line(space: str, workers: int = 2) -> str:
     spec, design = _design(space)
     n = max(design.n_seeds, 2)
     effect = Effect()
-    found = "n/a (no family has 2+ capacities on each side of the kink)"
-    if any(power.findable_families(design, effect.kink).values()):
-        reps = power.simulate_power(
-            design, effect, (n,), DRY_RUN_REPLICATES, scenarios=("kink",), workers=workers
+    kink = power.capacity_text(effect.kink)
+    if not any(power.findable_families(design, effect.kink).values()):
+        return (
+            f"power: n/a under the default effect: no family has 2+ capacities on each side "
+            f"of its kink at {kink} params; set your own: capstudy power --space {spec.name} "
+            "--kink N"
         )
-        row = power.summarize_power(reps).iloc[0]
-        found = power.pct(row["found"], row["found_se"])
+    reps = power.simulate_power(
+        design, effect, (n,), DRY_RUN_REPLICATES, scenarios=("kink",), workers=workers
+    )
+    row = power.summarize_power(reps).iloc[0]
     return (
-        f"power (simulated, {DRY_RUN_REPLICATES} studies): threshold found in {found} of "
-        f"comparisons at {n} seeds if the gain rises {effect.slope:g}/decade above "
-        f"{power.capacity_text(effect.kink)} params with seed SD {effect.seed_sd:g}; "
+        f"power (simulated, {DRY_RUN_REPLICATES} studies): threshold found in "
+        f"{power.pct(row['found'], row['found_se'])} of comparisons at {n} seeds if the gain "
+        f"rises {effect.slope:g}/decade above {kink} params with seed SD {effect.seed_sd:g}; "
         f"full table: capstudy power --space {spec.name}"
     )
 

@@ -174,32 +174,26 @@ def test_dry_run_line_for_every_shipped_study(study, monkeypatch):
 
     monkeypatch.setattr(power_cli, "DRY_RUN_REPLICATES", 2)
     line = power_cli.dry_run_line(study, workers=1)
-    assert line.startswith("power (simulated, 2 studies): threshold found in ")
+    assert line.startswith(
+        ("power (simulated, 2 studies): threshold found in ", "power: n/a under the default")
+    )
     assert f"capstudy power --space {load(study).name}" in line
 
 
-def test_power_command_prints_the_table(capsys):
+def test_power_command_prints_the_table_with_a_pilot(capsys, tmp_path):
     from clitools import run_cli
 
-    code = run_cli(
-        [
-            "power",
-            "--space",
-            "smoke",
-            "--seeds",
-            "2",
-            "--replicates",
-            "2",
-            "--workers",
-            "1",
-            "--kink",
-            "2e4",
-        ]
+    pilot = tmp_path / "pilot.csv"
+    simulate_table(small_design(), Effect(seed_sd=0.03), 3, np.random.default_rng(7)).to_csv(
+        pilot, index=False
     )
+    args = ["power", "--space", "smoke", "--seeds", "2", "--replicates", "2", "--workers", "1"]
+    code = run_cli([*args, "--kink", "2e4", "--from", str(pilot)])
     out = capsys.readouterr().out
-    assert code == 0
+    assert code == 0, out
     assert "kink (backbone parameters)         20k      (--kink)" in out
-    assert "seed SD of the metric              0.02     (default)" in out
+    assert f"(pilot file {pilot}: pooled over 8 variant x domain groups)" in out
+    assert "HPO spread / seed noise            1        (default)" in out
     assert any(line.split()[:2] == ["2", "48"] for line in out.splitlines())
 
 
