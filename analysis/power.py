@@ -32,6 +32,7 @@ import pandas as pd
 
 from capstudy.analysis.power_design import Design
 from capstudy.analysis.power_sim import Effect, noise_scale, simulate_table
+from capstudy.analysis.threshold import VERDICT_NONE, VERDICT_THRESHOLD
 
 DEFAULT_SEEDS = (2, 3, 5, 8)
 DEFAULT_REPLICATES = 30
@@ -90,10 +91,8 @@ def _one_replicate(task: _Task) -> dict:
     fits = _run_analysis(table, seed=int(rng.integers(2**31)))
     findable = fits["family"].map(findable_families(task.design, task.effect.kink)).fillna(False)
     verdict = fits["verdict"].astype(str)
-    found = (verdict == "threshold") & (
-        pd.to_numeric(fits.get("direction", np.sign(fits["slope"])), errors="coerce")
-        == np.sign(task.effect.slope)
-    )
+    direction = pd.to_numeric(fits["direction"], errors="coerce")
+    found = (verdict == VERDICT_THRESHOLD) & (direction == np.sign(task.effect.slope))
     lo, hi = fits["threshold_lo"].astype(float), fits["threshold_hi"].astype(float)
     kink_found = found & findable
     return {
@@ -103,8 +102,8 @@ def _one_replicate(task: _Task) -> dict:
         "comparisons": len(fits),
         "findable": int(findable.sum()),
         "found": int(kink_found.sum()),
-        "missed": int(((verdict == "no threshold") & findable).sum()),
-        "threshold_any": int((verdict == "threshold").sum()),
+        "missed": int(((verdict == VERDICT_NONE) & findable).sum()),
+        "threshold_any": int((verdict == VERDICT_THRESHOLD).sum()),
         "covers": int((kink_found & (lo <= task.effect.kink) & (hi >= task.effect.kink)).sum()),
         "ci_ratios": (hi / lo)[kink_found].tolist(),
         "ci_lo": lo[kink_found].tolist(),
