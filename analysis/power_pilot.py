@@ -93,5 +93,6 @@ def effect_from_pilot(table: pd.DataFrame, effect: Effect, name: str, keep: set[
             sources[field] = f"default; pilot {name} has no comparison with {need} the kink"
             continue
         values[field] = float(good.median())
-        sources[field] = f"pilot {name}: median of {len(good)} comparisons, kink held fixed"
+        noun = "comparison" if len(good) == 1 else "comparisons"
+        sources[field] = f"pilot {name}: median of {len(good)} {noun}, kink held fixed"
     return dataclasses.replace(effect, **values, sources=sources)

@@ -202,3 +202,24 @@ def test_power_command_refuses_one_seed(capsys):
 
     assert run_cli(["power", "--space", "smoke", "--seeds", "1,3"]) == 2
     assert "--seeds '1,3': every count must be at least 2" in capsys.readouterr().err
+
+
+def test_power_command_measures_a_pilot_study_in_mlflow(tracking_uri, capsys):
+    """--from-study reads a finished study through the analysis's MLflow reader."""
+    from analysis_mlflow_helpers import log_table_as_study
+    from clitools import run_cli
+    from mlflow.tracking import MlflowClient
+
+    from capstudy.analysis.simulate import simulate_study_table
+
+    table = simulate_study_table(np.random.default_rng(8), n_seeds=3, eval_domains=("a/rgb",))
+    log_table_as_study(MlflowClient(tracking_uri), table, "pilot")
+    args = ["power", "--space", "smoke", "--seeds", "2", "--replicates", "2", "--workers", "1"]
+    code = run_cli([*args, "--from-study", "pilot", "--tracking-uri", tracking_uri])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "(pilot study pilot: pooled over 8 variant x domain groups)" in out
+    # simulate_study_table's gain rises 0.1 per decade above 100 k: the slope is measured.
+    line = next(x for x in out.splitlines() if "gain slope per tenfold capacity" in x)
+    assert float(line.split()[5]) == pytest.approx(0.1, abs=0.03), line
+    assert "(pilot study pilot: median of 1 comparison, kink held fixed)" in line
