@@ -63,6 +63,16 @@ class Effect:
     domain_corr: float = 0.5
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
+    def __post_init__(self) -> None:
+        positive = {"seed_sd": self.seed_sd, "kink": self.kink}
+        non_negative = {"hpo_spread": self.hpo_spread, "val_noise": self.val_noise}
+        bad = [f"{k} {v:g} (must be > 0)" for k, v in positive.items() if not v > 0]
+        bad += [f"{k} {v:g} (must be >= 0)" for k, v in non_negative.items() if not v >= 0]
+        if not 0.0 <= self.domain_corr <= 1.0:
+            bad.append(f"domain_corr {self.domain_corr:g} (must be in [0, 1])")
+        if bad:
+            raise ValueError("assumed effect: " + "; ".join(bad))
+
     def source(self, name: str) -> str:
         """Where the value of ``name`` came from."""
         return self.sources.get(name, "default")

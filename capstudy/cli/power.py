@@ -167,7 +167,10 @@ def register(app: typer.Typer) -> None:
             if v is not None
         }
         opt = {k: "--" + k.replace("_", "-") for k in given}
-        effect = Effect(**given, sources=opt)
+        try:
+            effect = Effect(**given, sources=opt)
+        except ValueError as exc:
+            raise CapstudyError(f"{exc}; see capstudy power --help") from None
         start = time.perf_counter()
         spec, design = _design(space)
         pilot, name = _pilot_table(from_study, from_file, tracking_uri)

@@ -223,3 +223,11 @@ def test_power_command_measures_a_pilot_study_in_mlflow(tracking_uri, capsys):
     line = next(x for x in out.splitlines() if "gain slope per tenfold capacity" in x)
     assert float(line.split()[5]) == pytest.approx(0.1, abs=0.03), line
     assert "(pilot study pilot: median of 1 comparison, kink held fixed)" in line
+
+
+def test_power_command_refuses_an_impossible_effect(capsys):
+    from clitools import run_cli
+
+    assert run_cli(["power", "--space", "smoke", "--seed-sd", "0", "--kink", "-5"]) == 2
+    err = capsys.readouterr().err
+    assert "seed_sd 0 (must be > 0); kink -5 (must be > 0)" in err
