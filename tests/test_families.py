@@ -1,17 +1,17 @@
 """The family registry: golden parameter counts, timm equality, the features contract."""
 
 import json
-from pathlib import Path
 
 import pytest
 import timm
 
 from capstudy.backbones import build_trunk, check_features, trunk_channels, trunk_strides
 from capstudy.capacity import count_macs, count_params
+from capstudy.families import PARAMS_FILE
 from capstudy.scaling import PRESETS
 from capstudy.variants import FAMILIES, all_variants, make_variant
 
-GOLDEN = json.loads((Path(__file__).parent / "golden" / "backbone_params.json").read_text())
+GOLDEN = json.loads(PARAMS_FILE.read_text())
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "pretrain",
     "train",
     "launch",
+    "power",
     "status",
     "analyze",
     "bench",

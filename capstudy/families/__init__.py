@@ -11,10 +11,11 @@ from __future__ import annotations
 
 # The built-in families register themselves on import, in the order tables list them.
 from capstudy.families import efficientnet, mobilenetv3, mobilenetv4
-from capstudy.families.registry import FAMILIES, Family, get_family, register
+from capstudy.families.registry import FAMILIES, PARAMS_FILE, Family, get_family, register
 
 __all__ = [
     "FAMILIES",
+    "PARAMS_FILE",
     "Family",
     "efficientnet",
     "get_family",

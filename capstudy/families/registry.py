@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 #: builder(width, depth, divisor, **timm_kwargs) -> a timm features-only trunk (nn.Module).
@@ -44,6 +45,11 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {}
+
+#: The measured capacity axis: backbone parameters of every registered variant under each
+#: preset ("family:phi" -> count), pinned by the golden test (tests/test_families.py) and read
+#: by the power analysis as a pure lookup. Update it deliberately when a family is added.
+PARAMS_FILE = Path(__file__).with_name("backbone_params.json")
 
 
 def register(family: Family) -> Family:

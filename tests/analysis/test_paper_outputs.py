@@ -9,6 +9,7 @@ import pytest
 from clitools import run_cli
 from mlflow.tracking import MlflowClient
 
+from capstudy import keys
 from capstudy.analysis.compare import gain_differences
 from capstudy.analysis.pareto import front
 from capstudy.analysis.simulate import simulate_study_table
@@ -136,7 +137,7 @@ def test_analysis_run_carries_the_report_and_cost(tmp_path, tracking_uri, capsys
     table = simulate_study_table(np.random.default_rng(1), n_seeds=2)
     log_table_as_study(client, table, "costed")
     exp = client.get_experiment_by_name("costed")
-    for run in client.search_runs([exp.experiment_id], "tags.`capstudy.kind` = 'trial'"):
+    for run in client.search_runs([exp.experiment_id], f"tags.`{keys.T_KIND}` = 'trial'"):
         client.log_metric(run.info.run_id, "cost/device_seconds", 36.0)
     out = tmp_path / "o"
     assert (
@@ -160,7 +161,7 @@ def test_analysis_run_carries_the_report_and_cost(tmp_path, tracking_uri, capsys
     n_trials = table["trial_id"].nunique()
     assert cost.loc["total", "trials"] == n_trials
     assert cost.loc["total", "device_hours"] == pytest.approx(n_trials * 36 / 3600)
-    (run,) = client.search_runs([exp.experiment_id], "tags.`capstudy.kind` = 'analysis'")
+    (run,) = client.search_runs([exp.experiment_id], f"tags.`{keys.T_KIND}` = 'analysis'")
     assert "## Headline" in run.data.tags["mlflow.note.content"]
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"report.html", "paper"} <= names

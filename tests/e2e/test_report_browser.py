@@ -13,6 +13,8 @@ import pytest
 from clitools import run_cli
 from mlflow.tracking import MlflowClient
 
+from capstudy import keys
+
 pytestmark = pytest.mark.slow
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -70,7 +72,7 @@ def test_report_and_mlflow_run_open_with_the_headline_figure(mlflow_server, tmp_
     # The analysis run in the MLflow UI: its description leads with the headline, and the
     # figure is among its artifacts, shown as an image.
     client = MlflowClient(mlflow_server)
-    (run,) = client.search_runs([exp_id], "tags.`capstudy.kind` = 'analysis'")
+    (run,) = client.search_runs([exp_id], f"tags.`{keys.T_KIND}` = 'analysis'")
     run_url = f"{mlflow_server}/#/experiments/{exp_id}/runs/{run.info.run_id}"
     page = _chromium(["--dump-dom", run_url], profile)
     assert "Headline" in page, page[-2000:]

@@ -2,13 +2,13 @@
 
 import json
 import math
-from pathlib import Path
 
 from enginefixtures import small_data  # noqa: F401  (autouse fixture: small synthetic data)
 
 from capstudy.config import TrialConfig
+from capstudy.families import PARAMS_FILE
 
-GOLDEN = json.loads((Path(__file__).parents[1] / "golden" / "backbone_params.json").read_text())
+GOLDEN = json.loads(PARAMS_FILE.read_text())
 
 
 def test_a_study_of_the_third_family_validates_and_runs(tmp_path):
