@@ -89,6 +89,34 @@ def trial(
     )
     rows = _bench_rows(console, chosen, size, device, settings, counts, seconds, json_out)
     console.print(_trial_table(rows, counts, _device_name(device, threads), batch_size))
+    _save_for_cost(console, rows, chosen, size, batch_size, gpu, threads)
+
+
+def _save_for_cost(console, rows, chosen, sizes, batch_size: int, gpu: bool, threads: int):
+    """Cache the measured training speed for ``launch --dry-run``'s cost (capstudy.cost).
+
+    The cost model counts images per device: one GPU, or one CPU core. A CPU run with more
+    than one thread measures several cores at once, so only ``--threads 1`` runs are kept.
+    """
+    from capstudy.cost import save_bench
+
+    if not gpu and threads != 1:
+        console.print("(not cached for cost estimates: use --threads 1 for per-core figures)")
+        return
+    keys_in_order = [(family, phi, px) for px in sizes for family, phi in chosen]
+    entries = [
+        {
+            "family": family,
+            "phi": phi,
+            "label": result.label,
+            "image_size": px,
+            "batch_size": batch_size,
+            "train_images_per_s": result.train_images_per_s,
+        }
+        for (family, phi, px), (result, _packs) in zip(keys_in_order, rows)
+    ]
+    path = save_bench(entries, "cuda" if gpu else "cpu")
+    console.print(f"Cached for `capstudy launch --dry-run` cost estimates: {path}")
 
 
 def _chosen_variants(all_variants, labels: list[str]) -> list[tuple[str, int]]:

@@ -20,6 +20,12 @@ def test_bench_trial_prints_the_table_on_cpu(tmp_path, capsys):
     assert 0 < row["trial_images_per_s"] <= row["train_images_per_s"]
     assert row["efficiency"] == row["trial_images_per_s"] / row["step_images_per_s"]
     assert row["packed"] == {}  # no GPU: no packed columns
+    # The per-core figure is cached for the dry-run's cost estimate.
+    from capstudy.cost import load_bench
+
+    (entry,) = load_bench("cpu")["entries"]
+    assert (entry["family"], entry["phi"], entry["image_size"]) == ("efficientnet_b0", -7, 64)
+    assert entry["train_images_per_s"] == row["train_images_per_s"]
 
 
 def test_an_unknown_variant_is_a_clear_error(capsys):
