@@ -14,15 +14,12 @@ import base64
 import math
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+from scipy import stats
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy import stats  # noqa: E402
-
-from capstudy.analysis.headline import _md_table  # noqa: E402
-from capstudy.analysis.paper import init_color, with_labels  # noqa: E402
+from capstudy.analysis.headline import _md_table
+from capstudy.analysis.paper import init_color, with_labels
 
 KEYS = ["family", "phi", "train_domain", "eval_domain", "init"]
 

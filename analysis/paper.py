@@ -15,15 +15,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from capstudy.analysis.figures import human  # noqa: E402
-from capstudy.variants import make_variant  # noqa: E402
+from capstudy.analysis.figures import human
+from capstudy.variants import make_variant
 
 FORMATS = ("png", "pdf", "svg")
 _COLORS = {"imagenet": "tab:blue", "imagenet_coco": "tab:green", "random": "tab:gray"}

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from capstudy.analysis.figures import slug  # noqa: E402
-from capstudy.analysis.paper import CAPACITY_NAMES, init_color, with_labels  # noqa: E402
+from capstudy.analysis.figures import slug
+from capstudy.analysis.paper import CAPACITY_NAMES, init_color, with_labels
 
 _MARKERS = {"efficientnet_b0": "o", "mobilenetv3_small": "s"}
 

@@ -266,8 +266,9 @@ def _run_stage(variant, config, fingerprint, digest, parent, parent_path, uri, p
     tags.update({keys.T_STAGE: stage, keys.T_REGISTERED_MODEL: name})
     run_id = tracking.create_run(keys.PRETRAIN_EXPERIMENT, f"{variant.label} {stage}", tags, uri)
     try:
-        tracking.log_params(run_id, {**tracking.trial_params(config, variant.label),
-                                     "stage": stage}, uri)  # fmt: skip
+        tracking.log_params(
+            run_id, {**tracking.trial_params(config, variant.label), "stage": stage}, uri
+        )
         result = run_trial(
             config,
             lambda m, _dir: tracking.log_metrics(run_id, m, int(m[keys.M_EPOCH]), uri),
@@ -279,8 +280,9 @@ def _run_stage(variant, config, fingerprint, digest, parent, parent_path, uri, p
                 f"{name}: pretraining diverged (non-finite loss) at lr={config.lr}; lower the "
                 "stage's lr and run it again (no weights were registered)"
             )
-        recipe_json = json.dumps({k: v for k, v in config.to_dict().items()
-                                  if k not in _NOT_IN_HASH}, sort_keys=True)  # fmt: skip
+        recipe_json = json.dumps(
+            {k: v for k, v in config.to_dict().items() if k not in _NOT_IN_HASH}, sort_keys=True
+        )
         meta = _meta(variant, config, stage, result, fingerprint, run_id)
         with tempfile.TemporaryDirectory(prefix="capstudy-weights-") as tmp:
             path = save_weights(result.model, Path(tmp) / registry.WEIGHTS_FILE, meta)
@@ -294,9 +296,13 @@ def _run_stage(variant, config, fingerprint, digest, parent, parent_path, uri, p
             keys.T_DATA_FINGERPRINT: fingerprint,
         }
         if parent is not None:
-            version_tags.update({keys.T_PARENT_NAME: parent.name,
-                                 keys.T_PARENT_VERSION: parent.version,
-                                 keys.T_PARENT_RUN_ID: parent.run_id})  # fmt: skip
+            version_tags.update(
+                {
+                    keys.T_PARENT_NAME: parent.name,
+                    keys.T_PARENT_VERSION: parent.version,
+                    keys.T_PARENT_RUN_ID: parent.run_id,
+                }
+            )
         ref = registry.register_weights(run_id, name, version_tags, uri)
         tracking.set_tags(run_id, {keys.T_MODEL_VERSION: ref.version}, uri)
     except BaseException as exc:

@@ -132,7 +132,7 @@ def _print_results(console: Console, uri: str, spec: StudySpec, seconds: float) 
     try:
         table = results_table(uri, spec.name, spec.mode, seconds)
         console.print(table, highlight=False, soft_wrap=True)  # a table must not wrap
-    except Exception as exc:  # noqa: BLE001 - the runs are recorded; only the table is lost
+    except Exception as exc:  # the runs are recorded; only the table is lost
         console.print(f"[yellow]note:[/] no results table ({exc}); see `capstudy status`")
 
 

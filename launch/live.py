@@ -62,10 +62,10 @@ class LiveView(Callback):
         self.console = Console(file=sys.stdout)
 
     # -- Ray callback hooks -------------------------------------------------------------
-    def on_trial_start(self, iteration, trials, trial, **info):  # noqa: D102
+    def on_trial_start(self, iteration, trials, trial, **info):
         self._running.add(trial.trial_id)
 
-    def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: D102
+    def on_trial_result(self, iteration, trials, trial, result, **info):
         self._last_epoch[trial.trial_id] = int(result.get("epoch", 0))
         value = result.get(self.metric)
         if isinstance(value, int | float) and not math.isnan(value):
@@ -75,19 +75,19 @@ class LiveView(Callback):
             if better:
                 self._best = (float(value), trial.config.get(CELL_ID_KEY, trial.trial_id))
 
-    def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: D102
+    def on_trial_complete(self, iteration, trials, trial, **info):
         self._finish(trial)
         if 0 < self._last_epoch.get(trial.trial_id, self.epochs) < self.epochs:
             self._stopped_early += 1
 
-    def on_trial_error(self, iteration, trials, trial, **info):  # noqa: D102
+    def on_trial_error(self, iteration, trials, trial, **info):
         self._finish(trial)
         self._failed += 1
 
-    def on_step_end(self, iteration, trials, **info):  # noqa: D102
+    def on_step_end(self, iteration, trials, **info):
         self.refresh()
 
-    def on_experiment_end(self, trials, **info):  # noqa: D102
+    def on_experiment_end(self, trials, **info):
         self.refresh(force=True)
         self.stop()
 

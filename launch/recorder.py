@@ -80,13 +80,13 @@ class StudyRecorder(Callback):
         self._runs[trial.trial_id] = run_id
         return run_id
 
-    def on_trial_start(self, iteration, trials, trial, **info):  # noqa: D102
+    def on_trial_start(self, iteration, trials, trial, **info):
         self.run_id(trial)
 
-    def on_trial_recover(self, iteration, trials, trial, **info):  # noqa: D102
+    def on_trial_recover(self, iteration, trials, trial, **info):
         self.run_id(trial)  # retried from its checkpoint: the same run continues
 
-    def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: D102
+    def on_trial_result(self, iteration, trials, trial, result, **info):
         run_id = self.run_id(trial)
         metrics = {k: v for k, v in result.items() if k.startswith(_METRIC_PREFIXES)}
         metrics.update(trialfacts.cost_metrics(trial, result))
@@ -103,19 +103,19 @@ class StudyRecorder(Callback):
                 tracking.set_tags(run_id, tags, self.uri)
                 self._fingerprinted.add(trial.trial_id)
 
-    def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: D102
+    def on_trial_complete(self, iteration, trials, trial, **info):
         run_id = self.run_id(trial)
         epochs = int(trial.config.get("epochs", 0))
         stopped_early = 0 < self._last_epoch.get(trial.trial_id, epochs) < epochs
         tracking.set_tags(run_id, {keys.T_EARLY_STOPPED: str(stopped_early).lower()}, self.uri)
         try:
             self._log_model(trial, run_id)
-        except Exception:  # noqa: BLE001 - a model upload failure must not lose the run
+        except Exception:  # a model upload failure must not lose the run
             log.exception("could not log the model of trial %s", trial.config[TRIAL_KEY])
         tracking.end_run(run_id, "FINISHED", self.uri)
         self._runs.pop(trial.trial_id, None)
 
-    def on_trial_error(self, iteration, trials, trial, **info):  # noqa: D102
+    def on_trial_error(self, iteration, trials, trial, **info):
         run_id = self.run_id(trial)
         tags = trialfacts.error_tags(trial)  # `capstudy status` groups failures by this line
         if tags:

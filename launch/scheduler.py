@@ -29,10 +29,10 @@ class CellASHAScheduler(FIFOScheduler):
         self._metric = metric
         self._mode = mode
 
-    def set_search_properties(self, metric, mode, **spec) -> bool:  # noqa: D102
+    def set_search_properties(self, metric, mode, **spec) -> bool:
         return True  # metric and mode are fixed by the study file
 
-    def on_trial_result(self, tune_controller, trial, result: dict) -> str:  # noqa: D102
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         if EPOCH_ATTR not in result or self._metric not in result:
             return TrialScheduler.CONTINUE
         cell = trial.config.get(CELL_KEY, "<none>")
@@ -41,8 +41,8 @@ class CellASHAScheduler(FIFOScheduler):
         )
         return TrialScheduler.STOP if decision == STOP else TrialScheduler.CONTINUE
 
-    def on_trial_remove(self, tune_controller, trial) -> None:  # noqa: D102
+    def on_trial_remove(self, tune_controller, trial) -> None:
         self.asha.forget(trial.trial_id)
 
-    def debug_string(self) -> str:  # noqa: D102
+    def debug_string(self) -> str:
         return f"CellASHA(scope={self.asha.scope}, stopped early={len(self.asha.stopped)})"

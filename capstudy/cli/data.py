@@ -72,9 +72,11 @@ def check(
     with Progress(transient=True, console=console) as bar:
         task = bar.add_task("decoding images", total=None)
         report = check_dataset(
-            root, format, decode=decode,
+            root,
+            format,
+            decode=decode,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )  # fmt: skip
+        )
     for p in report.problems[:max_messages]:
         style = "red" if p.severity == "error" else "yellow"
         console.print(f"[{style}]{p.severity}[/]: {p.path}: {p.message}", soft_wrap=True)

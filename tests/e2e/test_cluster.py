@@ -25,11 +25,28 @@ def two_node_cluster(monkeypatch):
     port = address.split(":")[1]
     env = dict(os.environ)
     try:
-        subprocess.run([RAY, "start", "--head", f"--port={port}", "--num-cpus=1",
-                        "--include-dashboard=false", "--disable-usage-stats"],
-                       env=env, check=True, capture_output=True, timeout=120)  # fmt: skip
-        subprocess.run([RAY, "start", f"--address={address}", "--num-cpus=1"],
-                       env=env, check=True, capture_output=True, timeout=120)  # fmt: skip
+        subprocess.run(
+            [
+                RAY,
+                "start",
+                "--head",
+                f"--port={port}",
+                "--num-cpus=1",
+                "--include-dashboard=false",
+                "--disable-usage-stats",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        subprocess.run(
+            [RAY, "start", f"--address={address}", "--num-cpus=1"],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         yield address
     finally:
         subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)

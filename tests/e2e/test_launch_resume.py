@@ -36,8 +36,16 @@ def test_tiny_launch_records_parent_and_children(tmp_path):
 
 def test_resume_after_killed_driver(tmp_path):
     env = {**os.environ, "CAPSTUDY_HOME": str(tmp_path), "CAPSTUDY_SYNTH_SCALE": "0.15"}
-    args = [sys.executable, "-m", "capstudy.cli.main", "launch", "--space", str(HERE / "tiny.yaml"),
-            "--max-concurrent", "1"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "capstudy.cli.main",
+        "launch",
+        "--space",
+        str(HERE / "tiny.yaml"),
+        "--max-concurrent",
+        "1",
+    ]
     driver = subprocess.Popen(
         args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )

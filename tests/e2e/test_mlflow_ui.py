@@ -43,10 +43,15 @@ def _log_study(url: str) -> tuple[str, list[str]]:
         name = f"B{phi}-{init}"
         run = client.create_run(exp_id, tags={"mlflow.runName": name, keys.T_PARENT_RUN: parent})
         params = {
-            keys.P_FAMILY: "efficientnet_b0", keys.P_PHI: phi, keys.P_LABEL: f"B{phi}",
-            keys.P_INIT: init, keys.P_TRAIN_DOMAIN: "synth_a/rgb", keys.P_SEED: 0,
-            keys.P_EVAL_DOMAINS: "synth_a/rgb,synth_a/ir", keys.P_STUDY_METRIC: "val/map50",
-        }  # fmt: skip
+            keys.P_FAMILY: "efficientnet_b0",
+            keys.P_PHI: phi,
+            keys.P_LABEL: f"B{phi}",
+            keys.P_INIT: init,
+            keys.P_TRAIN_DOMAIN: "synth_a/rgb",
+            keys.P_SEED: 0,
+            keys.P_EVAL_DOMAINS: "synth_a/rgb,synth_a/ir",
+            keys.P_STUDY_METRIC: "val/map50",
+        }
         value = 0.4 + 0.1 * (init == "imagenet") + 0.02 * phi
         now = int(time.time() * 1000)
         metrics = [Metric("val/map50", value * (e + 1) / 3, now + e, e) for e in range(3)]
@@ -68,11 +73,19 @@ def _log_study(url: str) -> tuple[str, list[str]]:
 
 def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
     flags = [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--virtual-time-budget=30000",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=30000",
         "--window-size=1400,900",
-    ]  # fmt: skip
+    ]
     return subprocess.run(
         [CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=180, check=False
     )
@@ -98,8 +111,16 @@ def test_ui_shows_study_runs_and_metrics(mlflow_server, tmp_path):
     # The compare view of the four trials: names, design params and metrics side by side.
     compare = _compare_url(mlflow_server, exp_id, children)
     dom = _chromium(["--dump-dom", compare], profile).stdout
-    for text in ("B0-random", "B0-imagenet", "B-4-random", "B-4-imagenet", "efficientnet_b0",
-                 "val/map50", "eval/synth_a/ir/map50", "capacity/backbone_params"):  # fmt: skip
+    for text in (
+        "B0-random",
+        "B0-imagenet",
+        "B-4-random",
+        "B-4-imagenet",
+        "efficientnet_b0",
+        "val/map50",
+        "eval/synth_a/ir/map50",
+        "capacity/backbone_params",
+    ):
         assert text in dom, f"{text!r} not shown in the compare view"
 
     shot = Path(os.environ.get("CAPSTUDY_UI_SCREENSHOT", tmp_path / "mlflow_ui.png"))

@@ -65,8 +65,9 @@ def test_records_results_table_and_retry_failed(tmp_path, local_ray):
     spec = parse_study_text(STUDY, tmp_path / "summary.yaml")
     uri = tracking.configure()
     parent = tracking.create_run(spec.name, "study", {keys.T_KIND: keys.KIND_STUDY}, uri)
-    tracking.log_params(parent, {keys.P_STUDY_METRIC: "val/map50",
-                                 keys.P_EVAL_DOMAINS: "synth_a/ir"}, uri)  # fmt: skip
+    tracking.log_params(
+        parent, {keys.P_STUDY_METRIC: "val/map50", keys.P_EVAL_DOMAINS: "synth_a/ir"}, uri
+    )
     storage = tmp_path / "ray_results"
     opts = LaunchOptions(space=str(spec.source), max_failures=0)
     recorder = StudyRecorder(spec.name, uri, parent, spec.metric)
