@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 bench_app = typer.Typer(help="Throughput benchmarks.", no_args_is_help=True)
@@ -19,14 +21,16 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 @bench_app.command("data")
 def data(
-    domain: str = typer.Option("synth_a/rgb", help="Detection domain to read."),
-    size: str = typer.Option("320x256", help="WIDTHxHEIGHT of the batches."),
-    batch_size: int = typer.Option(32, help="Images per batch."),
-    epochs: int = typer.Option(1, help="Passes per timed round."),
-    rounds: int = typer.Option(3, help="Interleaved rounds; each loader's median is reported."),
-    workers: int = typer.Option(2, help="DataLoader workers of the decoding baseline."),
-    device: str = typer.Option("cpu", help="Where batches go (cpu, cuda)."),
-    threads: int = typer.Option(1, help="torch intra-op threads for the cache loader."),
+    domain: Annotated[str, typer.Option(help="Detection domain to read.")] = "synth_a/rgb",
+    size: Annotated[str, typer.Option(help="WIDTHxHEIGHT of the batches.")] = "320x256",
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
+    epochs: Annotated[int, typer.Option(help="Passes per timed round.")] = 1,
+    rounds: Annotated[
+        int, typer.Option(help="Interleaved rounds; each loader's median is reported.")
+    ] = 3,
+    workers: Annotated[int, typer.Option(help="DataLoader workers of the decoding baseline.")] = 2,
+    device: Annotated[str, typer.Option(help="Where batches go (cpu, cuda).")] = "cpu",
+    threads: Annotated[int, typer.Option(help="torch intra-op threads for the cache loader.")] = 1,
 ) -> None:
     """Images/s from the memmap cache vs. decoding JPEGs every epoch, and the ratio."""
     from rich.console import Console
@@ -56,20 +60,36 @@ def data(
 
 @bench_app.command("trial")
 def trial(
-    size: list[int] = typer.Option([256], "--size", help="Square input size (repeatable)."),
-    batch_size: int = typer.Option(16, help="Images per step (the fine-tuning default)."),
-    images: int = typer.Option(0, help="Training images per epoch (0: 1024 on a GPU, 48 on CPU)."),
-    variant: list[str] = typer.Option(
-        [], "--variant", help="Only these labels (B0, B-4, B-7, S-0, S-6; repeatable)."
-    ),
-    packed: list[int] = typer.Option(
-        [1, 2, 4, 8], "--packed", help="On a GPU: trials sharing it (repeatable; 0: none)."
-    ),
-    seconds: float = typer.Option(3.0, help="Timed window of the step and of packed trials."),
-    threads: int = typer.Option(0, help="Torch threads (0 = torch's default)."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda."),
-    deterministic: bool = typer.Option(False, help="Benchmark with deterministic: true."),
-    json_out: str = typer.Option("", "--json", help="Also write the rows to this JSON file."),
+    size: Annotated[
+        list[int] | None, typer.Option("--size", help="Square input size (repeatable; 256).")
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(help="Images per step (the fine-tuning default).")
+    ] = 16,
+    images: Annotated[
+        int, typer.Option(help="Training images per epoch (0: 1024 on a GPU, 48 on CPU).")
+    ] = 0,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option("--variant", help="Only these labels (B0, B-4, B-7, S-0, S-6; repeatable)."),
+    ] = None,
+    packed: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--packed", help="On a GPU: trials sharing it (repeatable; 1 2 4 8; 0: none)."
+        ),
+    ] = None,
+    seconds: Annotated[
+        float, typer.Option(help="Timed window of the step and of packed trials.")
+    ] = 3.0,
+    threads: Annotated[int, typer.Option(help="Torch threads (0 = torch's default).")] = 0,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+    deterministic: Annotated[
+        bool, typer.Option(help="Benchmark with deterministic: true.")
+    ] = False,
+    json_out: Annotated[
+        str, typer.Option("--json", help="Also write the rows to this JSON file.")
+    ] = "",
 ) -> None:
     """Whole trial epoch vs. model step alone per variant: images/s and pipeline efficiency."""
     from rich.console import Console
@@ -77,6 +97,8 @@ def trial(
     from capstudy.engine.bench import BENCH_VARIANTS
     from capstudy.engine.device import resolve_device
 
+    size, variant = size or [256], variant or []
+    packed = [1, 2, 4, 8] if packed is None else packed
     console = Console()
     gpu = resolve_device(device).type == "cuda"
     chosen = _chosen_variants(BENCH_VARIANTS, variant)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -14,18 +15,27 @@ data_app = typer.Typer(
 
 @data_app.command("synth")
 def synth(
-    root: Path = typer.Option(
-        None,
-        help="Folder that receives one folder per dataset "
-        "(default: the data root, $CAPSTUDY_DATA or ~/.capstudy/data).",
-    ),
-    seed: int = typer.Option(0, help="Generator seed: the same seed writes the same bytes."),
-    only: list[str] = typer.Option(
-        None, help="Write only these (synth_a, synth_b, synth_coco, synth_imagenet); repeatable."
-    ),
-    force: bool = typer.Option(False, help="Replace existing folders."),
-    workers: int = typer.Option(2, help="Processes (one dataset each)."),
-    scale: float = typer.Option(1.0, help="Multiply the image counts (e.g. 0.05 for smoke runs)."),
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder that receives one folder per dataset "
+            "(default: the data root, $CAPSTUDY_DATA or ~/.capstudy/data)."
+        ),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Generator seed: the same seed writes the same bytes.")
+    ] = 0,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Write only these (synth_a, synth_b, synth_coco, synth_imagenet); repeatable."
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace existing folders.")] = False,
+    workers: Annotated[int, typer.Option(help="Processes (one dataset each).")] = 2,
+    scale: Annotated[
+        float, typer.Option(help="Multiply the image counts (e.g. 0.05 for smoke runs).")
+    ] = 1.0,
 ) -> None:
     """Write the synthetic benchmark in the FLIR-aligned, LLVIP, COCO and ImageNet layouts."""
     import time
@@ -51,15 +61,23 @@ def synth(
 
 @data_app.command("check")
 def check(
-    root: Path = typer.Argument(..., help="Dataset folder."),
-    format: str = typer.Option(
-        None,
-        "--format",
-        help="flir_aligned, flir_v2, llvip, coco, imagefolder or domainnet (default: detected).",
-    ),
-    strict: bool = typer.Option(False, help="Treat warnings (e.g. unmapped classes) as errors."),
-    decode: bool = typer.Option(True, help="Fully decode every image (finds truncated files)."),
-    max_messages: int = typer.Option(200, help="Print at most this many per-file messages."),
+    root: Annotated[Path, typer.Argument(help="Dataset folder.")],
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="flir_aligned, flir_v2, llvip, coco, imagefolder or domainnet (default: detect).",
+        ),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Treat warnings (e.g. unmapped classes) as errors.")
+    ] = False,
+    decode: Annotated[
+        bool, typer.Option(help="Fully decode every image (finds truncated files).")
+    ] = True,
+    max_messages: Annotated[
+        int, typer.Option(help="Print at most this many per-file messages.")
+    ] = 200,
 ) -> None:
     """Report missing, unreadable or unpaired files, bad boxes and unknown classes."""
     from rich.console import Console

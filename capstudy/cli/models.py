@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import typer
 
@@ -52,13 +53,18 @@ def register(app: typer.Typer) -> None:
 
     @app.command("models")
     def models(
-        preset: str = typer.Option("ultrasmall", help="Scaling preset: ultrasmall | efficientnet."),
-        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-        num_classes: int = typer.Option(3, help="Classes of the default detector."),
-        head_width: int = typer.Option(16, help="FPN/head width of the detector."),
-        image_size: int = typer.Option(
-            224, help="The study's image_size; each variant's input size scales with it."
-        ),
+        preset: Annotated[
+            str, typer.Option(help="Scaling preset: ultrasmall | efficientnet.")
+        ] = "ultrasmall",
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print JSON instead of a table.")
+        ] = False,
+        num_classes: Annotated[int, typer.Option(help="Classes of the default detector.")] = 3,
+        head_width: Annotated[int, typer.Option(help="FPN/head width of the detector.")] = 16,
+        image_size: Annotated[
+            int,
+            typer.Option(help="The study's image_size; each variant's input size scales with it."),
+        ] = 224,
     ) -> None:
         """List every variant: multipliers, resolution, parameters and MACs.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -15,17 +16,22 @@ pretrain_app = typer.Typer(
 )
 
 # Both stage commands take the same options (one definition each, shared).
-FAMILY = typer.Option("efficientnet_b0", help="Backbone family (see `capstudy models`).")
-PHI = typer.Option(0, help="Scaling step (0, -1, ...).")
-PRESET = typer.Option("ultrasmall", help="Scaling preset: ultrasmall | efficientnet.")
-WIDTH = typer.Option(None, help="Free width multiplier (with --depth; ignores --phi).")
-DEPTH = typer.Option(None, help="Free depth multiplier (with --width).")
-DATA = typer.Option(
-    None, help="Folder of a real dataset in the stage's format (default: the synthetic proxy)."
-)
-EPOCHS = typer.Option(None, help="Epochs (default: the pretraining recipe).")
-URI = typer.Option(None, help="MLflow tracking URI (default: SQLite in home).")
-FORCE = typer.Option(False, help="Train a new version even if a matching one exists.")
+Family = Annotated[str, typer.Option(help="Backbone family (see `capstudy models`).")]
+Phi = Annotated[int, typer.Option(help="Scaling step (0, -1, ...).")]
+Preset = Annotated[str, typer.Option(help="Scaling preset: ultrasmall | efficientnet.")]
+Width = Annotated[
+    float | None, typer.Option(help="Free width multiplier (with --depth; ignores --phi).")
+]
+Depth = Annotated[float | None, typer.Option(help="Free depth multiplier (with --width).")]
+Data = Annotated[
+    Path | None,
+    typer.Option(
+        help="Folder of a real dataset in the stage's format (default: the synthetic proxy)."
+    ),
+]
+Epochs = Annotated[int | None, typer.Option(help="Epochs (default: the pretraining recipe).")]
+Uri = Annotated[str | None, typer.Option(help="MLflow tracking URI (default: SQLite in home).")]
+Force = Annotated[bool, typer.Option(help="Train a new version even if a matching one exists.")]
 
 
 def _variant(family: str, phi: int, preset: str, width: float | None, depth: float | None):
@@ -75,15 +81,15 @@ def _stage_command(stage: str, doc: str):
     """One ``capstudy pretrain <stage>`` command (both stages take the same options)."""
 
     def command(
-        family: str = FAMILY,
-        phi: int = PHI,
-        preset: str = PRESET,
-        width: float | None = WIDTH,
-        depth: float | None = DEPTH,
-        data: Path | None = DATA,
-        epochs: int | None = EPOCHS,
-        tracking_uri: str | None = URI,
-        force: bool = FORCE,
+        family: Family = "efficientnet_b0",
+        phi: Phi = 0,
+        preset: Preset = "ultrasmall",
+        width: Width = None,
+        depth: Depth = None,
+        data: Data = None,
+        epochs: Epochs = None,
+        tracking_uri: Uri = None,
+        force: Force = False,
     ) -> None:
         _run(stage, family, phi, preset, width, depth, data, epochs, tracking_uri, force)
 
