@@ -24,10 +24,18 @@ from capstudy import keys, paths, tracking
 from capstudy.cells import expand_cells
 from capstudy.errors import CapstudyError
 from capstudy.launch.asha import CellASHA
+from capstudy.launch.clusterchecks import (
+    ERROR,
+    WARN,
+    cluster_checks,
+    raise_on_errors,
+    render,
+    tracking_checks,
+)
 from capstudy.launch.live import LiveView
 from capstudy.launch.pretraining import have_weights_fn, run_pretraining
 from capstudy.launch.recorder import StudyRecorder
-from capstudy.launch.scheduler import CellASHAScheduler
+from capstudy.launch.scheduler import CellASHAScheduler, load_asha
 from capstudy.launch.searcher import TRIAL_KEY, CellSearcher
 from capstudy.launch.trainable import capstudy_trainable
 from capstudy.plan import plan
@@ -66,41 +74,46 @@ class LaunchOutcome:
     experiment_path: Path | None
 
 
-def launch(opts: LaunchOptions, console: Console | None = None) -> LaunchOutcome:
-    """Run (or plan, or resume) a study. See the module docstring."""
+def launch(
+    opts: LaunchOptions, console: Console | None = None, trainable_fn: Any = None
+) -> LaunchOutcome:
+    """Run (or plan, or resume) a study. See the module docstring.
+
+    ``trainable_fn`` replaces the training trial (the full_grid-shape benchmark and its test
+    drive the real driver with a scripted one); None runs :func:`capstudy_trainable`.
+    """
     console = console or Console()
     spec = load_study(opts.space)
     for message in spec.warnings:
         console.print(f"[yellow]warning:[/] {message}")
     uri = tracking.configure(opts.tracking_uri)
+    checks = tracking_checks(uri, opts.address)
     if opts.dry_run:
-        problems: list[str] = []
-        have = have_weights_fn(spec, uri, problems)
-        print(plan(spec, have_weights=have).render())
-        for problem in problems:
-            console.print(f"[yellow]note:[/] {problem}")
-        return LaunchOutcome(
-            spec.name,
-            None,
-            len(expand_cells(spec)) * spec.tune.samples_per_cell,
-            0,
-            0,
-            "PLANNED",
-            None,
-        )
-    if opts.address is None:
+        return _dry_run(spec, opts, uri, checks, console)
+    raise_on_errors(checks)  # before anything starts: no Ray, no run, no folder
+    # A scripted trainable reads no data and needs no pretrained weights.
+    scripted = trainable_fn is not None
+    if opts.address is None and not scripted:
         _check_local_datasets(spec)  # on a cluster the data lives on the workers
     storage = Path(opts.storage or paths.ray_storage()).expanduser()
     exp_path = storage / spec.name
+    _ray_init(opts.address, uri)
+    checks = cluster_checks(storage, uri, spec.resources.cpu, spec.resources.gpu)
+    for check in checks:
+        if check.level == WARN:
+            console.print(f"[yellow]warning:[/] {check.setting}: {check.message}")
+    raise_on_errors(checks)
     parent = _parent_run(spec, opts, uri, exp_path, console)
     status = "FAILED"
-    recorder = StudyRecorder(spec.name, uri, parent, spec.metric)
+    recorder = StudyRecorder(spec.name, uri, parent, spec.metric).attach()
     try:
-        _ray_init(opts.address, uri)
-        run_pretraining(spec, uri, say=lambda m: console.print(f"[cyan]{m}[/]"))
-        tuner = build_tuner(spec, opts, storage, exp_path, recorder)
+        if not scripted:
+            run_pretraining(spec, uri, say=lambda m: console.print(f"[cyan]{m}[/]"))
+        tuner = build_tuner(spec, opts, storage, exp_path, recorder, trainable_fn)
         results = tuner.fit()
-        done, failed = _count(results)
+        trials = results._experiment_analysis.trials
+        recorder.reconcile(trials)
+        done, failed = _count(trials)
         total = len(expand_cells(spec)) * spec.tune.samples_per_cell
         status = "FINISHED" if done + failed >= total else "KILLED"
         return LaunchOutcome(spec.name, parent, total, done, failed, status, exp_path)
@@ -108,11 +121,30 @@ def launch(opts: LaunchOptions, console: Console | None = None) -> LaunchOutcome
         status = "KILLED"
         raise
     finally:
-        # Trials Ray left unfinished (Ctrl-C, a failed driver) end KILLED, never RUNNING;
-        # --resume reopens them.
+        # Queued writes are flushed; trials Ray left unfinished (Ctrl-C, a failed driver) end
+        # KILLED, never RUNNING; --resume reopens them.
         recorder.close("KILLED")
         tracking.end_run(parent, status, uri)
         _write_state(exp_path, {"parent_run_id": parent, "status": status, "study": spec.name})
+
+
+def _dry_run(
+    spec: StudySpec, opts: LaunchOptions, uri: str, checks: list, console: Console
+) -> LaunchOutcome:
+    """Print the plan and the checked settings; start nothing (connects to --address only)."""
+    problems: list[str] = []
+    have = have_weights_fn(spec, uri, problems)
+    print(plan(spec, have_weights=have).render())
+    for problem in problems:
+        console.print(f"[yellow]note:[/] {problem}")
+    if opts.address is not None and not any(c.level == ERROR for c in checks):
+        _ray_init(opts.address, uri)
+        storage = opts.storage or str(paths.ray_storage())
+        checks = checks + cluster_checks(storage, uri, spec.resources.cpu, spec.resources.gpu)
+    print("settings:")
+    print(render(checks))
+    total = len(expand_cells(spec)) * spec.tune.samples_per_cell
+    return LaunchOutcome(spec.name, None, total, 0, 0, "PLANNED", None)
 
 
 def _check_local_datasets(spec: StudySpec) -> None:
@@ -220,7 +252,7 @@ def build_tuner(
     storage: Path,
     exp_path: Path,
     recorder: StudyRecorder,
-    trainable_fn: Any = capstudy_trainable,
+    trainable_fn: Any = None,
 ) -> tune.Tuner:
     """The study's Tuner (or the restored one with ``opts.resume``).
 
@@ -229,22 +261,23 @@ def build_tuner(
     """
     cells = expand_cells(spec)
     trainable = tune.with_resources(
-        trainable_fn, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+        trainable_fn or capstudy_trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
     )
     epochs = int(spec.fixed.get("epochs", 0) or spec.tune.asha.max_t)
     live = LiveView(
         spec.name, spec.metric, spec.mode, len(cells), spec.tune.samples_per_cell, epochs
     )
+    asha = spec.tune.asha
+    fresh = CellASHA(asha.grace, asha.reduction, asha.max_t, spec.mode, asha.scope)
+    # Attached: the scheduler and recorder Ray unpickles on a restore are these two.
+    scheduler = CellASHAScheduler(
+        load_asha(exp_path, fresh) if opts.resume else fresh, spec.metric, spec.mode, exp_path
+    ).attach()
+    recorder.attach()
     if opts.resume:
         return tune.Tuner.restore(
             str(exp_path), trainable, resume_unfinished=True, resume_errored=True
         )
-    asha = spec.tune.asha
-    scheduler = CellASHAScheduler(
-        CellASHA(asha.grace, asha.reduction, asha.max_t, spec.mode, asha.scope),
-        spec.metric,
-        spec.mode,
-    )
     searcher = CellSearcher(spec, seed=opts.seed)
     return tune.Tuner(
         trainable,
@@ -270,11 +303,10 @@ def build_tuner(
     )
 
 
-def _count(results: Any) -> tuple[int, int]:
-    """(trials terminated, trials errored) of a ResultGrid, from Ray's trial states."""
+def _count(trials: list[Any]) -> tuple[int, int]:
+    """(trials terminated, trials errored), from Ray's trial states."""
     # ResultGrid hides trial status; a Ctrl-C leaves RUNNING/PENDING trials that have
     # metrics, so "has metrics" would count them as done.
-    trials = results._experiment_analysis.trials
     done = sum(1 for t in trials if t.status == "TERMINATED")
     failed = sum(1 for t in trials if t.status == "ERROR")
     return done, failed

@@ -1,13 +1,64 @@
-"""Ray Tune scheduler adapter for per-cell ASHA (the decisions live in :mod:`.asha`)."""
+"""Ray Tune scheduler adapter for per-cell ASHA (the decisions live in :mod:`.asha`).
+
+Ray 2.60 does not save a scheduler's state, and ``Tuner.restore`` unpickles the scheduler of
+the first launch as it was then. So the per-cell rungs are persisted by this adapter itself,
+next to Ray's experiment state (``capstudy_asha.json``, rewritten atomically whenever a rung
+records a trial: a few times per trial, not every result), and a pickled scheduler unpickles as
+the one the current driver attached, loaded from that file (:func:`load_asha`). A resumed --
+or resumed-again -- study keeps comparing trials against every value its rungs held.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+from capstudy.errors import CapstudyError
 from capstudy.launch.asha import STOP, CellASHA
-from capstudy.launch.searcher import CELL_KEY
+from capstudy.launch.searcher import CELL_KEY, TRIAL_KEY
 
 EPOCH_ATTR = "epoch"
+ASHA_STATE_FILE = "capstudy_asha.json"
+_ACTIVE: CellASHAScheduler | None = None
+
+
+def _active_scheduler() -> CellASHAScheduler:
+    """What a pickled scheduler unpickles as: the one the running driver attached."""
+    if _ACTIVE is None:
+        raise CapstudyError(
+            "a study's scheduler was restored with no driver scheduler attached; resume "
+            "studies with `capstudy launch --resume`, which attaches one"
+        )
+    return _ACTIVE
+
+
+def load_asha(exp_path: Path, fresh: CellASHA) -> CellASHA:
+    """The study's saved per-cell ASHA state, or ``fresh`` when none was saved.
+
+    Raises:
+        CapstudyError: the saved state was made with other ASHA settings (the study file's
+            ``tune.asha`` changed between the launch and the resume).
+    """
+    path = Path(exp_path) / ASHA_STATE_FILE
+    if not path.is_file():
+        return fresh
+    try:
+        saved = CellASHA.from_state(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CapstudyError(
+            f"{path}: unreadable ASHA state ({exc}); it is written by capstudy "
+            "launch only -- restore it or start the study without --resume"
+        ) from None
+    if not saved.same_settings(fresh):
+        raise CapstudyError(
+            f"{path}: the study was launched with ASHA grace={saved.grace}, reduction="
+            f"{saved.reduction}, max_t={saved.max_t}, scope={saved.scope}; the study file now "
+            "says otherwise. Put tune.asha back to resume, or launch without --resume."
+        )
+    return saved
 
 
 class CellASHAScheduler(FIFOScheduler):
@@ -17,17 +68,32 @@ class CellASHAScheduler(FIFOScheduler):
         asha: The per-cell decision maker.
         metric: The in-domain validation metric (never a shift metric).
         mode: ``max`` or ``min``.
+        state_dir: Where the rungs are persisted (the experiment folder); None: not saved.
     """
 
     # Ray may otherwise hand a scheduler several buffered epochs at once, so a STOP would
     # land after the trial already trained past its rung (Ray's own ASHA opts out too).
     _supports_buffered_results = False
 
-    def __init__(self, asha: CellASHA, metric: str, mode: str) -> None:
+    def __init__(
+        self, asha: CellASHA, metric: str, mode: str, state_dir: Path | None = None
+    ) -> None:
         super().__init__()
         self.asha = asha
         self._metric = metric
         self._mode = mode
+        self._state_dir = Path(state_dir) if state_dir is not None else None
+        self.saves = 0
+
+    def __reduce__(self) -> tuple:
+        # Ray pickles the scheduler with the experiment; see the module docstring.
+        return (_active_scheduler, ())
+
+    def attach(self) -> CellASHAScheduler:
+        """Make this the scheduler that pickled schedulers of this process unpickle as."""
+        global _ACTIVE
+        _ACTIVE = self
+        return self
 
     def set_search_properties(self, metric, mode, **spec) -> bool:  # noqa: D102
         return True  # metric and mode are fixed by the study file
@@ -36,13 +102,30 @@ class CellASHAScheduler(FIFOScheduler):
         if EPOCH_ATTR not in result or self._metric not in result:
             return TrialScheduler.CONTINUE
         cell = trial.config.get(CELL_KEY, "<none>")
-        decision = self.asha.on_result(
-            trial.trial_id, cell, int(result[EPOCH_ATTR]), result[self._metric]
-        )
+        # The trial key, not Ray's trial id: it names the same trial in every launch.
+        key = trial.config.get(TRIAL_KEY, trial.trial_id)
+        before = self._records(cell)
+        decision = self.asha.on_result(key, cell, int(result[EPOCH_ATTR]), result[self._metric])
+        if self._records(cell) != before:
+            self.save()
         return TrialScheduler.STOP if decision == STOP else TrialScheduler.CONTINUE
 
     def on_trial_remove(self, tune_controller, trial) -> None:  # noqa: D102
-        self.asha.forget(trial.trial_id)
+        self.asha.forget(trial.config.get(TRIAL_KEY, trial.trial_id))
+
+    def _records(self, cell: str) -> int:
+        """Values recorded in ``cell``'s rungs (changes only when a rung records a trial)."""
+        return sum(len(r) for r in self.asha._rungs(cell).recorded.values())
+
+    def save(self) -> None:
+        """Write the rungs atomically (a killed driver leaves the old or the new file)."""
+        if self._state_dir is None:
+            return
+        self._state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_dir / f".{ASHA_STATE_FILE}.tmp"
+        tmp.write_text(json.dumps(self.asha.to_state()))
+        os.replace(tmp, self._state_dir / ASHA_STATE_FILE)
+        self.saves += 1
 
     def debug_string(self) -> str:  # noqa: D102
         return f"CellASHA(scope={self.asha.scope}, stopped early={len(self.asha.stopped)})"
