@@ -5,7 +5,7 @@ tracked by it (scripted trials, so nothing trains: the runs, names, params and t
 ``capstudy launch`` records), then renders the UI pages with headless Chromium
 (``--dump-dom`` for checks, ``--screenshot`` for a picture). Needs the Debian package
 ``chromium``: ``.ci/run`` installs it with apt-get where it can; without it the test skips
-with that reason. The server is started in its own process group and that group is always terminated.
+with that reason. The server runs in its own process group, which is always terminated.
 """
 
 from __future__ import annotations
