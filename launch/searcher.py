@@ -22,6 +22,7 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from capstudy.cells import Cell, expand_cells
+from capstudy.launch.asha import rung_milestones
 from capstudy.schema import StudySpec
 
 CELL_KEY = "_cell"
@@ -119,6 +120,10 @@ class CellSearcher(Searcher):
         self._trial_cell[trial_id] = index
         cell = self._cells[index]
         config = cell.trial_dict(self._spec, self._sample(index, trial_id, k))
+        # The trial checkpoints (and, with shift_eval: rungs, evaluates shifts) where ASHA
+        # may stop it.
+        asha = self._spec.tune.asha
+        config["rungs"] = rung_milestones(asha.grace, asha.reduction, asha.max_t)
         config.update(
             {
                 CELL_KEY: cell.cell_hash,

@@ -70,12 +70,14 @@ def run_trial(
 
     Args:
         config: The frozen trial config.
-        report: Called after every epoch with ``(metrics, checkpoint_dir)``, after the
-            checkpoint is written (so a scheduler that stops the trial keeps that epoch).
+        report: Called after every epoch with ``(metrics, folder)``: ``folder`` is
+            ``checkpoint_dir`` when this epoch wrote a checkpoint (before the call, so a
+            scheduler that stops the trial keeps that epoch), else None.
         init_path: Weights for ``init`` imagenet/imagenet_coco (the caller resolves the
             registry, see :func:`capstudy.pretrain.resolve_init`). When ``config.init`` is a
             path and this is None, that path is used.
-        checkpoint_dir: Where ``checkpoint.pt`` is written after every epoch (None: never).
+        checkpoint_dir: Where ``checkpoint.pt`` is written after the epochs
+            :meth:`TrialConfig.checkpoint_due` names (None: never).
         resume_from: A checkpoint file or folder of this same config; training continues
             after its last epoch with the same results as an uninterrupted run.
         progress: Show a progress bar (for the CLI).
@@ -133,15 +135,18 @@ def run_trial(
             loss, images, train_s = _train_epoch(model, loader, optimizer, scheduler, precision,
                                                  config, bar, epoch)  # fmt: skip
             metrics = {keys.M_EPOCH: float(epoch + 1), keys.M_TRAIN_LOSS: loss, **static}
-            metrics.update(_evaluate_all(model, data, config, precision))
+            shifts = config.shift_eval_due(epoch + 1)
+            metrics.update(_evaluate_all(model, data, config, precision, shifts))
             metrics[keys.M_IMAGES_PER_S] = images / max(train_s, 1e-9)
             metrics[keys.M_EPOCH_TIME] = time.perf_counter() - tic
             history.append(metrics)
-            if checkpoint_dir is not None:
+            written = None
+            if checkpoint_dir is not None and config.checkpoint_due(epoch + 1):
                 save_checkpoint(checkpoint_dir, _payload(model, optimizer, scheduler, precision,
                                                          config, epoch + 1, history))  # fmt: skip
+                written = checkpoint_dir
             if report is not None:
-                report(dict(metrics), checkpoint_dir)
+                report(dict(metrics), written)
     model.to("cpu", memory_format=torch.contiguous_format).eval()
     return TrialResult(dict(history[-1]) if history else {}, history, model, init_meta)
 
@@ -189,11 +194,18 @@ def _train_epoch(model, loader, optimizer, scheduler, precision: Precision, conf
     return mean, seen, seconds
 
 
-def _evaluate_all(model, data: TrialData, config: TrialConfig, precision) -> dict[str, float]:
-    """``val/<m>`` for the train domain and ``eval/<domain>/<m>`` for every domain."""
+def _evaluate_all(
+    model, data: TrialData, config: TrialConfig, precision, shifts: bool = True
+) -> dict[str, float]:
+    """``val/<m>`` for the train domain and ``eval/<domain>/<m>`` for every domain.
+
+    With ``shifts`` False only the train domain is evaluated (``config.shift_eval``).
+    """
     out: dict[str, float] = {}
     main = keys.DETECTION_METRICS if config.task == "detection" else keys.CLASSIFICATION_METRICS
     for domain, split in data.evals.items():
+        if not shifts and domain != config.train_domain:
+            continue
         values = evaluate_split(model, split, config.task, precision)
         out.update({keys.eval_metric(domain, name): v for name, v in values.items()})
         if domain == config.train_domain:

@@ -36,8 +36,16 @@ def test_tiny_launch_records_parent_and_children(tmp_path):
 
 def test_resume_after_killed_driver(tmp_path):
     env = {**os.environ, "CAPSTUDY_HOME": str(tmp_path), "CAPSTUDY_SYNTH_SCALE": "0.15"}
-    args = [sys.executable, "-m", "capstudy.cli.main", "launch", "--space", str(HERE / "tiny.yaml"),
-            "--max-concurrent", "1"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "capstudy.cli.main",
+        "launch",
+        "--space",
+        str(HERE / "tiny.yaml"),
+        "--max-concurrent",
+        "1",
+    ]
     driver = subprocess.Popen(
         args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -75,3 +83,33 @@ def test_resume_without_a_study_is_a_clear_error(tmp_path):
     assert proc.returncode == 2
     assert "nothing to resume for study 'tiny'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_full_grid_shape_survives_three_driver_kills(tmp_path):
+    """full_grid's shape (shrunk, 120 scripted trials): SIGKILL the driver at three random
+    points, --resume each time; the per-trial results equal the uninterrupted run's."""
+    bench = HERE.parents[1] / "benchmarks" / "full_grid_shape.py"
+    args = [
+        sys.executable,
+        str(bench),
+        "--space",
+        str(HERE / "grid_shape.yaml"),
+        "--out",
+        str(tmp_path),
+        "--kills",
+        "3",
+        "--no-analyze",
+    ]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=2400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    figures = dict(
+        (name.strip(), value.strip())
+        for name, _, value in (line.partition(":") for line in proc.stdout.splitlines())
+        if value
+    )
+    assert figures["trials"] == "120"
+    # Same final epoch and value of the study metric for every trial, one run per trial
+    # (the benchmark fails on a duplicate run), and no run left RUNNING.
+    assert figures["results_equal"] == "True", figures["differing_trials"]
+    assert figures["running_runs"] == "0"
+    assert float(figures["time_ratio"]) <= 1.5, figures
