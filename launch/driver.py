@@ -37,7 +37,7 @@ from capstudy.launch.pretraining import have_weights_fn, run_pretraining
 from capstudy.launch.recorder import StudyRecorder
 from capstudy.launch.scheduler import CellASHAScheduler, load_asha
 from capstudy.launch.searcher import TRIAL_KEY, CellSearcher
-from capstudy.launch.trainable import capstudy_trainable
+from capstudy.launch.trainable import capstudy_trainable, trial_config
 from capstudy.plan import plan
 from capstudy.schema import StudySpec, load_study
 
@@ -141,10 +141,30 @@ def _dry_run(
         _ray_init(opts.address, uri)
         storage = opts.storage or str(paths.ray_storage())
         checks = checks + cluster_checks(storage, uri, spec.resources.cpu, spec.resources.gpu)
+    print(_budget(spec))
     print("settings:")
     print(render(checks))
     total = len(expand_cells(spec)) * spec.tune.samples_per_cell
     return LaunchOutcome(spec.name, None, total, 0, 0, "PLANNED", None)
+
+
+def _budget(spec: StudySpec) -> str:
+    """Checkpoints and shift-domain evaluations of one full-length trial, vs every epoch."""
+    from capstudy.launch.asha import rung_milestones
+
+    cells = expand_cells(spec)
+    config = trial_config({**cells[0].trial_dict(spec), "threads": 1})
+    asha = spec.tune.asha
+    config = config.replace(rungs=rung_milestones(asha.grace, asha.reduction, asha.max_t))
+    epochs = range(1, config.epochs + 1)
+    ckpt = sum(config.checkpoint_due(e) for e in epochs)
+    shifts = sum(config.shift_eval_due(e) for e in epochs)
+    return (
+        f"per full trial ({config.epochs} epochs): {ckpt} checkpoints "
+        f"(checkpoint_every={config.checkpoint_every}; {config.epochs} without), shift domains "
+        f"evaluated after {shifts} epochs (shift_eval={config.shift_eval}, "
+        f"eval_every={config.eval_every}; {config.epochs} without); in-domain val every epoch"
+    )
 
 
 def _check_local_datasets(spec: StudySpec) -> None:
