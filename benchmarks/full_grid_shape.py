@@ -26,6 +26,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -194,6 +195,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--kills", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-analyze", action="store_true")
+    p.add_argument(
+        "--reuse-baseline",
+        action="store_true",
+        help="keep OUT/uninterrupted from an earlier run of the same study (kill runs only)",
+    )
     p.add_argument("--drive", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -207,7 +213,12 @@ def main(argv: list[str] | None = None) -> dict:
     space = scripted_study(Path(args.space), out)
     _set_rungs(space)
     study = re.search(r"name:\s*([\w-]+)", space.read_text()).group(1)
-    base = run_once(space, out / "uninterrupted")
+    saved = out / "uninterrupted" / "driver.json"
+    if args.reuse_baseline and saved.is_file():
+        base = json.loads(saved.read_text())  # the same study's uninterrupted run, kept
+    else:
+        base = run_once(space, out / "uninterrupted")
+        saved.write_text(json.dumps(base))
     store = (out / "uninterrupted" / "mlflow.db").stat().st_size
     results = trial_results(out / "uninterrupted")
     fig = {
@@ -223,6 +234,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.no_analyze:
         fig["analyze_s"] = round(analyze_seconds(out / "uninterrupted", study), 1)
     if args.kills:
+        shutil.rmtree(out / "killed", ignore_errors=True)
         killed_s = run_with_kills(space, out / "killed", args.kills, base["wall_s"], args.seed)
         again = trial_results(out / "killed")
         fig["killed_wall_s"] = round(killed_s, 1)

@@ -35,7 +35,7 @@ from capstudy.launch.clusterchecks import (
 from capstudy.launch.live import LiveView
 from capstudy.launch.pretraining import have_weights_fn, run_pretraining
 from capstudy.launch.recorder import StudyRecorder
-from capstudy.launch.scheduler import CellASHAScheduler, load_asha
+from capstudy.launch.scheduler import CellASHAScheduler, asha_state_path, load_asha
 from capstudy.launch.searcher import TRIAL_KEY, CellSearcher
 from capstudy.launch.trainable import capstudy_trainable, trial_config
 from capstudy.plan import plan
@@ -212,6 +212,8 @@ def _parent_run(
     if exp_path.exists():
         archived = exp_path.with_name(f"{exp_path.name}.{time.strftime('%Y%m%d-%H%M%S')}")
         exp_path.rename(archived)
+        if asha_state_path(exp_path).exists():
+            asha_state_path(exp_path).rename(asha_state_path(archived))
         console.print(f"a previous run of {spec.name!r} was archived to {archived}")
     tags = {
         keys.T_KIND: keys.KIND_STUDY,

@@ -2,10 +2,12 @@
 
 Ray 2.60 does not save a scheduler's state, and ``Tuner.restore`` unpickles the scheduler of
 the first launch as it was then. So the per-cell rungs are persisted by this adapter itself,
-next to Ray's experiment state (``capstudy_asha.json``, rewritten atomically whenever a rung
-records a trial: a few times per trial, not every result), and a pickled scheduler unpickles as
-the one the current driver attached, loaded from that file (:func:`load_asha`). A resumed --
-or resumed-again -- study keeps comparing trials against every value its rungs held.
+next to Ray's experiment folder (``<storage>/<study>.asha.json``, rewritten atomically
+whenever a rung records a trial: a few times per trial, not every result; not *inside* the
+folder, which Ray re-uploads from its own staging copy and would overwrite), and a pickled
+scheduler unpickles as the one the current driver attached, loaded from that file
+(:func:`load_asha`). A resumed -- or resumed-again -- study keeps comparing trials against
+every value its rungs held.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import os
 from pathlib import Path
 
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from capstudy.errors import CapstudyError
@@ -21,7 +24,7 @@ from capstudy.launch.asha import STOP, CellASHA
 from capstudy.launch.searcher import CELL_KEY, TRIAL_KEY
 
 EPOCH_ATTR = "epoch"
-ASHA_STATE_FILE = "capstudy_asha.json"
+ASHA_STATE_SUFFIX = ".asha.json"
 _ACTIVE: CellASHAScheduler | None = None
 
 
@@ -35,6 +38,11 @@ def _active_scheduler() -> CellASHAScheduler:
     return _ACTIVE
 
 
+def asha_state_path(exp_path: Path) -> Path:
+    """Where a study's ASHA state lives: beside its Ray experiment folder."""
+    return Path(exp_path).with_name(Path(exp_path).name + ASHA_STATE_SUFFIX)
+
+
 def load_asha(exp_path: Path, fresh: CellASHA) -> CellASHA:
     """The study's saved per-cell ASHA state, or ``fresh`` when none was saved.
 
@@ -42,7 +50,7 @@ def load_asha(exp_path: Path, fresh: CellASHA) -> CellASHA:
         CapstudyError: the saved state was made with other ASHA settings (the study file's
             ``tune.asha`` changed between the launch and the resume).
     """
-    path = Path(exp_path) / ASHA_STATE_FILE
+    path = asha_state_path(exp_path)
     if not path.is_file():
         return fresh
     try:
@@ -68,7 +76,8 @@ class CellASHAScheduler(FIFOScheduler):
         asha: The per-cell decision maker.
         metric: The in-domain validation metric (never a shift metric).
         mode: ``max`` or ``min``.
-        state_dir: Where the rungs are persisted (the experiment folder); None: not saved.
+        exp_path: The Ray experiment folder; the rungs are saved beside it
+            (:func:`asha_state_path`). None: not saved.
     """
 
     # Ray may otherwise hand a scheduler several buffered epochs at once, so a STOP would
@@ -76,13 +85,13 @@ class CellASHAScheduler(FIFOScheduler):
     _supports_buffered_results = False
 
     def __init__(
-        self, asha: CellASHA, metric: str, mode: str, state_dir: Path | None = None
+        self, asha: CellASHA, metric: str, mode: str, exp_path: Path | None = None
     ) -> None:
         super().__init__()
         self.asha = asha
         self._metric = metric
         self._mode = mode
-        self._state_dir = Path(state_dir) if state_dir is not None else None
+        self._state_file = asha_state_path(exp_path) if exp_path is not None else None
         self.saves = 0
 
     def __reduce__(self) -> tuple:
@@ -111,7 +120,23 @@ class CellASHAScheduler(FIFOScheduler):
         return TrialScheduler.STOP if decision == STOP else TrialScheduler.CONTINUE
 
     def on_trial_remove(self, tune_controller, trial) -> None:  # noqa: D102
-        self.asha.forget(trial.config.get(TRIAL_KEY, trial.trial_id))
+        key = trial.config.get(TRIAL_KEY, trial.trial_id)
+        if key not in self.asha.stopped:  # a stopped trial's rung values stay: they decided
+            self.asha.forget(key)
+
+    def choose_trial_to_run(self, tune_controller):  # noqa: D102
+        # After a driver restart, a trial ASHA had stopped may come back PENDING (the stop
+        # reached the saved rungs but not Ray's last experiment snapshot). If it already
+        # reported its stopping rung, it ends here, as in an uninterrupted run; if Ray lost that
+        # report too, it runs and is stopped again when it reports that rung.
+        for trial in tune_controller.get_trials():
+            if trial.status not in (Trial.PENDING, Trial.PAUSED):
+                continue
+            stop = self.asha.stopped.get(trial.config.get(TRIAL_KEY, trial.trial_id))
+            reached = int((trial.last_result or {}).get(EPOCH_ATTR, 0) or 0)
+            if stop is not None and reached >= stop[1]:
+                tune_controller.stop_trial(trial)
+        return super().choose_trial_to_run(tune_controller)
 
     def _records(self, cell: str) -> int:
         """Values recorded in ``cell``'s rungs (changes only when a rung records a trial)."""
@@ -119,12 +144,12 @@ class CellASHAScheduler(FIFOScheduler):
 
     def save(self) -> None:
         """Write the rungs atomically (a killed driver leaves the old or the new file)."""
-        if self._state_dir is None:
+        if self._state_file is None:
             return
-        self._state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self._state_dir / f".{ASHA_STATE_FILE}.tmp"
+        self._state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_file.with_name(f".{self._state_file.name}.tmp")
         tmp.write_text(json.dumps(self.asha.to_state()))
-        os.replace(tmp, self._state_dir / ASHA_STATE_FILE)
+        os.replace(tmp, self._state_file)
         self.saves += 1
 
     def debug_string(self) -> str:  # noqa: D102
