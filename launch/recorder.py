@@ -270,8 +270,11 @@ class StudyRecorder(Callback):
 
     def _replay(self, key: str, trial: Any) -> int:
         """Write the trial's results from Ray's ``result.json`` again (idempotent)."""
-        path = Path(trial.local_path) / "result.json"
-        if not path.is_file():
+        # The storage copy (synced at the end of fit; local path for local storage), else the
+        # driver's staging copy.
+        found = [Path(p) / "result.json" for p in (trial.path, trial.local_path) if p]
+        path = next((f for f in found if f.is_file()), None)
+        if path is None:
             return 0
         count = 0
         for line in path.read_text().splitlines():
