@@ -318,7 +318,10 @@ def build_tuner(
             name=spec.name,
             storage_path=str(storage),
             failure_config=tune.FailureConfig(max_failures=opts.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            # Two, not one: a driver killed between Ray registering a new checkpoint (and
+            # deleting the one before) and its next experiment snapshot resumes from a state
+            # naming the deleted one, and the trial fails on restore (seen in the kill test).
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=[recorder, live],
             verbose=0,
         ),
