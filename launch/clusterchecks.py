@@ -134,8 +134,11 @@ def resource_checks(nodes: list[dict[str, Any]], cpu: float, gpu: float) -> list
     return checks
 
 
-def _probe(path: str, token: str, uri: str) -> dict[str, Any]:
-    """On one node: can it read the driver's file in storage, and reach the tracking server?"""
+def _probe(path: str, token: str, uri: str, datasets: dict[str, str]) -> dict[str, Any]:
+    """On one node: can it read the driver's file in storage, reach the tracking server, and
+    read the datasets the study trains and evaluates on?"""
+    import os
+
     import ray
 
     try:
@@ -143,11 +146,27 @@ def _probe(path: str, token: str, uri: str) -> dict[str, Any]:
     except OSError:
         storage = False
     reach = server_answers(uri) if uri.startswith(("http://", "https://")) else None
-    return {"node": ray.get_runtime_context().get_node_id(), "storage": storage, "tracking": reach}
+    missing = [
+        f"{name} ({root})"
+        for name, root in sorted(datasets.items())
+        if not (Path(root).is_dir() and os.access(root, os.R_OK | os.X_OK))
+    ]
+    node = ray.get_runtime_context().get_node_id()
+    return {"node": node, "storage": storage, "tracking": reach, "missing": missing}
 
 
-def cluster_checks(storage: Path | str, uri: str, cpu: float, gpu: float) -> list[Check]:
-    """Checks that need the connected Ray cluster: one probe task pinned to every alive node."""
+def cluster_checks(
+    storage: Path | str,
+    uri: str,
+    cpu: float,
+    gpu: float,
+    datasets: dict[str, str] | None = None,
+) -> list[Check]:
+    """Checks that need the connected Ray cluster: one probe task pinned to every alive node.
+
+    ``datasets`` maps the real (non-synthetic) datasets the trials read to their folders as
+    the nodes see them; every node must have them (trials may run anywhere).
+    """
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -175,7 +194,7 @@ def cluster_checks(storage: Path | str, uri: str, cpu: float, gpu: float) -> lis
             [
                 probe.options(
                     scheduling_strategy=NodeAffinitySchedulingStrategy(n["id"], soft=False)
-                ).remote(str(probe_file), token, uri)
+                ).remote(str(probe_file), token, uri, dict(datasets or {}))
                 for n in nodes
             ],
             timeout=120,
@@ -199,6 +218,23 @@ def cluster_checks(storage: Path | str, uri: str, cpu: float, gpu: float) -> lis
         )
     else:
         checks.append(Check("--storage", OK, f"{folder} readable on all {len(nodes)} nodes"))
+    lacking = [
+        f"{names.get(a['node'], a['node'])}: {', '.join(a['missing'])}"
+        for a in answers
+        if a["missing"]
+    ]
+    if lacking:
+        checks.append(
+            Check(
+                "datasets",
+                ERROR,
+                (
+                    f"nodes lack datasets the trials read ({'; '.join(lacking)}); put them "
+                    "at that path on every node (README, 'Scaling out': datasets are shared) "
+                    "or set CAPSTUDY_DATA / the study's data: section to where they are"
+                ),
+            )
+        )
     cut_off = [
         f"{names.get(a['node'], a['node'])} ({a['tracking']})" for a in answers if a["tracking"]
     ]

@@ -98,7 +98,8 @@ def launch(
     storage = Path(opts.storage or paths.ray_storage()).expanduser()
     exp_path = storage / spec.name
     _ray_init(opts.address, uri)
-    checks = cluster_checks(storage, uri, spec.resources.cpu, spec.resources.gpu)
+    datasets = {} if scripted else _trial_datasets(spec)
+    checks = cluster_checks(storage, uri, spec.resources.cpu, spec.resources.gpu, datasets)
     for check in checks:
         if check.level == WARN:
             console.print(f"[yellow]warning:[/] {check.setting}: {check.message}")
@@ -165,6 +166,18 @@ def _budget(spec: StudySpec) -> str:
         f"evaluated after {shifts} epochs (shift_eval={config.shift_eval}, "
         f"eval_every={config.eval_every}; {config.epochs} without); in-domain val every epoch"
     )
+
+
+def _trial_datasets(spec: StudySpec) -> dict[str, str]:
+    """Real datasets the trials read (train and evaluation domains) -> their folders."""
+    from capstudy.data.domains import SYNTHETIC, dataset_root, parse_domain
+
+    cells = expand_cells(spec)
+    domains = set(spec.evaluate) | {
+        str(c.values.get("train", spec.fixed.get("train", ""))) for c in cells
+    }
+    names = {parse_domain(d)[0] for d in domains if d}
+    return {n: str(dataset_root(n, spec.data)) for n in names if n not in SYNTHETIC}
 
 
 def _check_local_datasets(spec: StudySpec) -> None:

@@ -53,9 +53,12 @@ def test_cpus_that_run_out_before_the_gpu_warn_with_the_number_to_use():
 def test_storage_is_probed_from_every_node(tmp_path):
     ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
-        checks = cluster_checks(tmp_path / "storage", "sqlite:///x.db", cpu=1, gpu=0)
+        datasets = {"flir": str(tmp_path / "no_flir_here")}
+        checks = cluster_checks(tmp_path / "storage", "sqlite:///x.db", 1, 0, datasets)
     finally:
         ray.shutdown()
     storage = [c for c in checks if c.setting == "--storage"]
     assert [c.level for c in storage] == [OK] and "readable on all 1 nodes" in storage[0].message
     assert not list((tmp_path / "storage").iterdir())  # the probe file was removed
+    (missing,) = [c for c in checks if c.setting == "datasets"]
+    assert missing.level == ERROR and f"flir ({tmp_path / 'no_flir_here'})" in missing.message
