@@ -118,13 +118,25 @@ def run_once(space: Path, home: Path, resume: bool = False) -> dict:
     return json.loads(line[len("DRIVER ") :])
 
 
+def _results_so_far(home: Path) -> int:
+    """Results Ray has logged for the study so far (lines of every trial's result.json)."""
+    total = 0
+    for log in (home / "ray_results").glob("*/*/result.json"):
+        with open(log, "rb") as fh:
+            total += sum(1 for _ in fh)
+    return total
+
+
 def run_with_kills(space: Path, home: Path, kills: int, expected_s: float, seed: int) -> float:
-    """Start, SIGKILL at ``kills`` random points (resuming after each), then finish; wall s."""
+    """Start, SIGKILL at ``kills`` random points (resuming after each), then finish; wall s.
+
+    Each attempt first makes progress (new results logged), so a kill lands during training,
+    not during Ray's start-up; then it runs a random further 5-20 % of the expected time.
+    """
     rng = random.Random(seed)
     tic = time.perf_counter()
     for k in range(kills):
-        # Random points spread over the expected run (each attempt makes progress first).
-        delay = rng.uniform(0.15, 0.3) * expected_s
+        before = _results_so_far(home)
         proc = subprocess.Popen(
             _driver_cmd(space, k > 0),
             env=_env(home),
@@ -133,10 +145,12 @@ def run_with_kills(space: Path, home: Path, kills: int, expected_s: float, seed:
             stderr=subprocess.DEVNULL,
         )
         try:
-            proc.wait(timeout=delay)
-            raise SystemExit(
-                f"driver ended before kill {k + 1} at {delay:.0f} s; use a bigger study"
-            )
+            while _results_so_far(home) <= before:
+                if proc.poll() is not None:
+                    raise SystemExit(f"driver ended before kill {k + 1}; use a bigger study")
+                time.sleep(0.5)
+            proc.wait(timeout=rng.uniform(0.05, 0.2) * expected_s)
+            raise SystemExit(f"driver ended before kill {k + 1}; use a bigger study")
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)  # driver and the Ray it started: no clean-up
             proc.wait()

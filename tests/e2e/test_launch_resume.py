@@ -86,18 +86,19 @@ def test_resume_without_a_study_is_a_clear_error(tmp_path):
 
 
 def test_full_grid_shape_survives_three_driver_kills(tmp_path):
-    """full_grid's shape, shrunk to 60 scripted trials (the benchmark's 120-trial sibling with
-    one seed, to fit CI): SIGKILL the driver at three random points, --resume each time; the
-    per-trial results equal the uninterrupted run's."""
-    text = (HERE / "grid_shape.yaml").read_text()
-    space = tmp_path / "grid_shape.yaml"
-    space.write_text(text.replace("seed: {grid_search: [0, 1]}", "seed: {grid_search: [0]}"))
+    """full_grid's shape, shrunk to 120 scripted trials (benchmarks/README.md): SIGKILL the
+    driver at three random points during training, --resume each time; the per-trial results
+    equal the uninterrupted run's.
+
+    Not smaller: each restart costs a fixed ~15-25 s of Ray start-up, so on a study of about a
+    minute three restarts alone exceed 1.5x (measured: 60 trials, 79 s, ratio 2.26).
+    """
     bench = HERE.parents[1] / "benchmarks" / "full_grid_shape.py"
     args = [
         sys.executable,
         str(bench),
         "--space",
-        str(space),
+        str(HERE / "grid_shape.yaml"),
         "--out",
         str(tmp_path / "out"),
         "--kills",
@@ -111,7 +112,7 @@ def test_full_grid_shape_survives_three_driver_kills(tmp_path):
         for name, _, value in (line.partition(":") for line in proc.stdout.splitlines())
         if value
     )
-    assert figures["trials"] == "60"
+    assert figures["trials"] == "120"
     # Same status, final epoch and value of the study metric for every trial, one run per
     # trial (the benchmark fails on a duplicate run), and no run left RUNNING.
     assert figures["results_equal"] == "True", figures["differing_trials"]
