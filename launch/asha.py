@@ -76,6 +76,10 @@ class CellASHA:
         """
         if epoch >= self.max_t:
             return STOP  # done: the normal end of a trial
+        if trial_id in self.stopped and epoch >= self.stopped[trial_id][1]:
+            # Stopped here before a driver restart that Ray's own state did not see: the
+            # decision stands (re-deciding against a fuller rung could differ).
+            return STOP
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return CONTINUE
         signed = value if self.mode == "max" else -value
@@ -97,6 +101,34 @@ class CellASHA:
                 return STOP
             return CONTINUE
         return CONTINUE
+
+    def to_state(self) -> dict:
+        """Every rung record and stop decision, as JSON-ready data (see :meth:`from_state`)."""
+        return {
+            "config": [self.grace, self.reduction, self.max_t, self.mode, self.scope],
+            "cells": {
+                cell: {str(m): dict(rec) for m, rec in rungs.recorded.items()}
+                for cell, rungs in self._cells.items()
+            },
+            "stopped": {t: list(v) for t, v in self.stopped.items()},
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> CellASHA:
+        """Rebuild a :class:`CellASHA` saved by :meth:`to_state` (rungs restored, not reset)."""
+        grace, reduction, max_t, mode, scope = state["config"]
+        asha = cls(int(grace), float(reduction), int(max_t), mode, scope)
+        for cell, recorded in state["cells"].items():
+            rungs = _CellRungs(asha_rungs(asha.grace, asha.reduction, asha.max_t))
+            rungs.recorded = {int(m): dict(rec) for m, rec in recorded.items()}
+            asha._cells[cell] = rungs
+        asha.stopped = {t: (c, int(m)) for t, (c, m) in state["stopped"].items()}
+        return asha
+
+    def same_settings(self, other: CellASHA) -> bool:
+        """Whether ``other`` decides with the same grace, reduction, max_t, mode and scope."""
+        mine = (self.grace, self.reduction, self.max_t, self.mode, self.scope)
+        return mine == (other.grace, other.reduction, other.max_t, other.mode, other.scope)
 
     def forget(self, trial_id: str) -> None:
         """Drop a removed trial's records (so it cannot raise others' cutoffs)."""

@@ -25,17 +25,25 @@ from capstudy import keys, paths, tracking
 from capstudy.cost import cost_lines
 from capstudy.errors import CapstudyError
 from capstudy.launch.asha import CellASHA
+from capstudy.launch.clusterchecks import (
+    ERROR,
+    WARN,
+    cluster_checks,
+    raise_on_errors,
+    render,
+    tracking_checks,
+)
 from capstudy.launch.latency import log_latencies
 from capstudy.launch.live import LiveView
 from capstudy.launch.pretraining import have_weights_fn, run_pretraining
 from capstudy.launch.recorder import StudyRecorder
-from capstudy.launch.scheduler import CellASHAScheduler
+from capstudy.launch.scheduler import CellASHAScheduler, asha_state_path, load_asha
 from capstudy.launch.searcher import TRIAL_KEY, CellSearcher
 from capstudy.launch.summary import results_table
-from capstudy.launch.trainable import capstudy_trainable
+from capstudy.launch.trainable import capstudy_trainable, trial_config
 from capstudy.study import StudySpec, load
 from capstudy.study.cells import expand_cells
-from capstudy.study.plan import plan
+from capstudy.study.plan import asha_rungs, plan
 from capstudy.util import atomic_write_text
 
 STATE_FILE = "capstudy_study.json"
@@ -73,43 +81,47 @@ class LaunchOutcome:
     experiment_path: Path | None
 
 
-def launch(opts: LaunchOptions, console: Console | None = None) -> LaunchOutcome:
-    """Run (or plan, or resume) a study. See the module docstring."""
+def launch(
+    opts: LaunchOptions, console: Console | None = None, trainable_fn: Any = None
+) -> LaunchOutcome:
+    """Run (or plan, or resume) a study. See the module docstring.
+
+    ``trainable_fn`` replaces the training trial (the full_grid-shape benchmark and its test
+    drive the real driver with a scripted one); None runs :func:`capstudy_trainable`.
+    """
     console = console or Console()
     spec = load(opts.space)
     for message in spec.warnings:
         console.print(f"[yellow]warning:[/] {message}")
     uri = tracking.configure(opts.tracking_uri)
+    checks = tracking_checks(uri, opts.address)
     if opts.dry_run:
-        problems: list[str] = []
-        have = have_weights_fn(spec, uri, problems)
-        the_plan = plan(spec, have_weights=have)
-        print(the_plan.render())
-        print(cost_lines(the_plan, opts.devices))
-        for problem in problems:
-            console.print(f"[yellow]note:[/] {problem}")
-        return LaunchOutcome(
-            spec.name,
-            None,
-            len(expand_cells(spec)) * spec.tune.samples_per_cell,
-            0,
-            0,
-            "PLANNED",
-            None,
-        )
-    if opts.address is None:
+        return _dry_run(spec, opts, uri, checks, console)
+    raise_on_errors(checks)  # before anything starts: no Ray, no run, no folder
+    # A scripted trainable reads no data and needs no pretrained weights.
+    scripted = trainable_fn is not None
+    if opts.address is None and not scripted:
         _check_local_datasets(spec)  # on a cluster the data lives on the workers
     storage = Path(opts.storage or paths.ray_storage()).expanduser()
     exp_path = storage / spec.name
+    _ray_init(opts.address, uri)
+    datasets = {} if scripted else _trial_datasets(spec)
+    checks = cluster_checks(storage, uri, spec.resources.cpu, spec.resources.gpu, datasets)
+    for check in checks:
+        if check.level == WARN:
+            console.print(f"[yellow]warning:[/] {check.setting}: {check.message}")
+    raise_on_errors(checks)
     parent = _parent_run(spec, opts, uri, exp_path, console)
     status, started = "FAILED", time.monotonic()
-    recorder = StudyRecorder(spec.name, uri, parent, spec.metric)
+    recorder = StudyRecorder(spec.name, uri, parent, spec.metric).attach()
     try:
-        _ray_init(opts.address, uri)
-        run_pretraining(spec, uri, say=lambda m: console.print(f"[cyan]{m}[/]"))
-        tuner = build_tuner(spec, opts, storage, exp_path, recorder)
+        if not scripted:
+            run_pretraining(spec, uri, say=lambda m: console.print(f"[cyan]{m}[/]"))
+        tuner = build_tuner(spec, opts, storage, exp_path, recorder, trainable_fn)
         results = tuner.fit()
-        done, failed = _count(results)
+        trials = results._experiment_analysis.trials
+        recorder.reconcile(trials)
+        done, failed = _count(trials)
         total = len(expand_cells(spec)) * spec.tune.samples_per_cell
         status = "FINISHED" if done + failed >= total else "KILLED"
         _print_results(console, uri, spec, time.monotonic() - started)
@@ -120,8 +132,8 @@ def launch(opts: LaunchOptions, console: Console | None = None) -> LaunchOutcome
         status = "KILLED"
         raise
     finally:
-        # Trials Ray left unfinished (Ctrl-C, a failed driver) end KILLED, never RUNNING;
-        # --resume reopens them.
+        # Queued writes are flushed; trials Ray left unfinished (Ctrl-C, a failed driver) end
+        # KILLED, never RUNNING; --resume reopens them.
         recorder.close("KILLED")
         tracking.end_run(parent, status, uri)
         _write_state(exp_path, {"parent_run_id": parent, "status": status, "study": spec.name})
@@ -134,6 +146,57 @@ def _print_results(console: Console, uri: str, spec: StudySpec, seconds: float) 
         console.print(table, highlight=False, soft_wrap=True)  # a table must not wrap
     except Exception as exc:  # the runs are recorded; only the table is lost
         console.print(f"[yellow]note:[/] no results table ({exc}); see `capstudy status`")
+
+
+def _dry_run(
+    spec: StudySpec, opts: LaunchOptions, uri: str, checks: list, console: Console
+) -> LaunchOutcome:
+    """Print the plan and the checked settings; start nothing (connects to --address only)."""
+    problems: list[str] = []
+    have = have_weights_fn(spec, uri, problems)
+    the_plan = plan(spec, have_weights=have)
+    print(the_plan.render())
+    print(cost_lines(the_plan, opts.devices))
+    for problem in problems:
+        console.print(f"[yellow]note:[/] {problem}")
+    if opts.address is not None and not any(c.level == ERROR for c in checks):
+        _ray_init(opts.address, uri)
+        storage = opts.storage or str(paths.ray_storage())
+        checks = checks + cluster_checks(storage, uri, spec.resources.cpu, spec.resources.gpu)
+    print(_budget(spec))
+    print("settings:")
+    print(render(checks))
+    total = len(expand_cells(spec)) * spec.tune.samples_per_cell
+    return LaunchOutcome(spec.name, None, total, 0, 0, "PLANNED", None)
+
+
+def _budget(spec: StudySpec) -> str:
+    """Checkpoints and shift-domain evaluations of one full-length trial, vs every epoch."""
+    cells = expand_cells(spec)
+    config = trial_config({**cells[0].trial_dict(spec), "threads": 1})
+    asha = spec.tune.asha
+    config = config.replace(rungs=asha_rungs(asha.grace, asha.reduction, asha.max_t))
+    epochs = range(1, config.epochs + 1)
+    ckpt = sum(config.checkpoint_due(e) for e in epochs)
+    shifts = sum(config.shift_eval_due(e) for e in epochs)
+    return (
+        f"per full trial ({config.epochs} epochs): {ckpt} checkpoints "
+        f"(checkpoint_every={config.checkpoint_every}; {config.epochs} without), shift domains "
+        f"evaluated after {shifts} epochs (shift_eval={config.shift_eval}, "
+        f"eval_every={config.eval_every}; {config.epochs} without); in-domain val every epoch"
+    )
+
+
+def _trial_datasets(spec: StudySpec) -> dict[str, str]:
+    """Real datasets the trials read (train and evaluation domains) -> their folders."""
+    from capstudy.data.domains import SYNTHETIC, dataset_root, parse_domain
+
+    cells = expand_cells(spec)
+    domains = set(spec.evaluate) | {
+        str(c.values.get("train", spec.fixed.get("train", ""))) for c in cells
+    }
+    names = {parse_domain(d)[0] for d in domains if d}
+    return {n: str(dataset_root(n, spec.data)) for n in names if n not in SYNTHETIC}
 
 
 def _check_local_datasets(spec: StudySpec) -> None:
@@ -183,6 +246,8 @@ def _parent_run(
     if exp_path.exists():
         archived = exp_path.with_name(f"{exp_path.name}.{time.strftime('%Y%m%d-%H%M%S')}")
         exp_path.rename(archived)
+        if asha_state_path(exp_path).exists():
+            asha_state_path(exp_path).rename(asha_state_path(archived))
         console.print(f"a previous run of {spec.name!r} was archived to {archived}")
     tags = {
         keys.T_KIND: keys.KIND_STUDY,
@@ -249,7 +314,7 @@ def build_tuner(
     storage: Path,
     exp_path: Path,
     recorder: StudyRecorder,
-    trainable_fn: Any = capstudy_trainable,
+    trainable_fn: Any = None,
 ) -> tune.Tuner:
     """The study's Tuner (or the restored one with ``opts.resume``).
 
@@ -258,12 +323,22 @@ def build_tuner(
     """
     cells = expand_cells(spec)
     trainable = tune.with_resources(
-        trainable_fn, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+        trainable_fn or capstudy_trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
     )
     epochs = int(spec.fixed.get("epochs", 0) or spec.tune.asha.max_t)
     live = LiveView(
         spec.name, spec.metric, spec.mode, len(cells), spec.tune.samples_per_cell, epochs
     )
+    asha = spec.tune.asha
+    fresh = CellASHA(asha.grace, asha.reduction, asha.max_t, spec.mode, asha.scope)
+    # Attached: the scheduler and recorder Ray unpickles on a restore are these two.
+    scheduler = CellASHAScheduler(
+        load_asha(exp_path, fresh) if opts.resume or opts.retry_failed else fresh,
+        spec.metric,
+        spec.mode,
+        exp_path,
+    ).attach()
+    recorder.attach()
     if opts.resume or opts.retry_failed:
         # --retry-failed: only ERROR trials run again, from scratch (the cause was fixed, so
         # their checkpoints may hold what went wrong); finished ones stay as they are.
@@ -274,12 +349,6 @@ def build_tuner(
             resume_errored=not opts.retry_failed,
             restart_errored=opts.retry_failed,
         )
-    asha = spec.tune.asha
-    scheduler = CellASHAScheduler(
-        CellASHA(asha.grace, asha.reduction, asha.max_t, spec.mode, asha.scope),
-        spec.metric,
-        spec.mode,
-    )
     searcher = CellSearcher(spec, seed=opts.seed)
     return tune.Tuner(
         trainable,
@@ -298,18 +367,20 @@ def build_tuner(
             name=spec.name,
             storage_path=str(storage),
             failure_config=tune.FailureConfig(max_failures=opts.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            # Two, not one: a driver killed between Ray registering a new checkpoint (and
+            # deleting the one before) and its next experiment snapshot resumes from a state
+            # naming the deleted one, and the trial fails on restore (seen in the kill test).
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=[recorder, live],
             verbose=0,
         ),
     )
 
 
-def _count(results: Any) -> tuple[int, int]:
-    """(trials terminated, trials errored) of a ResultGrid, from Ray's trial states."""
+def _count(trials: list[Any]) -> tuple[int, int]:
+    """(trials terminated, trials errored), from Ray's trial states."""
     # ResultGrid hides trial status; a Ctrl-C leaves RUNNING/PENDING trials that have
     # metrics, so "has metrics" would count them as done.
-    trials = results._experiment_analysis.trials
     done = sum(1 for t in trials if t.status == "TERMINATED")
     failed = sum(1 for t in trials if t.status == "ERROR")
     return done, failed

@@ -1,30 +1,52 @@
 """Driver-side MLflow recording of a study: a parent run and one child run per trial.
 
-A Ray Tune callback in the driver writes everything (params, tags, per-epoch metrics, the
-final model, the run status), so a single process talks to the tracking store (SQLite copes
-badly with many concurrent writers) and trials need no tracking credentials.
+The Ray Tune callbacks here only *queue* writes on a :class:`~.sink.TrackingSink`; its own
+thread talks to the store, with retries while the store is unreachable, so a trial never waits
+on MLflow (Ray 2.60's ``tune.report`` waits for every callback). One process writes to the
+store (SQLite copes badly with many writers) and trials need no tracking credentials.
 
 Runs are keyed by the trial key (``<cell_hash>-s<k>``, tag ``capstudy.trial_id``) under the
 parent run: a trial retried from its checkpoint, or resumed by ``capstudy launch --resume``,
 finds its run again and continues it instead of creating a duplicate. Statuses: FINISHED
 when a trial completes (ASHA-stopped trials too, tagged ``capstudy.early_stopped``),
 FAILED when it errors for good, KILLED for trials still running when the driver stops.
+
+Resume: ``Tuner.restore`` unpickles the callbacks of the first launch. A pickled recorder
+holds nothing: it unpickles as the recorder the *current* driver attached
+(:meth:`StudyRecorder.attach`), so a new ``--tracking-uri`` and the driver's own
+``close`` apply after any number of resumes. A driver killed with SIGKILL loses the writes
+still queued; :meth:`StudyRecorder.reconcile` writes them again from Ray's own per-trial
+result log (idempotently: same timestamps, MLflow skips equal rows) and settles every run's
+status from Ray's trial states, so no run stays RUNNING.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 
 from capstudy import keys, tracking
+from capstudy.errors import CapstudyError
 from capstudy.launch import trialfacts
 from capstudy.launch.searcher import CELL_ID_KEY, TRIAL_KEY
-from capstudy.launch.trainable import DATA_FINGERPRINT, VAL_FINGERPRINT, trial_config
+from capstudy.launch.sink import MetricWrite, TrackingSink
+from capstudy.launch.trainable import (
+    CHECKPOINT_FILE,
+    DATA_FINGERPRINT,
+    VAL_FINGERPRINT,
+    trial_config,
+)
 
 log = logging.getLogger(__name__)
 _METRIC_PREFIXES = ("val/", "eval/", "train/", "capacity/", "perf/")
+# Ray trial state -> the run status it ends with.
+_FINAL_STATUS = {"TERMINATED": "FINISHED", "ERROR": "FAILED"}
+_ACTIVE: StudyRecorder | None = None
 
 
 def trial_run_filter(trial_key: str, parent_run_id: str) -> str:
@@ -35,23 +57,139 @@ def trial_run_filter(trial_key: str, parent_run_id: str) -> str:
     )
 
 
+def _active_recorder() -> StudyRecorder:
+    """What a pickled recorder unpickles as: the recorder the running driver attached."""
+    if _ACTIVE is None:
+        raise CapstudyError(
+            "a study's recorder was restored with no driver recorder attached; resume studies "
+            "with `capstudy launch --resume`, which attaches one"
+        )
+    return _ACTIVE
+
+
+def _permanent(exc: Exception) -> bool:
+    """The store answered and refused the write: retrying cannot help."""
+    from mlflow.exceptions import MlflowException
+
+    refused = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "BAD_REQUEST"}
+    return isinstance(exc, MlflowException) and exc.error_code in refused
+
+
+def metric_rows(result: dict[str, Any]) -> tuple[int, int, dict[str, float]]:
+    """(step, timestamp in ms, metrics) of one Ray result, as recorded in MLflow.
+
+    The timestamp is the one Ray stamped on the result, not the time of the write, so writing
+    a result twice (a retry, a replay after a killed driver) gives identical rows.
+    """
+    metrics = {
+        k: float(v)
+        for k, v in result.items()
+        if k.startswith(_METRIC_PREFIXES) and isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    step = int(result.get(keys.M_EPOCH, result.get("training_iteration", 0)))
+    return step, int(float(result.get("timestamp", 0)) * 1000), metrics
+
+
 class StudyRecorder(Callback):
     """Records a study's trials as MLflow child runs of ``parent_run_id``."""
 
-    def __init__(self, study: str, tracking_uri: str, parent_run_id: str, metric: str) -> None:
+    # Figures of the last recorder closed in this process (the full_grid-shape benchmark).
+    last_stats: dict[str, Any] = {}
+
+    def __init__(
+        self, study: str, tracking_uri: str, parent_run_id: str, metric: str, **sink_kw: Any
+    ) -> None:
         self.study = study
         self.metric = metric  # the selection metric, recorded on every trial for the analysis
         self.uri = tracking_uri
         self.parent = parent_run_id
-        self._runs: dict[str, str] = {}  # Ray trial id -> MLflow run id
+        self.sink = TrackingSink(self._write_metrics, permanent=_permanent, **sink_kw)
+        self._runs: dict[str, str] = {}  # trial key -> MLflow run id (sink thread only)
         self._fingerprinted: set[str] = set()
         self._last_epoch: dict[str, int] = {}
+        self.results = 0  # results seen
+        self.callback_s = 0.0  # time spent in on_trial_result: what tune.report waits on
 
-    def run_id(self, trial: Any) -> str:
-        """The trial's MLflow run, found by trial key or created (params + tags)."""
-        if trial.trial_id in self._runs:
-            return self._runs[trial.trial_id]
+    def __reduce__(self) -> tuple:
+        # Ray pickles callbacks with the experiment; see the module docstring (resume).
+        return (_active_recorder, ())
+
+    def attach(self) -> StudyRecorder:
+        """Make this the recorder that pickled recorders of this process unpickle as."""
+        global _ACTIVE
+        _ACTIVE = self
+        return self
+
+    # -- Ray callback hooks (driver thread: queue only) --------------------------------
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.sink.call("open run", self._open, dict(trial.config))
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self.on_trial_start(iteration, trials, trial)  # retried: the same run continues
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        tic = time.perf_counter()
         key = trial.config[TRIAL_KEY]
+        step, stamp, metrics = metric_rows(result)
+        metrics.update(trialfacts.cost_metrics(trial, result))
+        self._last_epoch[key] = step
+        self.sink.submit(MetricWrite(key, metrics, step, stamp))
+        if key not in self._fingerprinted:
+            tags = trialfacts.lineage_tags(result)  # which registered weights it loaded
+            if DATA_FINGERPRINT in result:
+                tags[keys.T_DATA_FINGERPRINT] = str(result[DATA_FINGERPRINT])
+            if VAL_FINGERPRINT in result:
+                tags[keys.T_VAL_FINGERPRINT] = str(result[VAL_FINGERPRINT])
+            if tags:
+                self.sink.call("trial facts", self._set_tags, key, tags)
+                self._fingerprinted.add(key)
+        self.results += 1
+        self.callback_s += time.perf_counter() - tic
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        key = trial.config[TRIAL_KEY]
+        epochs = int(trial.config.get("epochs", 0))
+        stopped_early = 0 < self._last_epoch.get(key, epochs) < epochs
+        self.sink.call(
+            "early stop tag",
+            self._set_tags,
+            key,
+            {keys.T_EARLY_STOPPED: str(stopped_early).lower()},
+        )
+        self.sink.call("model", self._log_model, key, dict(trial.config), trial.checkpoint)
+        self.sink.call("end run", self._end, key, "FINISHED")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        key = trial.config[TRIAL_KEY]
+        tags = trialfacts.error_tags(trial)  # `capstudy status` groups failures by this line
+        if tags:
+            self.sink.call("error tag", self._set_tags, key, tags)
+        self.sink.call("end run", self._end, key, "FAILED")
+
+    def close(self, status: str = "KILLED", timeout: float | None = 600) -> bool:
+        """Flush the queue, then end every run still open (its trial did not finish)."""
+        self.sink.call("close runs", self._end_open, status)
+        done = self.sink.close(timeout)
+        StudyRecorder.last_stats = {
+            "results": self.results,
+            "callback_s": self.callback_s,
+            "max_depth": self.sink.max_depth,
+            "retries": self.sink.retries,
+            "dropped": self.sink.dropped,
+        }
+        if not done:
+            log.error(
+                "%d tracking writes were not done when the driver stopped", self.sink.pending()
+            )
+        return done
+
+    # -- writes (sink thread) ----------------------------------------------------------
+    def _client(self) -> Any:
+        return tracking.client(self.uri)
+
+    def _open(self, config: dict[str, Any]) -> str:
+        """The trial's run, found by trial key or created (params + tags); RUNNING."""
+        key = config[TRIAL_KEY]
         found = tracking.find_runs(self.study, trial_run_filter(key, self.parent), self.uri)
         if found:
             run_id = found[0].info.run_id
@@ -60,86 +198,119 @@ class StudyRecorder(Callback):
         else:
             from capstudy.engine import variant_of
 
-            config = trial_config(trial.config)
-            variant = variant_of(config)
+            trial_cfg = trial_config(config)
+            variant = variant_of(trial_cfg)
             tags = tracking.trial_tags(
-                config,
+                trial_cfg,
                 study=self.study,
-                cell=trial.config[CELL_ID_KEY],
+                cell=config[CELL_ID_KEY],
                 trial_id=key,
                 parent_run_id=self.parent,
             )
             # The comparison (every grid dim but init) and the variant (also without seed),
             # so the analysis pairs trials on the study's own grid (issue 9).
-            pair_key, variant_key = keys.comparison_keys(trial.config[CELL_ID_KEY])
+            pair_key, variant_key = keys.comparison_keys(config[CELL_ID_KEY])
             tags.update({keys.T_PAIR_KEY: pair_key, keys.T_VARIANT_KEY: variant_key})
             run_id = tracking.create_run(self.study, f"{variant.label} {key}", tags, self.uri)
-            params = tracking.trial_params(config, variant.label)
+            params = tracking.trial_params(trial_cfg, variant.label)
             params[keys.P_STUDY_METRIC] = self.metric
             tracking.log_params(run_id, params, self.uri)
-        self._runs[trial.trial_id] = run_id
+        self._runs[key] = run_id
         return run_id
 
-    def on_trial_start(self, iteration, trials, trial, **info):
-        self.run_id(trial)
+    def _run_of(self, key: str) -> str:
+        if key not in self._runs:
+            found = tracking.find_runs(self.study, trial_run_filter(key, self.parent), self.uri)
+            if not found:
+                raise CapstudyError(f"no MLflow run for trial {key} (its open write failed)")
+            self._runs[key] = found[0].info.run_id
+        return self._runs[key]
 
-    def on_trial_recover(self, iteration, trials, trial, **info):
-        self.run_id(trial)  # retried from its checkpoint: the same run continues
+    def _write_metrics(self, key: str, rows: list[tuple[str, float, int, int]]) -> None:
+        tracking.log_metric_rows(self._run_of(key), rows, self.uri)
 
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        run_id = self.run_id(trial)
-        metrics = {k: v for k, v in result.items() if k.startswith(_METRIC_PREFIXES)}
-        metrics.update(trialfacts.cost_metrics(trial, result))
-        epoch = int(result.get(keys.M_EPOCH, result.get("training_iteration", 0)))
-        self._last_epoch[trial.trial_id] = epoch
-        tracking.log_metrics(run_id, metrics, epoch, self.uri)
-        if trial.trial_id not in self._fingerprinted:
-            tags = trialfacts.lineage_tags(result)  # which registered weights it loaded
-            if DATA_FINGERPRINT in result:
-                tags[keys.T_DATA_FINGERPRINT] = result[DATA_FINGERPRINT]
-            if VAL_FINGERPRINT in result:
-                tags[keys.T_VAL_FINGERPRINT] = result[VAL_FINGERPRINT]
-            if tags:
-                tracking.set_tags(run_id, tags, self.uri)
-                self._fingerprinted.add(trial.trial_id)
+    def _set_tags(self, key: str, tags: dict[str, str]) -> None:
+        tracking.set_tags(self._run_of(key), tags, self.uri)
 
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        run_id = self.run_id(trial)
-        epochs = int(trial.config.get("epochs", 0))
-        stopped_early = 0 < self._last_epoch.get(trial.trial_id, epochs) < epochs
-        tracking.set_tags(run_id, {keys.T_EARLY_STOPPED: str(stopped_early).lower()}, self.uri)
-        try:
-            self._log_model(trial, run_id)
-        except Exception:  # a model upload failure must not lose the run
-            log.exception("could not log the model of trial %s", trial.config[TRIAL_KEY])
-        tracking.end_run(run_id, "FINISHED", self.uri)
-        self._runs.pop(trial.trial_id, None)
+    def _end(self, key: str, status: str) -> None:
+        tracking.end_run(self._run_of(key), status, self.uri)
+        self._runs.pop(key, None)
 
-    def on_trial_error(self, iteration, trials, trial, **info):
-        run_id = self.run_id(trial)
-        tags = trialfacts.error_tags(trial)  # `capstudy status` groups failures by this line
-        if tags:
-            tracking.set_tags(run_id, tags, self.uri)
-        tracking.end_run(run_id, "FAILED", self.uri)
-        self._runs.pop(trial.trial_id, None)
+    def _end_open(self, status: str) -> None:
+        for key in list(self._runs):
+            self._end(key, status)
 
-    def close(self, status: str = "KILLED") -> None:
-        """End every run still open (the driver stopped before its trial finished)."""
-        for run_id in list(self._runs.values()):
-            tracking.end_run(run_id, status, self.uri)
-        self._runs.clear()
-
-    def _log_model(self, trial: Any, run_id: str) -> None:
+    def _log_model(self, key: str, config: dict[str, Any], checkpoint: Any) -> None:
         """The final model (the trial's last checkpoint) as an MLflow PyTorch model."""
-        checkpoint = trial.checkpoint
         if checkpoint is None:
             return
-        import mlflow
+        try:
+            import mlflow
 
-        from capstudy.launch.models import model_from_checkpoint_dir
+            from capstudy.launch.models import model_from_checkpoint_dir
 
-        with checkpoint.as_directory() as folder:
-            model = model_from_checkpoint_dir(trial_config(trial.config), folder)
+            with checkpoint.as_directory() as folder:
+                if not (Path(folder) / CHECKPOINT_FILE).is_file():
+                    return  # a scripted trial's checkpoint holds no model
+                model = model_from_checkpoint_dir(trial_config(config), folder)
+        except Exception:  # a model that cannot be rebuilt must not lose the run
+            log.exception("could not rebuild the model of trial %s", key)
+            return
         mlflow.set_tracking_uri(self.uri)
-        with mlflow.start_run(run_id=run_id):
+        with mlflow.start_run(run_id=self._run_of(key)):
             tracking.log_torch_model(model)
+
+    # -- after fit: settle what a killed driver left behind ------------------------------
+    def reconcile(self, trials: list[Any]) -> dict[str, int]:
+        """Make every trial's run match Ray's record of it; returns counts of what was fixed.
+
+        A run that is missing, or not FINISHED/FAILED although Ray ended its trial, lost
+        queued writes to a killed driver: its results are written again from Ray's result log
+        of the trial and its status set from Ray's. Call with the sink flushed.
+        """
+        self.sink.flush()
+        children = tracking.find_runs(
+            self.study, f"tags.`{keys.T_PARENT_RUN}` = '{self.parent}'", self.uri
+        )
+        runs = {r.data.tags.get(keys.T_TRIAL_ID): r for r in children}
+        fixed = {"replayed": 0, "ended": 0}
+        for trial in trials:
+            key = trial.config.get(TRIAL_KEY)
+            want = _FINAL_STATUS.get(str(trial.status))
+            run = runs.get(key)
+            if key is None or want is None or (run is not None and run.info.status == want):
+                continue
+            if run is None or run.info.status == "RUNNING" or want == "FINISHED":
+                self._open(dict(trial.config))
+                fixed["replayed"] += self._replay(key, trial)
+            if want == "FINISHED":
+                self._set_tags(key, {keys.T_EARLY_STOPPED: str(self._stopped_early(trial)).lower()})
+                self._log_model(key, dict(trial.config), trial.checkpoint)
+            self._end(key, want)
+            fixed["ended"] += 1
+        return fixed
+
+    def _replay(self, key: str, trial: Any) -> int:
+        """Write the trial's results from Ray's ``result.json`` again (idempotent)."""
+        # The storage copy (synced at the end of fit; local path for local storage), else the
+        # driver's staging copy.
+        found = [Path(p) / "result.json" for p in (trial.path, trial.local_path) if p]
+        path = next((f for f in found if f.is_file()), None)
+        if path is None:
+            return 0
+        count = 0
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            step, stamp, metrics = metric_rows(json.loads(line))
+            rows = [(k, v, stamp, step) for k, v in metrics.items()]
+            if rows:
+                self._write_metrics(key, rows)
+                count += 1
+        return count
+
+    @staticmethod
+    def _stopped_early(trial: Any) -> bool:
+        epochs = int(trial.config.get("epochs", 0))
+        last = int((trial.last_result or {}).get(keys.M_EPOCH, epochs) or epochs)
+        return 0 < last < epochs

@@ -1,13 +1,72 @@
-"""Ray Tune scheduler adapter for per-cell ASHA (the decisions live in :mod:`.asha`)."""
+"""Ray Tune scheduler adapter for per-cell ASHA (the decisions live in :mod:`.asha`).
+
+Ray 2.60 does not save a scheduler's state, and ``Tuner.restore`` unpickles the scheduler of
+the first launch as it was then. So the per-cell rungs are persisted by this adapter itself,
+next to Ray's experiment folder (``<storage>/<study>.asha.json``, rewritten atomically
+whenever a rung records a trial: a few times per trial, not every result; not *inside* the
+folder, which Ray re-uploads from its own staging copy and would overwrite), and a pickled
+scheduler unpickles as the one the current driver attached, loaded from that file
+(:func:`load_asha`). A resumed -- or resumed-again -- study keeps comparing trials against
+every value its rungs held.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+from capstudy.errors import CapstudyError
 from capstudy.launch.asha import STOP, CellASHA
-from capstudy.launch.searcher import CELL_KEY
+from capstudy.launch.searcher import CELL_KEY, TRIAL_KEY
+from capstudy.util import atomic_write_text
 
 EPOCH_ATTR = "epoch"
+ASHA_STATE_SUFFIX = ".asha.json"
+_ACTIVE: CellASHAScheduler | None = None
+
+
+def _active_scheduler() -> CellASHAScheduler:
+    """What a pickled scheduler unpickles as: the one the running driver attached."""
+    if _ACTIVE is None:
+        raise CapstudyError(
+            "a study's scheduler was restored with no driver scheduler attached; resume "
+            "studies with `capstudy launch --resume`, which attaches one"
+        )
+    return _ACTIVE
+
+
+def asha_state_path(exp_path: Path) -> Path:
+    """Where a study's ASHA state lives: beside its Ray experiment folder."""
+    return Path(exp_path).with_name(Path(exp_path).name + ASHA_STATE_SUFFIX)
+
+
+def load_asha(exp_path: Path, fresh: CellASHA) -> CellASHA:
+    """The study's saved per-cell ASHA state, or ``fresh`` when none was saved.
+
+    Raises:
+        CapstudyError: the saved state was made with other ASHA settings (the study file's
+            ``tune.asha`` changed between the launch and the resume).
+    """
+    path = asha_state_path(exp_path)
+    if not path.is_file():
+        return fresh
+    try:
+        saved = CellASHA.from_state(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CapstudyError(
+            f"{path}: unreadable ASHA state ({exc}); it is written by capstudy "
+            "launch only -- restore it or start the study without --resume"
+        ) from None
+    if not saved.same_settings(fresh):
+        raise CapstudyError(
+            f"{path}: the study was launched with ASHA grace={saved.grace}, reduction="
+            f"{saved.reduction}, max_t={saved.max_t}, scope={saved.scope}; the study file now "
+            "says otherwise. Put tune.asha back to resume, or launch without --resume."
+        )
+    return saved
 
 
 class CellASHAScheduler(FIFOScheduler):
@@ -17,17 +76,33 @@ class CellASHAScheduler(FIFOScheduler):
         asha: The per-cell decision maker.
         metric: The in-domain validation metric (never a shift metric).
         mode: ``max`` or ``min``.
+        exp_path: The Ray experiment folder; the rungs are saved beside it
+            (:func:`asha_state_path`). None: not saved.
     """
 
     # Ray may otherwise hand a scheduler several buffered epochs at once, so a STOP would
     # land after the trial already trained past its rung (Ray's own ASHA opts out too).
     _supports_buffered_results = False
 
-    def __init__(self, asha: CellASHA, metric: str, mode: str) -> None:
+    def __init__(
+        self, asha: CellASHA, metric: str, mode: str, exp_path: Path | None = None
+    ) -> None:
         super().__init__()
         self.asha = asha
         self._metric = metric
         self._mode = mode
+        self._state_file = asha_state_path(exp_path) if exp_path is not None else None
+        self.saves = 0
+
+    def __reduce__(self) -> tuple:
+        # Ray pickles the scheduler with the experiment; see the module docstring.
+        return (_active_scheduler, ())
+
+    def attach(self) -> CellASHAScheduler:
+        """Make this the scheduler that pickled schedulers of this process unpickle as."""
+        global _ACTIVE
+        _ACTIVE = self
+        return self
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
         return True  # metric and mode are fixed by the study file
@@ -36,13 +111,43 @@ class CellASHAScheduler(FIFOScheduler):
         if EPOCH_ATTR not in result or self._metric not in result:
             return TrialScheduler.CONTINUE
         cell = trial.config.get(CELL_KEY, "<none>")
-        decision = self.asha.on_result(
-            trial.trial_id, cell, int(result[EPOCH_ATTR]), result[self._metric]
-        )
+        # The trial key, not Ray's trial id: it names the same trial in every launch.
+        key = trial.config.get(TRIAL_KEY, trial.trial_id)
+        before = self._records(cell)
+        decision = self.asha.on_result(key, cell, int(result[EPOCH_ATTR]), result[self._metric])
+        if self._records(cell) != before:
+            self.save()
         return TrialScheduler.STOP if decision == STOP else TrialScheduler.CONTINUE
 
     def on_trial_remove(self, tune_controller, trial) -> None:
-        self.asha.forget(trial.trial_id)
+        key = trial.config.get(TRIAL_KEY, trial.trial_id)
+        if key not in self.asha.stopped:  # a stopped trial's rung values stay: they decided
+            self.asha.forget(key)
+
+    def choose_trial_to_run(self, tune_controller):
+        # After a driver restart, a trial ASHA had stopped may come back PENDING (the stop
+        # reached the saved rungs but not Ray's last experiment snapshot). If it already
+        # reported its stopping rung, it ends here, as in an uninterrupted run; if Ray lost that
+        # report too, it runs and is stopped again when it reports that rung.
+        for trial in tune_controller.get_trials():
+            if trial.status not in (Trial.PENDING, Trial.PAUSED):
+                continue
+            stop = self.asha.stopped.get(trial.config.get(TRIAL_KEY, trial.trial_id))
+            reached = int((trial.last_result or {}).get(EPOCH_ATTR, 0) or 0)
+            if stop is not None and reached >= stop[1]:
+                tune_controller.stop_trial(trial)
+        return super().choose_trial_to_run(tune_controller)
+
+    def _records(self, cell: str) -> int:
+        """Values recorded in ``cell``'s rungs (changes only when a rung records a trial)."""
+        return sum(len(r) for r in self.asha._rungs(cell).recorded.values())
+
+    def save(self) -> None:
+        """Write the rungs atomically (a killed driver leaves the old or the new file)."""
+        if self._state_file is None:
+            return
+        atomic_write_text(self._state_file, json.dumps(self.asha.to_state()))
+        self.saves += 1
 
     def debug_string(self) -> str:
         return f"CellASHA(scope={self.asha.scope}, stopped early={len(self.asha.stopped)})"

@@ -23,6 +23,7 @@ from ray.tune.search import Searcher
 
 from capstudy.study import StudySpec
 from capstudy.study.cells import Cell, expand_cells
+from capstudy.study.plan import asha_rungs
 
 CELL_KEY = "_cell"
 CELL_ID_KEY = "_cell_id"
@@ -119,6 +120,10 @@ class CellSearcher(Searcher):
         self._trial_cell[trial_id] = index
         cell = self._cells[index]
         config = cell.trial_dict(self._spec, self._sample(index, trial_id, k))
+        # The trial checkpoints (and, with shift_eval: rungs, evaluates shifts) where ASHA
+        # may stop it.
+        asha = self._spec.tune.asha
+        config["rungs"] = asha_rungs(asha.grace, asha.reduction, asha.max_t)
         config.update(
             {
                 CELL_KEY: cell.cell_hash,

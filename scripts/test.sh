@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything into .venv and run the test suite (the command CI runs).
-# Extra arguments go to pytest, e.g. `bash scripts/test.sh -m slow` for the end-to-end tests.
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -m slow` for the end-to-end tests;
+# .ci/run runs both suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh

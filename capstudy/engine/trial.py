@@ -92,12 +92,14 @@ def run_trial(
 
     Args:
         config: The frozen trial config.
-        report: Called after every epoch with ``(metrics, checkpoint_dir)``, after the
-            checkpoint is written (so a scheduler that stops the trial keeps that epoch).
+        report: Called after every epoch with ``(metrics, folder)``: ``folder`` is
+            ``checkpoint_dir`` when this epoch wrote a checkpoint (before the call, so a
+            scheduler that stops the trial keeps that epoch), else None.
         init_path: Weights for ``init`` imagenet/imagenet_coco (the caller resolves the
             registry, see :func:`capstudy.pretrain.resolve_init`). When ``config.init`` is a
             path and this is None, that path is used.
-        checkpoint_dir: Where ``checkpoint.pt`` is written after every epoch (None: never).
+        checkpoint_dir: Where ``checkpoint.pt`` is written after the epochs
+            :meth:`TrialConfig.checkpoint_due` names (None: never).
         resume_from: A checkpoint file or folder of this same config; training continues
             after its last epoch with the same results as an uninterrupted run (on a GPU
             with ``deterministic: true``).
@@ -192,14 +194,17 @@ def _epochs(parts: _Parts, config, start, history, report, checkpoint_dir, progr
             if diverged:
                 metrics.update(_diverged_metrics(config, parts.data))
             else:
-                metrics.update(_evaluate_all(parts, config))
+                shifts = config.shift_eval_due(epoch + 1)
+                metrics.update(_evaluate_all(parts, config, shifts))
             metrics[keys.M_IMAGES_PER_S] = images / max(train_s, 1e-9)
             metrics[keys.M_EPOCH_TIME] = time.perf_counter() - tic
             history.append(metrics)
-            if checkpoint_dir is not None and not diverged:
+            written = None
+            if checkpoint_dir is not None and not diverged and config.checkpoint_due(epoch + 1):
                 save_checkpoint(checkpoint_dir, _payload(parts, config, epoch + 1, history))
+                written = checkpoint_dir
             if report is not None:
-                report(dict(metrics), None if diverged else checkpoint_dir)
+                report(dict(metrics), written)
             if diverged:
                 return True
     return False
@@ -255,10 +260,14 @@ def _main_metrics(config: TrialConfig) -> tuple[str, ...]:
 _VAL = "val"
 
 
-def _evaluate_all(parts: _Parts, config: TrialConfig) -> dict[str, float]:
-    """``val/<m>`` on the carved validation subset, ``eval/<domain>/<m>`` on published splits."""
+def _evaluate_all(parts: _Parts, config: TrialConfig, shifts: bool = True) -> dict[str, float]:
+    """``val/<m>`` on the carved validation subset, ``eval/<domain>/<m>`` on published splits.
+
+    ``val/*`` (what ASHA and selection read) every epoch; the published evaluation splits,
+    which are only reported, when ``shifts`` (``config.shift_eval`` / ``eval_every``).
+    """
     data = parts.data
-    splits = {_VAL: data.val, **data.evals}
+    splits = {_VAL: data.val, **(data.evals if shifts else {})}
     class_sets = {_VAL: data.class_sets.get(config.train_domain), **data.class_sets}
     results = evaluate_splits(
         parts.model, splits, config.task, parts.precision, config.batch_size, class_sets

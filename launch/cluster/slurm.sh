@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# SLURM: start a Ray cluster across the allocated nodes, then run a study on it.
+# SLURM: start a Ray cluster across the allocated nodes, an MLflow server on the head, then
+# run a study on it.
 #
-#   sbatch launch/cluster/slurm.sh full_grid
+#   CAPSTUDY_SHARED=/shared/capstudy sbatch launch/cluster/slurm.sh full_grid
 #
-# One Ray head on the first node, one worker per other node; the driver runs on the head
-# with --address auto. Set CAPSTUDY_ROOT to a checkout with .venv built (bash
-# scripts/bootstrap.sh) on a filesystem every node sees; Ray Tune storage and the MLflow
-# store live there too, so --resume works after a requeue.
+# One Ray head on the first node, one worker per other node; the driver and the tracking
+# server run on the head. What must be shared and what must not (README, "Scaling out"):
+#   shared  ($CAPSTUDY_SHARED, every node, same path): the checkout with .venv
+#           ($CAPSTUDY_ROOT), the datasets (data/), Ray Tune storage (ray_results/: checkpoints
+#           restored on any node, --resume after a requeue) and MLflow artifacts (mlartifacts/);
+#   node-local (never on NFS): CAPSTUDY_HOME (file locks: flock over NFS is unreliable),
+#           CAPSTUDY_CACHE (memory-mapped image arrays: another node rebuilding an entry could
+#           remove a folder this node maps), and the server's SQLite file (SQLite over NFS can
+#           corrupt); the latter is copied back to the shared folder when the job ends, so a
+#           requeued job continues the same store.
 #SBATCH --job-name=capstudy
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=1
@@ -14,19 +21,43 @@
 #SBATCH --gpus-per-task=1
 #SBATCH --time=24:00:00
 #SBATCH --output=capstudy-%j.log
+#SBATCH --signal=B:TERM@120
 set -euo pipefail
 
 SPACE=${1:-full_grid}
+SHARED=${CAPSTUDY_SHARED:?set CAPSTUDY_SHARED to a folder every node mounts}
 ROOT=${CAPSTUDY_ROOT:-$SLURM_SUBMIT_DIR}
+LOCAL=${SLURM_TMPDIR:-/tmp}/capstudy-$USER
 source "$ROOT/.venv/bin/activate"
-export CAPSTUDY_HOME=${CAPSTUDY_HOME:-$ROOT/.capstudy}   # shared: registry, mlflow.db, storage
+export CAPSTUDY_DATA=$SHARED/data
+export CAPSTUDY_HOME=$LOCAL/home        # node-local: locks (same path on every node)
+export CAPSTUDY_CACHE=$LOCAL/cache      # node-local: decoded image arrays
 export RAY_USAGE_STATS_ENABLED=0
 export RAY_AUTH_MODE=token   # Ray 2.60: multi-node `ray start` needs it (DESIGN.md, known traps)
+mkdir -p "$SHARED/ray_results" "$SHARED/mlartifacts" "$LOCAL"
 
 nodes=($(scontrol show hostnames "$SLURM_JOB_NODELIST"))
 head=${nodes[0]}
 head_ip=$(srun --nodes=1 --ntasks=1 -w "$head" hostname --ip-address | awk '{print $1}')
 port=6379
+mlflow_port=5000
+
+# The tracking server: SQLite on the head's local disk, restored from / saved to $SHARED.
+db=$LOCAL/mlflow.db
+[ -f "$SHARED/mlflow.db" ] && cp "$SHARED/mlflow.db" "$db"
+save_store() {
+  python - "$db" "$SHARED/mlflow.db" <<'EOF'
+import sqlite3, sys
+src, dst = sqlite3.connect(sys.argv[1]), sqlite3.connect(sys.argv[2] + ".tmp")
+src.backup(dst)  # a consistent copy even while the server has the file open
+dst.close()
+EOF
+  mv "$SHARED/mlflow.db.tmp" "$SHARED/mlflow.db"
+}
+trap save_store EXIT
+MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow server --host 0.0.0.0 --port $mlflow_port \
+  --workers 1 --backend-store-uri "sqlite:///$db" \
+  --default-artifact-root "$SHARED/mlartifacts" > "$LOCAL/mlflow-server.log" 2>&1 &
 
 srun --nodes=1 --ntasks=1 -w "$head" \
   ray start --head --node-ip-address="$head_ip" --port=$port \
@@ -40,5 +71,8 @@ done
 sleep 20
 
 resume=()
-[ -f "$CAPSTUDY_HOME/ray_results/$SPACE/capstudy_study.json" ] && resume=(--resume)
-capstudy launch --space "$SPACE" --address "$head_ip:$port" "${resume[@]}"
+[ -f "$SHARED/ray_results/$SPACE/capstudy_study.json" ] && resume=(--resume)
+# The launcher checks these before anything starts: the server answers from every node, the
+# storage is readable on every node, and the nodes fit the study's resources.
+capstudy launch --space "$SPACE" --address "$head_ip:$port" \
+  --tracking-uri "http://$head_ip:$mlflow_port" --storage "$SHARED/ray_results" "${resume[@]}"

@@ -64,15 +64,34 @@ def _wait_for_nodes(address: str, count: int, timeout: float = 60) -> str:
         time.sleep(2)
 
 
-def test_study_runs_on_both_nodes(two_node_cluster, tmp_path):
+def test_study_runs_on_both_nodes(two_node_cluster, mlflow_server, tmp_path):
     status = _wait_for_nodes(two_node_cluster, 2)
     assert status.count(" node_") == 2, status
-    proc = capstudy(
-        ["launch", "--space", str(HERE / "tiny.yaml"), "--address", two_node_cluster], tmp_path
-    )
+    home = tmp_path / "home"
+    space = str(HERE / "tiny.yaml")
+    # A SQLite store with --address is refused before anything starts (README, Scaling out).
+    refused = capstudy(["launch", "--space", space, "--address", two_node_cluster], home)
+    assert refused.returncode == 2
+    assert "is a file on this machine" in refused.stderr and "mlflow server" in refused.stderr
+    assert not (home / "ray_results").exists()
+
+    args = [
+        "launch",
+        "--space",
+        space,
+        "--address",
+        two_node_cluster,
+        "--tracking-uri",
+        mlflow_server,
+        "--storage",
+        str(tmp_path / "shared"),
+    ]
+    proc = capstudy(args, home)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     nodes = set()
-    for result in (tmp_path / "ray_results" / "tiny").glob("*/result.json"):
+    for result in (tmp_path / "shared" / "tiny").glob("*/result.json"):
         nodes |= {json.loads(line)["_node_id"] for line in result.read_text().splitlines()}
     assert len(nodes) == 2, nodes  # one 1-CPU slot per node: both nodes must have run trials
+    # The server's store (tmp_path/mlflow.db) holds every trial; nothing went to a local one.
     assert sorted(s for _, s, _ in run_rows(tmp_path, "trial")) == ["FINISHED"] * 4
+    assert not (home / "mlflow.db").exists()

@@ -1,10 +1,11 @@
 """The MLflow UI shows a study's runs and metrics (slow: a real server and headless Chromium).
 
-Starts ``mlflow server`` on loopback, logs a small study over HTTP with the keys of
-``capstudy.keys`` (parent run kind=study, child runs kind=trial with the compare-view params),
-then renders the UI pages with headless Chromium (``--dump-dom`` for checks, ``--screenshot``
-for a picture). Needs the Debian package ``chromium`` (skipped when absent). The server is
-started in its own process group and that group is always terminated.
+Starts ``mlflow server`` on loopback, launches a small study through capstudy's real driver
+tracked by it (scripted trials, so nothing trains: the runs, names, params and tags are what
+``capstudy launch`` records), then renders the UI pages with headless Chromium
+(``--dump-dom`` for checks, ``--screenshot`` for a picture). Needs the Debian package
+``chromium``: ``.ci/run`` installs it with apt-get where it can; without it the test skips
+with that reason. The server runs in its own process group, which is always terminated.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import re
 import shutil
 import subprocess
-import time
+import sys
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -29,46 +30,42 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 STUDY = "ui_study"
 
 
-def _log_study(url: str) -> tuple[str, list[str]]:
-    """A parent study run and four trial runs, logged over HTTP; returns ids."""
-    from mlflow.entities import Metric, Param, RunTag
+UI_STUDY = f"""
+study: {{name: {STUDY}, task: detection, metric: val/map50, mode: max}}
+fixed: {{epochs: 3}}
+space:
+  family: {{grid_search: [efficientnet_b0]}}
+  phi: {{grid_search: [0, -4]}}
+  init: {{grid_search: [random, imagenet]}}
+  train: {{grid_search: [synth_a/rgb]}}
+  seed: {{grid_search: [0]}}
+  lr: {{loguniform: [1.0e-3, 1.0e-2]}}
+evaluate: [synth_a/rgb, synth_a/ir]
+tune: {{samples_per_cell: 1, search: random, asha: {{grace: 1, reduction: 2, scope: cell}}}}
+resources: {{cpu: 0.5, gpu: 0}}
+"""
+
+
+def _launch_study(url: str, folder: Path) -> tuple[str, list[str]]:
+    """Launch a 4-trial study through capstudy's real driver, tracked by the server.
+
+    The trials are scripted (no training: :mod:`capstudy.launch.scripted`), everything else
+    -- searcher, scheduler, recorder, run names, params, tags -- is what ``capstudy launch``
+    records. Returns the experiment id and the trial run ids.
+    """
     from mlflow.tracking import MlflowClient
 
+    space = folder / f"{STUDY}.yaml"
+    space.write_text(UI_STUDY)
+    env = {**os.environ, "CAPSTUDY_HOME": str(folder / "home"), "MLFLOW_TRACKING_URI": url}
+    bench = Path(__file__).parents[2] / "benchmarks" / "full_grid_shape.py"
+    cmd = [sys.executable, str(bench), "--drive", "--space", str(space)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     client = MlflowClient(url)
-    exp_id = client.create_experiment(STUDY)
-    tags = {keys.T_KIND: keys.KIND_STUDY, keys.T_STUDY: STUDY, "mlflow.runName": "study"}
-    parent = client.create_run(exp_id, tags=tags).info.run_id
-    children = []
-    for phi, init in ((0, "random"), (0, "imagenet"), (-4, "random"), (-4, "imagenet")):
-        name = f"B{phi}-{init}"
-        run = client.create_run(exp_id, tags={"mlflow.runName": name, keys.T_PARENT_RUN: parent})
-        params = {
-            keys.P_FAMILY: "efficientnet_b0",
-            keys.P_PHI: phi,
-            keys.P_LABEL: f"B{phi}",
-            keys.P_INIT: init,
-            keys.P_TRAIN_DOMAIN: "synth_a/rgb",
-            keys.P_SEED: 0,
-            keys.P_EVAL_DOMAINS: "synth_a/rgb,synth_a/ir",
-            keys.P_STUDY_METRIC: "val/map50",
-        }
-        value = 0.4 + 0.1 * (init == "imagenet") + 0.02 * phi
-        now = int(time.time() * 1000)
-        metrics = [Metric("val/map50", value * (e + 1) / 3, now + e, e) for e in range(3)]
-        metrics += [
-            Metric(keys.eval_metric("synth_a/ir", "map50"), value - 0.1, now, 2),
-            Metric(keys.M_BACKBONE_PARAMS, 3.6e6 / 2.1 ** (-phi), now, 0),
-        ]
-        client.log_batch(
-            run.info.run_id,
-            metrics=metrics,
-            params=[Param(k, str(v)) for k, v in params.items()],
-            tags=[RunTag(keys.T_KIND, keys.KIND_TRIAL), RunTag(keys.T_STUDY, STUDY)],
-        )
-        client.set_terminated(run.info.run_id)
-        children.append(run.info.run_id)
-    client.set_terminated(parent)
-    return exp_id, children
+    exp_id = client.get_experiment_by_name(STUDY).experiment_id
+    runs = client.search_runs([exp_id], f"tags.`{keys.T_KIND}` = '{keys.KIND_TRIAL}'")
+    return exp_id, [r.info.run_id for r in runs]
 
 
 def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
@@ -98,29 +95,33 @@ def _compare_url(base: str, exp_id: str, run_ids: list[str]) -> str:
     )
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs the Debian package chromium")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="needs the Debian package chromium (apt-get install chromium)"
+)
 def test_ui_shows_study_runs_and_metrics(mlflow_server, tmp_path):
-    exp_id, children = _log_study(mlflow_server)
+    exp_id, children = _launch_study(mlflow_server, tmp_path)
+    assert len(children) == 4
     profile = tmp_path / "chromium-profile"
 
     # The experiment's runs page: the study's parent run, its trials nested under it.
     runs_dom = _chromium(["--dump-dom", f"{mlflow_server}/#/experiments/{exp_id}/runs"], profile)
-    assert ">study<" in runs_dom.stdout, runs_dom.stderr[-2000:]
+    assert f">study {STUDY}<" in runs_dom.stdout, runs_dom.stderr[-2000:]
     assert re.search(r"<strong>5</strong> matching runs", runs_dom.stdout)
 
     # The compare view of the four trials: names, design params and metrics side by side.
     compare = _compare_url(mlflow_server, exp_id, children)
     dom = _chromium(["--dump-dom", compare], profile).stdout
-    for text in (
-        "B0-random",
-        "B0-imagenet",
-        "B-4-random",
-        "B-4-imagenet",
+    texts = (
+        "B0 ",
+        "B-4 ",
+        "random",
+        "imagenet",
         "efficientnet_b0",
         "val/map50",
         "eval/synth_a/ir/map50",
         "capacity/backbone_params",
-    ):
+    )
+    for text in texts:
         assert text in dom, f"{text!r} not shown in the compare view"
 
     shot = Path(os.environ.get("CAPSTUDY_UI_SCREENSHOT", tmp_path / "mlflow_ui.png"))

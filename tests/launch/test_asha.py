@@ -1,5 +1,6 @@
 """Per-cell ASHA, driven with scripted streams of results (no Ray runtime)."""
 
+import json
 import random
 
 import numpy as np
@@ -105,3 +106,26 @@ def test_ray_scheduler_adapter_scopes_by_the_trials_cell():
     )
     # Results without the metric (e.g. Ray's own bookkeeping) never stop anything.
     assert sched.on_trial_result(None, weak_same, {"epoch": 2}) == TrialScheduler.CONTINUE
+
+
+def test_saved_rungs_restore_the_same_decisions():
+    # A resumed study must decide as the uninterrupted one: rungs restored, not restarted.
+
+    asha = CellASHA(grace=1, reduction=2, max_t=8)
+    assert asha.on_result("a", "c", 1, 0.9) == "CONTINUE"
+    assert asha.on_result("b", "c", 1, 0.1) == "STOP"
+    restored = CellASHA.from_state(json.loads(json.dumps(asha.to_state())))
+    assert restored.to_state() == asha.to_state() and restored.same_settings(asha)
+    # A third trial meets the restored rung (a fresh one would let it continue).
+    assert restored.on_result("c", "c", 1, 0.2) == "STOP"
+    assert CellASHA(grace=1, reduction=2, max_t=8).on_result("c", "c", 1, 0.2) == "CONTINUE"
+
+
+def test_a_stop_decision_stands_when_the_trial_reports_its_rung_again():
+    # The driver died after ASHA stopped "b" but before Ray saved that: "b" resumes from an
+    # earlier checkpoint and reaches the rung again.
+
+    asha = CellASHA(grace=1, reduction=2, max_t=8)
+    asha.on_result("a", "c", 1, 0.9)
+    assert asha.on_result("b", "c", 1, 0.1) == "STOP"
+    assert asha.on_result("b", "c", 1, 0.1) == "STOP"

@@ -32,3 +32,29 @@ def test_dry_run_prints_the_plan_even_without_the_datasets(capsys):
 def test_unknown_space_is_a_clean_error(capsys):
     assert run_cli(["launch", "--space", "no_such_study"]) == 2
     assert "no_such_study" in capsys.readouterr().err
+
+
+def test_sqlite_tracking_with_a_cluster_address_stops_before_anything(capstudy_home, capsys):
+    # The "done when" command: refused before Ray, MLflow or any folder is touched.
+    db = capstudy_home / "x.db"
+    args = [
+        "launch",
+        "--space",
+        "full_grid",
+        "--address",
+        "auto",
+        "--tracking-uri",
+        f"sqlite:///{db}",
+    ]
+    assert run_cli(args) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"--tracking-uri: sqlite:///{db} is a file on this machine" in err
+    assert "mlflow server --host 0.0.0.0" in err and "--tracking-uri http://<head>:5000" in err
+    assert not db.exists()
+    assert not (capstudy_home / "ray_results").exists()
+
+
+def test_dry_run_prints_the_checked_settings(capsys):
+    assert run_cli(["launch", "--space", "full_grid", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "settings:" in out and "[ok] --tracking-uri: sqlite:///" in out

@@ -61,6 +61,7 @@ def _run(scope: str, tmp_path, local_ray, max_concurrent: int = 2, study: str = 
     opts = LaunchOptions(space=str(spec.source), max_concurrent=max_concurrent, max_failures=0)
     tuner = build_tuner(spec, opts, storage, storage / spec.name, recorder, scripted_trainable)
     results = tuner.fit()
+    assert recorder.close()  # the tracking sink writes after the callbacks return: flush it
     epochs = {}
     for result in results:
         cfg = result.config
@@ -137,6 +138,7 @@ def test_failed_trial_retries_from_its_checkpoint_in_the_same_run(tmp_path, loca
     opts = LaunchOptions(space=str(spec.source), max_failures=1)
     tuner = build_tuner(spec, opts, storage, storage / spec.name, recorder, crash_once_trainable)
     (result,) = list(tuner.fit())
+    assert recorder.close()
     assert result.error is None
     assert result.metrics["epoch"] == 4 and result.metrics["perf/restored_from"] == 2
     (run,) = tracking.find_runs(spec.name, f"tags.`{keys.T_PARENT_RUN}` = '{parent}'", uri)

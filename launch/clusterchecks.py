@@ -1,0 +1,265 @@
+"""Settings a cluster launch needs, checked before anything runs (and shown by ``--dry-run``).
+
+Four things fail late, slowly or silently on a multi-node cluster, so they are checked first:
+
+- the tracking URI: with ``--address`` the trials run on other machines, and a ``sqlite:`` or
+  ``file:`` URI names a file on *this* one (each worker would open an empty store of its own:
+  every pretrained init fails); an ``http`` server must answer from every node;
+- the Ray storage: checkpoints written on one node are restored on another, so a file the
+  driver writes there must be readable on every node (a node-local folder is refused);
+- node resources against the study's ``resources``: a trial that fits no node never starts,
+  ``gpu > 0`` needs GPUs, and a node whose CPUs run out before its GPUs leaves GPUs idle
+  (``cpu: 4, gpu: 0.25`` needs 16 CPUs per GPU) -- a warning with the number to use.
+
+Every problem names the setting and the fix.
+"""
+
+from __future__ import annotations
+
+import math
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from capstudy.errors import CapstudyError
+
+OK, WARN, ERROR = "ok", "warning", "error"
+MLFLOW_SERVER_HINT = (
+    "start a tracking server on the head node, e.g. `MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false "
+    "mlflow server --host 0.0.0.0 --port 5000 --workers 1 --backend-store-uri "
+    "sqlite:///$HOME/mlflow.db --default-artifact-root /shared/mlartifacts` (README, 'Scaling "
+    "out'), and pass --tracking-uri http://<head>:5000"
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One checked setting: its name, ``ok``/``warning``/``error``, and what was found."""
+
+    setting: str
+    level: str
+    message: str
+
+
+def is_local_uri(uri: str) -> bool:
+    """A tracking URI that names a file on this machine (SQLite, file store, bare path)."""
+    return uri.startswith(("sqlite:", "file:")) or "://" not in uri
+
+
+def server_answers(uri: str, timeout: float = 5.0) -> str | None:
+    """None if the MLflow server at ``uri`` answers ``/health``, else why not."""
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as resp:
+            return None if resp.status == 200 else f"HTTP {resp.status}"
+    except OSError as exc:
+        return str(exc)
+
+
+def tracking_checks(uri: str, address: str | None) -> list[Check]:
+    """The tracking URI against where trials run (no Ray needed)."""
+    if address is not None and is_local_uri(uri):
+        return [
+            Check(
+                "--tracking-uri",
+                ERROR,
+                f"{uri} is a file on this machine, but with --address {address} trials run "
+                "on other nodes, which would each open an empty store of their own; "
+                + MLFLOW_SERVER_HINT,
+            )
+        ]
+    if uri.startswith(("http://", "https://")):
+        why = server_answers(uri)
+        if why is not None:
+            return [
+                Check(
+                    "--tracking-uri",
+                    ERROR,
+                    f"no MLflow server answers at {uri} ({why}); {MLFLOW_SERVER_HINT}",
+                )
+            ]
+        return [Check("--tracking-uri", OK, f"{uri} answers")]
+    return [Check("--tracking-uri", OK, f"{uri} (local store; single-machine launch)")]
+
+
+def resource_checks(nodes: list[dict[str, Any]], cpu: float, gpu: float) -> list[Check]:
+    """The study's per-trial ``resources`` against the nodes' CPUs and GPUs.
+
+    Args:
+        nodes: ``{"node": name, "CPU": n, "GPU": n}`` per alive node.
+        cpu: ``resources.cpu`` of one trial.
+        gpu: ``resources.gpu`` of one trial.
+    """
+    want = f"resources {{cpu: {cpu:g}, gpu: {gpu:g}}}"
+    if gpu > 0 and not any(n.get("GPU", 0) > 0 for n in nodes):
+        return [
+            Check(
+                "resources.gpu",
+                ERROR,
+                f"{want} asks for GPUs but no node has one; set resources.gpu: 0 or add GPU nodes",
+            )
+        ]
+    fits = [n for n in nodes if n.get("CPU", 0) >= cpu and n.get("GPU", 0) >= gpu]
+    if not fits:
+        biggest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
+        return [
+            Check(
+                "resources",
+                ERROR,
+                f"no node fits one trial of {want} (largest: "
+                f"{biggest.get('CPU', 0):g} CPUs, {biggest.get('GPU', 0):g} GPUs); lower "
+                "resources in the study file or add bigger nodes",
+            )
+        ]
+    checks = [Check("resources", OK, f"{len(fits)} of {len(nodes)} nodes fit {want}")]
+    if gpu > 0:
+        for n in fits:
+            by_gpu = math.floor(n["GPU"] / gpu + 1e-9)
+            by_cpu = math.floor(n["CPU"] / cpu + 1e-9) if cpu > 0 else by_gpu
+            if by_cpu < by_gpu:
+                best = n["CPU"] / by_gpu
+                checks.append(
+                    Check(
+                        "resources.cpu",
+                        WARN,
+                        (
+                            f"node {n['node']}: {n['CPU']:g} CPUs run {by_cpu} trials of "
+                            f"{want}, but its {n['GPU']:g} GPUs have room for {by_gpu} "
+                            f"({cpu / gpu:g} CPUs per GPU needed); set resources.cpu to "
+                            f"{math.floor(best * 100) / 100:g} or less to fill them"
+                        ),
+                    )
+                )
+    return checks
+
+
+def _probe(path: str, token: str, uri: str, datasets: dict[str, str]) -> dict[str, Any]:
+    """On one node: can it read the driver's file in storage, reach the tracking server, and
+    read the datasets the study trains and evaluates on?"""
+    import os
+
+    import ray
+
+    try:
+        storage = Path(path).read_text() == token
+    except OSError:
+        storage = False
+    reach = server_answers(uri) if uri.startswith(("http://", "https://")) else None
+    missing = [
+        f"{name} ({root})"
+        for name, root in sorted(datasets.items())
+        if not (Path(root).is_dir() and os.access(root, os.R_OK | os.X_OK))
+    ]
+    node = ray.get_runtime_context().get_node_id()
+    return {"node": node, "storage": storage, "tracking": reach, "missing": missing}
+
+
+def cluster_checks(
+    storage: Path | str,
+    uri: str,
+    cpu: float,
+    gpu: float,
+    datasets: dict[str, str] | None = None,
+) -> list[Check]:
+    """Checks that need the connected Ray cluster: one probe task pinned to every alive node.
+
+    ``datasets`` maps the real (non-synthetic) datasets the trials read to their folders as
+    the nodes see them; every node must have them (trials may run anywhere).
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    alive = [n for n in ray.nodes() if n.get("Alive")]
+    nodes = [
+        {
+            "node": n.get("NodeManagerAddress", n["NodeID"]),
+            "id": n["NodeID"],
+            "CPU": n["Resources"].get("CPU", 0),
+            "GPU": n["Resources"].get("GPU", 0),
+        }
+        for n in alive
+    ]
+    checks = resource_checks(nodes, cpu, gpu)
+    if "://" in str(storage):  # s3://, gs://: Ray's own filesystem layer, shared by design
+        return [*checks, Check("--storage", OK, f"{storage} (remote filesystem)")]
+    folder = Path(storage)
+    folder.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex
+    probe_file = folder / f".capstudy-probe-{token}"
+    probe_file.write_text(token)
+    probe = ray.remote(num_cpus=0)(_probe)
+    try:
+        answers = ray.get(
+            [
+                probe.options(
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(n["id"], soft=False)
+                ).remote(str(probe_file), token, uri, dict(datasets or {}))
+                for n in nodes
+            ],
+            timeout=120,
+        )
+    finally:
+        probe_file.unlink(missing_ok=True)
+    names = {n["id"]: n["node"] for n in nodes}
+    unshared = [names.get(a["node"], a["node"]) for a in answers if not a["storage"]]
+    if unshared:
+        checks.append(
+            Check(
+                "--storage",
+                ERROR,
+                (
+                    f"{folder} is not shared: nodes {', '.join(unshared)} cannot read a "
+                    "file the driver wrote there, so trials could not restore checkpoints on "
+                    "another node; pass --storage on a filesystem every node mounts at the "
+                    "same path (NFS, Lustre) or an s3:// / gs:// URI"
+                ),
+            )
+        )
+    else:
+        checks.append(Check("--storage", OK, f"{folder} readable on all {len(nodes)} nodes"))
+    lacking = [
+        f"{names.get(a['node'], a['node'])}: {', '.join(a['missing'])}"
+        for a in answers
+        if a["missing"]
+    ]
+    if lacking:
+        checks.append(
+            Check(
+                "datasets",
+                ERROR,
+                (
+                    f"nodes lack datasets the trials read ({'; '.join(lacking)}); put them "
+                    "at that path on every node (README, 'Scaling out': datasets are shared) "
+                    "or set CAPSTUDY_DATA / the study's data: section to where they are"
+                ),
+            )
+        )
+    cut_off = [
+        f"{names.get(a['node'], a['node'])} ({a['tracking']})" for a in answers if a["tracking"]
+    ]
+    if cut_off:
+        checks.append(
+            Check(
+                "--tracking-uri",
+                ERROR,
+                f"{uri} does not answer from nodes "
+                f"{', '.join(cut_off)}; serve it on an address they reach "
+                "(mlflow server --host 0.0.0.0) and pass that address",
+            )
+        )
+    return checks
+
+
+def raise_on_errors(checks: list[Check]) -> None:
+    """One :class:`CapstudyError` listing every failed check (nothing has started yet)."""
+    errors = [c for c in checks if c.level == ERROR]
+    if errors:
+        raise CapstudyError(
+            "cannot launch: " + "; ".join(f"{c.setting}: {c.message}" for c in errors)
+        )
+
+
+def render(checks: list[Check]) -> str:
+    """Checks as lines for ``--dry-run`` and the launch log."""
+    return "\n".join(f"  [{c.level}] {c.setting}: {c.message}" for c in checks)
