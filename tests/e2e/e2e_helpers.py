@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -129,3 +130,28 @@ class MlflowServer:
 
     def _tail(self) -> str:
         return (self.folder / "server.log").read_text()[-2000:]
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def headless_chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
+    """Run headless Chromium (Debian's package) with ``args``; no network beyond loopback."""
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=30000",
+        "--window-size=1400,900",
+        "--allow-file-access-from-files",
+    ]
+    return subprocess.run(
+        [CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=180, check=False
+    )

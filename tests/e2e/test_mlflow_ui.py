@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import urllib.parse
@@ -21,12 +20,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from e2e_helpers import CHROMIUM, headless_chromium
 
 from capstudy import keys
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 STUDY = "ui_study"
 
 
@@ -68,26 +67,6 @@ def _launch_study(url: str, folder: Path) -> tuple[str, list[str]]:
     return exp_id, [r.info.run_id for r in runs]
 
 
-def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={profile}",
-        "--virtual-time-budget=30000",
-        "--window-size=1400,900",
-    ]
-    return subprocess.run(
-        [CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=180, check=False
-    )
-
-
 def _compare_url(base: str, exp_id: str, run_ids: list[str]) -> str:
     runs = urllib.parse.quote(json.dumps(run_ids))
     return (
@@ -104,13 +83,15 @@ def test_ui_shows_study_runs_and_metrics(mlflow_server, tmp_path):
     profile = tmp_path / "chromium-profile"
 
     # The experiment's runs page: the study's parent run, its trials nested under it.
-    runs_dom = _chromium(["--dump-dom", f"{mlflow_server}/#/experiments/{exp_id}/runs"], profile)
+    runs_dom = headless_chromium(
+        ["--dump-dom", f"{mlflow_server}/#/experiments/{exp_id}/runs"], profile
+    )
     assert f">study {STUDY}<" in runs_dom.stdout, runs_dom.stderr[-2000:]
     assert re.search(r"<strong>5</strong> matching runs", runs_dom.stdout)
 
     # The compare view of the four trials: names, design params and metrics side by side.
     compare = _compare_url(mlflow_server, exp_id, children)
-    dom = _chromium(["--dump-dom", compare], profile).stdout
+    dom = headless_chromium(["--dump-dom", compare], profile).stdout
     texts = (
         "B0 ",
         "B-4 ",
@@ -126,5 +107,5 @@ def test_ui_shows_study_runs_and_metrics(mlflow_server, tmp_path):
 
     shot = Path(os.environ.get("CAPSTUDY_UI_SCREENSHOT", tmp_path / "mlflow_ui.png"))
     shot.parent.mkdir(parents=True, exist_ok=True)
-    _chromium([f"--screenshot={shot}", compare], profile)
+    headless_chromium([f"--screenshot={shot}", compare], profile)
     assert shot.stat().st_size > 10_000  # a rendered page, not a blank one

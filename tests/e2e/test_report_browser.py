@@ -4,39 +4,16 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 from clitools import run_cli
+from e2e_helpers import CHROMIUM, headless_chromium
 from mlflow.tracking import MlflowClient
 
 from capstudy import keys
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _chromium(args: list[str], profile: Path) -> str:
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={profile}",
-        "--virtual-time-budget=30000",
-        "--window-size=1400,900",
-        "--allow-file-access-from-files",
-    ]
-    proc = subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=180)
-    return proc.stdout
 
 
 def test_report_and_mlflow_run_open_with_the_headline_figure(mlflow_server, tmp_path):
@@ -63,7 +40,7 @@ def test_report_and_mlflow_run_open_with_the_headline_figure(mlflow_server, tmp_
     profile = tmp_path / "profile"
 
     # The report file: the headline section (figure, verdict table) comes before the rest.
-    dom = _chromium(["--dump-dom", (out / "report.html").as_uri()], profile)
+    dom = headless_chromium(["--dump-dom", (out / "report.html").as_uri()], profile).stdout
     headline = dom.index('id="headline-figure"')
     assert headline < dom.index("Conclusions")
     assert re.search(r'id="headline-figure"><img alt="Figure 1[^"]*" src="data:image/png', dom)
@@ -74,10 +51,12 @@ def test_report_and_mlflow_run_open_with_the_headline_figure(mlflow_server, tmp_
     client = MlflowClient(mlflow_server)
     (run,) = client.search_runs([exp_id], f"tags.`{keys.T_KIND}` = 'analysis'")
     run_url = f"{mlflow_server}/#/experiments/{exp_id}/runs/{run.info.run_id}"
-    page = _chromium(["--dump-dom", run_url], profile)
+    page = headless_chromium(["--dump-dom", run_url], profile).stdout
     assert "Headline" in page, page[-2000:]
-    art = _chromium(["--dump-dom", f"{run_url}/artifacts/paper/figure1.png"], profile)
+    art = headless_chromium(
+        ["--dump-dom", f"{run_url}/artifacts/paper/figure1.png"], profile
+    ).stdout
     assert re.search(r"<img[^>]+figure1\.png", art), art[-3000:]
     shot = tmp_path / "analysis_run.png"
-    _chromium([f"--screenshot={shot}", f"{run_url}/artifacts/paper/figure1.png"], profile)
+    headless_chromium([f"--screenshot={shot}", f"{run_url}/artifacts/paper/figure1.png"], profile)
     assert shot.stat().st_size > 10_000
