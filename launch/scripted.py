@@ -32,7 +32,7 @@ from ray import tune
 
 from capstudy import keys
 from capstudy.launch.searcher import TRIAL_KEY
-from capstudy.launch.trainable import DATA_FINGERPRINT
+from capstudy.launch.trainable import DATA_FINGERPRINT, restore_checkpoint
 
 STATE_FILE = "scripted.json"
 CLASSES = ("person", "bicycle", "car", "dog")  # FLIR's four evaluated classes
@@ -103,10 +103,10 @@ def scripted_trainable(config: dict[str, Any]) -> None:
     every = int(os.environ.get(CHECKPOINT_EVERY_ENV, "5") or 5)
     rungs = {int(r) for r in os.environ.get(RUNGS_ENV, "").split(",") if r.strip()}
     start = 0
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            start = int(json.loads((Path(folder) / STATE_FILE).read_text())["epoch"])
+    with tempfile.TemporaryDirectory(prefix="scripted-restore-") as tmp:
+        folder = restore_checkpoint(tune.get_checkpoint(), tmp)
+        if folder is not None:
+            start = int(json.loads((folder / STATE_FILE).read_text())["epoch"])
     fingerprint = (
         "scripted-" + hashlib.sha256(str(config.get("train_domain")).encode()).hexdigest()[:12]
     )

@@ -10,6 +10,7 @@ callback records everything, so one process writes to the tracking store.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -27,6 +28,9 @@ VAL_FINGERPRINT = "_val_fingerprint"
 NODE_ID = "_node_id"  # which Ray node ran the trial (multi-node tests, debugging)
 
 
+log = logging.getLogger(__name__)
+
+
 def trial_config(params: dict[str, Any]) -> TrialConfig:
     """The trial's config from a Ray config dict (study keys removed, threads defaulted)."""
     values = {k: v for k, v in params.items() if k not in STUDY_KEYS}
@@ -35,6 +39,23 @@ def trial_config(params: dict[str, Any]) -> TrialConfig:
         # oversubscribed trials on one node are slower than fewer threads each.
         values["threads"] = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
     return TrialConfig.from_dict(values, source=f"trial {params.get(TRIAL_KEY, '?')}")
+
+
+def restore_checkpoint(checkpoint: Any, dest: str) -> Path | None:
+    """The trial's Ray checkpoint copied to ``dest``; None when Ray names one it deleted.
+
+    A driver killed between Ray registering a new checkpoint (and deleting an older one) and
+    its next experiment snapshot resumes from a snapshot naming the deleted folder (seen in
+    the three-kill test). The trial then starts again from epoch 1: its seeds make it repeat
+    the same epochs, which costs time but never a wrong result.
+    """
+    if checkpoint is None:
+        return None
+    try:
+        return Path(checkpoint.to_directory(dest))
+    except (FileNotFoundError, OSError) as exc:
+        log.warning("checkpoint %s is gone (%s): the trial restarts from epoch 1", checkpoint, exc)
+        return None
 
 
 def capstudy_trainable(params: dict[str, Any]) -> None:
@@ -56,10 +77,8 @@ def capstudy_trainable(params: dict[str, Any]) -> None:
     node_id = ray.get_runtime_context().get_node_id()
     checkpoint = tune.get_checkpoint()
     with tempfile.TemporaryDirectory(prefix="capstudy-trial-") as tmp:
-        resume_from = None
-        if checkpoint is not None:
-            restored = Path(checkpoint.to_directory(os.path.join(tmp, "restored")))
-            resume_from = restored / CHECKPOINT_FILE
+        restored = restore_checkpoint(checkpoint, os.path.join(tmp, "restored"))
+        resume_from = restored / CHECKPOINT_FILE if restored is not None else None
         checkpoint_dir = Path(tmp) / "checkpoint"
 
         def report(metrics: dict[str, float], written: Path | None) -> None:
