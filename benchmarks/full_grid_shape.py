@@ -34,6 +34,8 @@ import sys
 import time
 from pathlib import Path
 
+from capstudy import keys
+
 ROOT = Path(__file__).resolve().parents[1]
 # Scripted trials do almost no work: a quarter CPU each lets 8 run at once on 2 cores, and
 # keeps the driver, not the trials, the bottleneck being measured.
@@ -165,11 +167,11 @@ def trial_results(home: Path, metric: str = "val/map50") -> dict[str, tuple]:
         rows = con.execute(
             """
             select t.value, r.status, lm.step, lm.value from runs r
-            join tags k on k.run_uuid = r.run_uuid and k.key = 'capstudy.kind' and k.value = 'trial'
-            join tags t on t.run_uuid = r.run_uuid and t.key = 'capstudy.trial_id'
+            join tags k on k.run_uuid = r.run_uuid and k.key = ? and k.value = ?
+            join tags t on t.run_uuid = r.run_uuid and t.key = ?
             left join latest_metrics lm on lm.run_uuid = r.run_uuid and lm.key = ?
             """,
-            (metric,),
+            (keys.T_KIND, keys.KIND_TRIAL, keys.T_TRIAL_ID, metric),
         ).fetchall()
     finally:
         con.close()

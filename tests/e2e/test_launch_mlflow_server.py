@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from e2e_helpers import HERE, MlflowServer, capstudy, run_rows
 
+from capstudy import keys
+
 pytestmark = pytest.mark.slow
 BENCH = HERE.parents[1] / "benchmarks" / "full_grid_shape.py"
 
@@ -60,9 +62,9 @@ def _metric_steps(db: Path, key: str = "val/map50") -> dict[str, list[int]]:
     try:
         rows = con.execute(
             """select t.value, m.step from metrics m
-               join tags t on t.run_uuid = m.run_uuid and t.key = 'capstudy.trial_id'
+               join tags t on t.run_uuid = m.run_uuid and t.key = ?
                where m.key = ?""",
-            (key,),
+            (keys.T_TRIAL_ID, key),
         ).fetchall()
     finally:
         con.close()
