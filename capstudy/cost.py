@@ -32,9 +32,9 @@ from capstudy import paths
 from capstudy.recipes import FINETUNE_CLASSIFICATION, FINETUNE_DETECTION
 from capstudy.study.plan import Plan, asha_trial_epochs, cell_capacity
 
-# Rough model, CPU: training images/s on one core at 256 px, batch 16 (README, `capstudy bench
-# train` on this project's 2-core machine): family -> {phi: images/s}; other phis interpolate
-# in log speed, other sizes scale with pixel count.
+# Rough model, CPU: training images/s on one core at 256 px, batch 16 (measured with the
+# former `capstudy bench train` on this project's 2-core machine): family -> {phi: images/s};
+# other phis interpolate in log speed, other sizes scale with pixel count.
 ROUGH_CPU = {
     "efficientnet_b0": {0: 3.1, -4: 16.7, -7: 17.2},
     "mobilenetv3_small": {0: 21.2, -6: 65.0},
