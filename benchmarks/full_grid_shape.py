@@ -133,26 +133,32 @@ def run_with_kills(space: Path, home: Path, kills: int, expected_s: float, seed:
     """Start, SIGKILL at ``kills`` random points (resuming after each), then finish; wall s.
 
     Each attempt first makes progress (new results logged), so a kill lands during training,
-    not during Ray's start-up; then it runs a random further 5-20 % of the expected time.
+    not during Ray's start-up; then it runs a random further 5-15 % of the expected time (the
+    three attempts together stay well inside one run, start-ups included).
     """
     rng = random.Random(seed)
     tic = time.perf_counter()
     for k in range(kills):
         before = _results_so_far(home)
-        proc = subprocess.Popen(
-            _driver_cmd(space, k > 0),
-            env=_env(home),
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        log_path = home.parent / f"driver-attempt-{k + 1}.log"
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(
+                _driver_cmd(space, k > 0),
+                env=_env(home),
+                start_new_session=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        ended = f"driver ended (rc {{}}) before kill {k + 1}; see {log_path}"
         try:
             while _results_so_far(home) <= before:
                 if proc.poll() is not None:
-                    raise SystemExit(f"driver ended before kill {k + 1}; use a bigger study")
+                    tail = log_path.read_text()[-3000:]
+                    raise SystemExit(ended.format(proc.returncode) + "\n" + tail)
                 time.sleep(0.5)
-            proc.wait(timeout=rng.uniform(0.05, 0.2) * expected_s)
-            raise SystemExit(f"driver ended before kill {k + 1}; use a bigger study")
+            proc.wait(timeout=rng.uniform(0.05, 0.15) * expected_s)
+            tail = log_path.read_text()[-3000:]
+            raise SystemExit(ended.format(proc.returncode) + "\n" + tail)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)  # driver and the Ray it started: no clean-up
             proc.wait()
