@@ -161,16 +161,30 @@ def settings_hash(config: TrialConfig, data_fingerprint: str, parent: WeightsRef
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _identity(variant, stage, settings, data, epochs, roots, uri) -> tuple:
-    """(stage settings, config, data fingerprint, parent ref or None, hash or None)."""
+def _identity(variant, stage, settings, data, epochs, roots, uri, fingerprints=None) -> tuple:
+    """(stage settings, config, data fingerprint, parent ref or None, hash or None).
+
+    ``fingerprints`` (``domain:train`` -> fingerprint, as the launch's node probe computed
+    them) spares listing the dataset here: a driver may run where the data is not.
+    """
     from capstudy.data import dataset_fingerprint
+    from capstudy.data.fingerprints import split_key
 
     st = stage_settings(stage, settings=settings, data=data, epochs=epochs, roots=roots)
     config = stage_config(variant, st)
-    fingerprint = dataset_fingerprint(st.domain, "train", dict(st.roots))
+    known = fingerprints or {}
+    fingerprint = known.get(split_key(st.domain, "train")) if data is None else None
+    fingerprint = fingerprint or dataset_fingerprint(st.domain, "train", dict(st.roots))
     parent = None
     if stage == "coco":
-        parent = find_weights(variant, "imagenet", settings=settings, roots=roots, tracking_uri=uri)
+        parent = find_weights(
+            variant,
+            "imagenet",
+            settings=settings,
+            roots=roots,
+            tracking_uri=uri,
+            fingerprints=fingerprints,
+        )
         if parent is None:
             return st, config, fingerprint, None, None
     return st, config, fingerprint, parent, settings_hash(config, fingerprint, parent)
@@ -185,10 +199,14 @@ def find_weights(
     epochs: int | None = None,
     roots: Mapping[str, str] | None = None,
     tracking_uri: str | None = None,
+    fingerprints: Mapping[str, str] | None = None,
 ) -> WeightsRef | None:
-    """The registered version these settings would reuse, or None (nothing is trained)."""
+    """The registered version these settings would reuse, or None (nothing is trained).
+
+    ``fingerprints``: the pretraining datasets' fingerprints, if known (see ``_identity``).
+    """
     uri = tracking_uri or paths.default_tracking_uri()
-    *_, digest = _identity(variant, stage, settings, data, epochs, roots, uri)
+    *_, digest = _identity(variant, stage, settings, data, epochs, roots, uri, fingerprints)
     if digest is None:
         return None
     return registry.find_version(registered_name(variant, stage), digest, uri)

@@ -1,6 +1,6 @@
 """Settings a cluster launch needs, checked before anything runs (and shown by ``--dry-run``).
 
-Four things fail late, slowly or silently on a multi-node cluster, so they are checked first:
+Five things fail late, slowly or silently on a multi-node cluster, so they are checked first:
 
 - the tracking URI: with ``--address`` the trials run on other machines, and a ``sqlite:`` or
   ``file:`` URI names a file on *this* one (each worker would open an empty store of its own:
@@ -9,7 +9,9 @@ Four things fail late, slowly or silently on a multi-node cluster, so they are c
   driver writes there must be readable on every node (a node-local folder is refused);
 - node resources against the study's ``resources``: a trial that fits no node never starts,
   ``gpu > 0`` needs GPUs, and a node whose CPUs run out before its GPUs leaves GPUs idle
-  (``cpu: 4, gpu: 0.25`` needs 16 CPUs per GPU) -- a warning with the number to use.
+  (``cpu: 4, gpu: 0.25`` needs 16 CPUs per GPU) -- a warning with the number to use;
+- the data: every split the study reads is present, readable and the same on every node
+  (``dataprobe``, run inside the same probe task; the driver itself never lists a dataset).
 
 Every problem names the setting and the fix.
 """
@@ -134,25 +136,20 @@ def resource_checks(nodes: list[dict[str, Any]], cpu: float, gpu: float) -> list
     return checks
 
 
-def _probe(path: str, token: str, uri: str, datasets: dict[str, str]) -> dict[str, Any]:
+def _probe(path: str, token: str, uri: str, needs: list, roots: dict) -> dict[str, Any]:
     """On one node: can it read the driver's file in storage, reach the tracking server, and
-    read the datasets the study trains and evaluates on?"""
-    import os
-
+    read (and fingerprint) the data the study reads?"""
     import ray
+
+    from capstudy.launch.dataprobe import probe_data
 
     try:
         storage = Path(path).read_text() == token
     except OSError:
         storage = False
     reach = server_answers(uri) if uri.startswith(("http://", "https://")) else None
-    missing = [
-        f"{name} ({root})"
-        for name, root in sorted(datasets.items())
-        if not (Path(root).is_dir() and os.access(root, os.R_OK | os.X_OK))
-    ]
     node = ray.get_runtime_context().get_node_id()
-    return {"node": node, "storage": storage, "tracking": reach, "missing": missing}
+    return {"node": node, "storage": storage, "tracking": reach, "data": probe_data(needs, roots)}
 
 
 def cluster_checks(
@@ -160,15 +157,27 @@ def cluster_checks(
     uri: str,
     cpu: float,
     gpu: float,
-    datasets: dict[str, str] | None = None,
-) -> list[Check]:
+    needs: list[tuple[str, str]] | None = None,
+    roots: dict[str, str] | None = None,
+) -> tuple[list[Check], dict[str, str]]:
     """Checks that need the connected Ray cluster: one probe task pinned to every alive node.
 
-    ``datasets`` maps the real (non-synthetic) datasets the trials read to their folders as
-    the nodes see them; every node must have them (trials may run anywhere).
+    Args:
+        storage: Ray Tune storage (``--storage``).
+        uri: The tracking URI.
+        cpu: ``resources.cpu`` of one trial.
+        gpu: ``resources.gpu`` of one trial.
+        needs: ``(domain, source)`` splits the study reads (``dataprobe.data_needs``); every
+            node must have them, equal (trials may run anywhere).
+        roots: The study's ``data:`` section (folders as the nodes see them).
+
+    Returns:
+        The checks, and each split's fingerprint as the nodes computed it (``domain:source``).
     """
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from capstudy.launch.dataprobe import data_checks
 
     alive = [n for n in ray.nodes() if n.get("Alive")]
     nodes = [
@@ -181,60 +190,31 @@ def cluster_checks(
         for n in alive
     ]
     checks = resource_checks(nodes, cpu, gpu)
-    if "://" in str(storage):  # s3://, gs://: Ray's own filesystem layer, shared by design
-        return [*checks, Check("--storage", OK, f"{storage} (remote filesystem)")]
-    folder = Path(storage)
-    folder.mkdir(parents=True, exist_ok=True)
+    remote = "://" in str(storage)  # s3://, gs://: Ray's own filesystem layer, shared by design
     token = uuid.uuid4().hex
-    probe_file = folder / f".capstudy-probe-{token}"
-    probe_file.write_text(token)
+    probe_file = None
+    if not remote:
+        Path(storage).mkdir(parents=True, exist_ok=True)
+        probe_file = Path(storage) / f".capstudy-probe-{token}"
+        probe_file.write_text(token)
     probe = ray.remote(num_cpus=0)(_probe)
     try:
         answers = ray.get(
             [
                 probe.options(
                     scheduling_strategy=NodeAffinitySchedulingStrategy(n["id"], soft=False)
-                ).remote(str(probe_file), token, uri, dict(datasets or {}))
+                ).remote(str(probe_file), token, uri, list(needs or []), dict(roots or {}))
                 for n in nodes
             ],
-            timeout=120,
+            timeout=600,  # a first listing of a large dataset on a node takes minutes
         )
     finally:
-        probe_file.unlink(missing_ok=True)
+        if probe_file is not None:
+            probe_file.unlink(missing_ok=True)
     names = {n["id"]: n["node"] for n in nodes}
-    unshared = [names.get(a["node"], a["node"]) for a in answers if not a["storage"]]
-    if unshared:
-        checks.append(
-            Check(
-                "--storage",
-                ERROR,
-                (
-                    f"{folder} is not shared: nodes {', '.join(unshared)} cannot read a "
-                    "file the driver wrote there, so trials could not restore checkpoints on "
-                    "another node; pass --storage on a filesystem every node mounts at the "
-                    "same path (NFS, Lustre) or an s3:// / gs:// URI"
-                ),
-            )
-        )
-    else:
-        checks.append(Check("--storage", OK, f"{folder} readable on all {len(nodes)} nodes"))
-    lacking = [
-        f"{names.get(a['node'], a['node'])}: {', '.join(a['missing'])}"
-        for a in answers
-        if a["missing"]
-    ]
-    if lacking:
-        checks.append(
-            Check(
-                "datasets",
-                ERROR,
-                (
-                    f"nodes lack datasets the trials read ({'; '.join(lacking)}); put them "
-                    "at that path on every node (README, 'Scaling out': datasets are shared) "
-                    "or set CAPSTUDY_DATA / the study's data: section to where they are"
-                ),
-            )
-        )
+    checks.append(_storage_check(storage, remote, answers, names))
+    found, fingerprints = data_checks(answers, names) if needs else ([], {})
+    checks += found
     cut_off = [
         f"{names.get(a['node'], a['node'])} ({a['tracking']})" for a in answers if a["tracking"]
     ]
@@ -248,7 +228,25 @@ def cluster_checks(
                 "(mlflow server --host 0.0.0.0) and pass that address",
             )
         )
-    return checks
+    return checks, fingerprints
+
+
+def _storage_check(storage: Path | str, remote: bool, answers: list, names: dict) -> Check:
+    if remote:
+        return Check("--storage", OK, f"{storage} (remote filesystem)")
+    unshared = [names.get(a["node"], a["node"]) for a in answers if not a["storage"]]
+    if unshared:
+        return Check(
+            "--storage",
+            ERROR,
+            (
+                f"{storage} is not shared: nodes {', '.join(unshared)} cannot read a "
+                "file the driver wrote there, so trials could not restore checkpoints on "
+                "another node; pass --storage on a filesystem every node mounts at the "
+                "same path (NFS, Lustre) or an s3:// / gs:// URI"
+            ),
+        )
+    return Check("--storage", OK, f"{storage} readable on all {len(answers)} nodes")
 
 
 def raise_on_errors(checks: list[Check]) -> None:

@@ -33,6 +33,7 @@ from capstudy.launch.clusterchecks import (
     render,
     tracking_checks,
 )
+from capstudy.launch.dataprobe import data_needs
 from capstudy.launch.latency import log_latencies
 from capstudy.launch.live import LiveView
 from capstudy.launch.pretraining import have_weights_fn, run_pretraining
@@ -47,7 +48,8 @@ from capstudy.study.plan import asha_rungs, plan
 from capstudy.util import atomic_write_text
 
 STATE_FILE = "capstudy_study.json"
-# Env vars a trial worker needs to find the same tracking store, data and cache.
+# Env vars a local launch's workers get from the driver. A cluster's nodes keep their own
+# (set where `ray start` ran): home and cache are node-local by design (README, "Scaling out").
 _FORWARDED_ENV = ("CAPSTUDY_HOME", "CAPSTUDY_DATA", "CAPSTUDY_CACHE")
 
 
@@ -105,8 +107,12 @@ def launch(
     storage = Path(opts.storage or paths.ray_storage()).expanduser()
     exp_path = storage / spec.name
     _ray_init(opts.address, uri)
-    datasets = {} if scripted else _trial_datasets(spec)
-    checks = cluster_checks(storage, uri, spec.resources.cpu, spec.resources.gpu, datasets)
+    # One probe per node: storage, tracking, and the data (present, readable, equal copies,
+    # fingerprinted there: the driver never lists a dataset).
+    needs = [] if scripted else data_needs(spec)
+    checks, fingerprints = cluster_checks(
+        storage, uri, spec.resources.cpu, spec.resources.gpu, needs, dict(spec.data)
+    )
     for check in checks:
         if check.level == WARN:
             console.print(f"[yellow]warning:[/] {check.setting}: {check.message}")
@@ -116,7 +122,12 @@ def launch(
     recorder = StudyRecorder(spec.name, uri, parent, spec.metric).attach()
     try:
         if not scripted:
-            run_pretraining(spec, uri, say=lambda m: console.print(f"[cyan]{m}[/]"))
+            run_pretraining(
+                spec,
+                uri,
+                say=lambda m: console.print(f"[cyan]{m}[/]"),
+                fingerprints=fingerprints,
+            )
         tuner = build_tuner(spec, opts, storage, exp_path, recorder, trainable_fn)
         results = tuner.fit()
         trials = results._experiment_analysis.trials
@@ -153,16 +164,21 @@ def _dry_run(
 ) -> LaunchOutcome:
     """Print the plan and the checked settings; start nothing (connects to --address only)."""
     problems: list[str] = []
-    have = have_weights_fn(spec, uri, problems)
+    fingerprints = None
+    if opts.address is not None and not any(c.level == ERROR for c in checks):
+        # On a cluster the nodes check (and fingerprint) the data; this machine may lack it.
+        _ray_init(opts.address, uri)
+        storage = opts.storage or str(paths.ray_storage())
+        found, fingerprints = cluster_checks(
+            storage, uri, spec.resources.cpu, spec.resources.gpu, data_needs(spec), dict(spec.data)
+        )
+        checks = checks + found
+    have = have_weights_fn(spec, uri, problems, fingerprints)
     the_plan = plan(spec, have_weights=have)
     print(the_plan.render())
     print(cost_lines(the_plan, opts.devices))
     for problem in problems:
         console.print(f"[yellow]note:[/] {problem}")
-    if opts.address is not None and not any(c.level == ERROR for c in checks):
-        _ray_init(opts.address, uri)
-        storage = opts.storage or str(paths.ray_storage())
-        checks = checks + cluster_checks(storage, uri, spec.resources.cpu, spec.resources.gpu)
     print(_budget(spec))
     print("settings:")
     print(render(checks))
@@ -187,33 +203,15 @@ def _budget(spec: StudySpec) -> str:
     )
 
 
-def _trial_datasets(spec: StudySpec) -> dict[str, str]:
-    """Real datasets the trials read (train and evaluation domains) -> their folders."""
-    from capstudy.data.domains import SYNTHETIC, dataset_root, parse_domain
-
-    cells = expand_cells(spec)
-    domains = set(spec.evaluate) | {
-        str(c.values.get("train", spec.fixed.get("train", ""))) for c in cells
-    }
-    names = {parse_domain(d)[0] for d in domains if d}
-    return {n: str(dataset_root(n, spec.data)) for n in names if n not in SYNTHETIC}
-
-
 def _check_local_datasets(spec: StudySpec) -> None:
     """Fail before anything starts when a real dataset the study reads is not on disk.
 
-    Synthetic datasets are generated on demand and need no check.
+    A single-machine launch only: a presence check, no listing (the probe lists and
+    fingerprints each split once Ray is up). Synthetic datasets are generated on demand.
     """
     from capstudy.data.domains import SYNTHETIC, dataset_root, parse_domain
-    from capstudy.study.plan import pretrain_needs
 
-    cells = expand_cells(spec)
-    domains = set(spec.evaluate) | {
-        str(c.values.get("train", spec.fixed.get("train", ""))) for c in cells
-    }
-    datasets = {parse_domain(d)[0] for d in domains if d}
-    stages = {need.stage for need in pretrain_needs(spec, cells)}
-    datasets |= {getattr(spec.pretrain, stage) for stage in stages}
+    datasets = {parse_domain(domain)[0] for domain, _ in data_needs(spec)}
     missing = sorted(
         f"{name} (looked in {dataset_root(name, spec.data)})"
         for name in datasets
@@ -288,7 +286,8 @@ def _log_study_file(run_id: str, spec: StudySpec, uri: str) -> None:
 
 def _ray_init(address: str | None, uri: str) -> None:
     """Connect to a cluster (``--address``) or start Ray on this machine."""
-    env = {name: os.environ[name] for name in _FORWARDED_ENV if name in os.environ}
+    local = address is None
+    env = {name: os.environ[name] for name in _FORWARDED_ENV if local and name in os.environ}
     env["MLFLOW_TRACKING_URI"] = uri
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     # One small checkpoint per epoch per trial forces a (cheap, ~30 ms) experiment snapshot;

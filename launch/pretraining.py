@@ -30,7 +30,10 @@ def _pretrain(need: PretrainNeed, settings: dict, roots: dict, tracking_uri: str
 
 
 def have_weights_fn(
-    spec: StudySpec, tracking_uri: str, problems: list[str] | None = None
+    spec: StudySpec,
+    tracking_uri: str,
+    problems: list[str] | None = None,
+    fingerprints: dict[str, str] | None = None,
 ) -> Callable[[str, Any, str], bool]:
     """A ``have_weights(family, capacity, stage)`` check against the registry (for plans).
 
@@ -40,6 +43,8 @@ def have_weights_fn(
         problems: If given, a check that cannot run (say, the pretraining dataset is not on
             this machine yet) answers False and appends the reason here instead of raising,
             so a dry run still prints its plan.
+        fingerprints: The pretraining datasets' fingerprints as the nodes computed them
+            (``clusterchecks.cluster_checks``); without them this machine lists the data.
     """
     settings = asdict(spec.pretrain)
     roots = dict(spec.data)
@@ -51,7 +56,12 @@ def have_weights_fn(
         need = PretrainNeed(family, capacity, stage, "")
         try:
             found = find_weights(
-                need.variant, stage, settings=settings, roots=roots, tracking_uri=tracking_uri
+                need.variant,
+                stage,
+                settings=settings,
+                roots=roots,
+                tracking_uri=tracking_uri,
+                fingerprints=fingerprints,
             )
         except CapstudyError as exc:
             if problems is None:
@@ -65,26 +75,45 @@ def have_weights_fn(
 
 
 def run_pretraining(
-    spec: StudySpec, tracking_uri: str, say: Callable[[str], None] = print
+    spec: StudySpec,
+    tracking_uri: str,
+    say: Callable[[str], None] = print,
+    fingerprints: dict[str, str] | None = None,
 ) -> list[PretrainNeed]:
     """Make every missing pretrained weight the study needs; return what was made.
+
+    ``fingerprints``: the pretraining datasets' fingerprints from the launch's node probe,
+    so the driver decides what to reuse without listing (or having) the data.
 
     Raises:
         ray.exceptions.RayTaskError: A pretraining task failed (its run is FAILED in MLflow).
     """
+    from capstudy import registry
+    from capstudy.pretrain import find_weights
+
     needs = pretrain_needs(spec, expand_cells(spec))
     if not needs:
         return []
-    have = have_weights_fn(spec, tracking_uri)
-    missing = [n for n in needs if not have(n.family, n.capacity, n.stage)]
     settings = asdict(spec.pretrain)
     roots = dict(spec.data)
-    present = [n for n in needs if n not in missing]
+    found = {
+        n: find_weights(
+            n.variant,
+            n.stage,
+            settings=settings,
+            roots=roots,
+            tracking_uri=tracking_uri,
+            fingerprints=fingerprints,
+        )
+        for n in needs
+    }
+    missing = [n for n in needs if found[n] is None]
+    present = [n for n in needs if found[n] is not None]
     if present:
         # Trials load the registry's "current" version; reusing makes these current.
         say(f"pretraining: reusing {len(present)} registered weights")
         for need in present:
-            _pretrain(need, settings, roots, tracking_uri)
+            registry.set_current(found[need], tracking_uri)
     if not missing:
         return []
     task = ray.remote(num_cpus=spec.resources.cpu, num_gpus=spec.resources.gpu, max_retries=1)(

@@ -28,9 +28,10 @@ from capstudy.data.domains import (
     domain_task,
     parse_domain,
 )
+from capstudy.data.fingerprints import cached_source_fingerprint
 from capstudy.data.index import SplitIndex, finalize, raise_on_errors
 from capstudy.data.labels import NATIVE, LabelMap, default_label_map
-from capstudy.data.readers import read_raw, source_fingerprint
+from capstudy.data.readers import read_raw
 from capstudy.errors import CapstudyError
 from capstudy.util import file_lock
 
@@ -105,7 +106,9 @@ def get_split(
     source = "eval" if split == "eval" else "train"
     carved = split != "eval" and val_fraction > 0
     spec = carve_spec(split, val_fraction) if carved else "whole"
-    key = cache_key(source_fingerprint(fmt, root, source, modality), wh, f"{lmap.key()}|{spec}")
+    key = cache_key(
+        cached_source_fingerprint(fmt, root, source, modality), wh, f"{lmap.key()}|{spec}"
+    )
     label = f"{split}{val_fraction:g}" if carved else source
     folder = entry_dir(dataset, modality, label, wh, key)
     if not (folder / COMPLETE).is_file():
@@ -195,7 +198,7 @@ def dataset_fingerprint(
     check_split(split, SPLITS)
     root = ensure_dataset(dataset, roots)
     source = "eval" if split == "eval" else "train"
-    fp = source_fingerprint(DATASETS[dataset].format, root, source, modality)
+    fp = cached_source_fingerprint(DATASETS[dataset].format, root, source, modality)
     if split != "eval" and val_fraction > 0:
         return carved_fingerprint(fp, split, val_fraction)
     return fp

@@ -1,4 +1,4 @@
-"""Dispatch from a dataset format to its reader, and the cheap source fingerprint."""
+"""Dispatch from a dataset format to its reader; a split's file list and its fingerprint."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ READERS: Mapping[str, Reader] = {
 }
 
 # Files whose bytes define the labels; everything else is an image hashed by name and size.
-_CONTENT_SUFFIXES = {".xml", ".json", ".txt"}
+CONTENT_SUFFIXES = frozenset({".xml", ".json", ".txt"})
 
 
 def read_raw(fmt: str, root: Path, split: str, modality: str, parse: bool = True) -> RawIndex:
@@ -31,8 +31,12 @@ def read_raw(fmt: str, root: Path, split: str, modality: str, parse: bool = True
     return READERS[fmt](root, check_split(split), modality, parse=parse)
 
 
-def source_fingerprint(fmt: str, root: Path, split: str, modality: str) -> str:
-    """Fingerprint of the files one split depends on, without decoding any image."""
+def list_sources(fmt: str, root: Path, split: str, modality: str) -> list[Path]:
+    """Every file one split depends on (the reader's listing, no parsing or decoding)."""
     raw = read_raw(fmt, root, split, modality, parse=False)
-    files = raw.sources or [Path(p.path) for p in raw.problems]
-    return fingerprint_files(files, lambda f: f.suffix.lower() in _CONTENT_SUFFIXES)
+    return raw.sources or [Path(p.path) for p in raw.problems]
+
+
+def source_fingerprint_of(files: list[Path]) -> str:
+    """Fingerprint of a listed split: names and sizes of images, bytes of label files."""
+    return fingerprint_files(files, lambda f: f.suffix.lower() in CONTENT_SUFFIXES)

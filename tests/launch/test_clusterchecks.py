@@ -53,8 +53,11 @@ def test_cpus_that_run_out_before_the_gpu_warn_with_the_number_to_use():
 def test_storage_is_probed_from_every_node(tmp_path):
     ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
-        datasets = {"flir": str(tmp_path / "no_flir_here")}
-        checks = cluster_checks(tmp_path / "storage", "sqlite:///x.db", 1, 0, datasets)
+        needs = [("flir/rgb", "train"), ("flir/rgb", "eval")]
+        roots = {"flir": str(tmp_path / "no_flir_here")}
+        checks, fingerprints = cluster_checks(
+            tmp_path / "storage", "sqlite:///x.db", 1, 0, needs, roots
+        )
     finally:
         ray.shutdown()
     storage = [c for c in checks if c.setting == "--storage"]
@@ -62,3 +65,58 @@ def test_storage_is_probed_from_every_node(tmp_path):
     assert not list((tmp_path / "storage").iterdir())  # the probe file was removed
     (missing,) = [c for c in checks if c.setting == "datasets"]
     assert missing.level == ERROR and f"flir ({tmp_path / 'no_flir_here'})" in missing.message
+    assert fingerprints == {}
+
+
+def test_data_needs_cover_trials_evaluation_and_pretraining():
+    from capstudy.launch.dataprobe import data_needs
+    from capstudy.study import load
+
+    needs = data_needs(load("full_grid"))
+    assert ("flir/rgb", "train") in needs and ("llvip/rgb", "train") in needs
+    assert {("flir/ir", "eval"), ("llvip/ir", "eval"), ("flir/rgb", "eval")} <= set(needs)
+    assert ("imagenet/rgb", "train") in needs and ("coco/rgb", "train") in needs
+    assert ("imagenet/rgb", "eval") in needs  # a pretraining stage reports on it
+    assert ("flir/ir", "train") not in needs  # evaluated only: its training split is not read
+
+
+def test_copies_that_differ_between_nodes_are_an_error_naming_both():
+    from capstudy.launch.dataprobe import data_checks
+
+    def answer(node, fp):
+        return {
+            "node": node,
+            "data": {"missing": [], "unreadable": [], "fingerprints": {"flir/rgb:train": fp}},
+        }
+
+    names = {"n1": "gpu-1", "n2": "gpu-2", "n3": "gpu-3"}
+    checks, agreed = data_checks([answer("n1", "aa"), answer("n2", "aa")], names)
+    assert [c.level for c in checks] == [OK] and agreed == {"flir/rgb:train": "aa"}
+    answers = [answer("n1", "aa"), answer("n2", "bb"), answer("n3", "aa")]
+    checks, agreed = data_checks(answers, names)
+    (check,) = checks
+    assert check.level == ERROR and check.setting == "datasets"
+    assert "flir/rgb:train: aa on gpu-1, gpu-3, bb on gpu-2" in check.message
+    assert agreed == {}
+
+
+def test_a_node_probe_fingerprints_each_split_once(tmp_path, monkeypatch):
+    import os
+    import time
+
+    from capstudy.data.api import ensure_dataset
+    from capstudy.data.fingerprints import listings
+    from capstudy.launch.dataprobe import probe_data
+
+    monkeypatch.setenv("CAPSTUDY_SYNTH_SCALE", "0.05")
+    root = ensure_dataset("synth_a")
+    then = time.time() - 60  # data copied long ago (fresh files are not trusted, see module)
+    for path in [root, *root.rglob("*")]:
+        os.utime(path, (then, then))
+    needs = [("synth_a/rgb", "train"), ("synth_a/ir", "eval"), ("flir/rgb", "eval")]
+    first = probe_data(needs, {"flir": str(tmp_path / "none")})
+    assert first["missing"] == [f"flir ({tmp_path / 'none'})"] and not first["unreadable"]
+    assert set(first["fingerprints"]) == {"synth_a/rgb:train", "synth_a/ir:eval"}
+    assert probe_data(needs, {"flir": str(tmp_path / "none")}) == first
+    assert listings("flir_aligned", root, "train", "rgb") == 1
+    assert listings("flir_aligned", root, "eval", "ir") == 1
