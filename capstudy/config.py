@@ -169,15 +169,11 @@ class TrialConfig:
 
     def shift_eval_due(self, epoch: int) -> bool:
         """Whether the shift (non-train) domains are evaluated after ``epoch`` (1-based)."""
-        if epoch >= self.epochs:
-            return True  # the final values are what the analysis reads
-        if self.shift_eval == "rungs":
-            return epoch in self.rungs
-        return self.shift_eval == "every" and epoch % self.eval_every == 0
+        return shift_eval_due(epoch, self.epochs, self.shift_eval, self.eval_every, self.rungs)
 
     def checkpoint_due(self, epoch: int) -> bool:
         """Whether a checkpoint is written after ``epoch``: every N, at rungs, at the end."""
-        return epoch >= self.epochs or epoch in self.rungs or epoch % self.checkpoint_every == 0
+        return checkpoint_due(epoch, self.epochs, self.checkpoint_every, self.rungs)
 
     @property
     def is_free_scale(self) -> bool:
@@ -256,3 +252,20 @@ def _coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: key {f.name!r} has bad value {value!r}: {exc}") from None
     return value
+
+
+def shift_eval_due(epoch: int, epochs: int, mode: str, every: int, rungs: tuple) -> bool:
+    """Whether a trial of ``epochs`` evaluates its shift domains after ``epoch`` (1-based),
+    under ``shift_eval`` = ``mode`` and ``eval_every`` = ``every`` (the cost estimate counts
+    with it too)."""
+    if epoch >= epochs:
+        return True  # the final values are what the analysis reads
+    if mode == "rungs":
+        return epoch in rungs
+    return mode == "every" and epoch % every == 0
+
+
+def checkpoint_due(epoch: int, epochs: int, every: int, rungs: tuple) -> bool:
+    """Whether a trial of ``epochs`` writes a checkpoint after ``epoch``: every ``every``
+    epochs, at the ASHA rungs and at the end (where a trial can stop)."""
+    return epoch >= epochs or epoch in rungs or epoch % every == 0

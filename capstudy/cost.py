@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from capstudy import paths
+from capstudy.config import TrialConfig, checkpoint_due, shift_eval_due
 from capstudy.recipes import FINETUNE_CLASSIFICATION, FINETUNE_DETECTION
-from capstudy.study.plan import Plan, asha_trial_epochs, cell_capacity
+from capstudy.study.plan import Plan, asha_rungs, asha_stops, cell_capacity
 
 # Rough model, CPU: training images/s on one core at 256 px, batch 16 (measured with the
 # former `capstudy bench train` on this project's 2-core machine): family -> {phi: images/s};
@@ -162,8 +163,35 @@ def _images(domain: str, split: int, cap: int) -> int:
 
 
 @dataclass(frozen=True)
+class Volume:
+    """Images a study trains and evaluates, and the checkpoints it writes (ASHA estimate)."""
+
+    train: float = 0.0
+    val: float = 0.0  # the held-out in-domain subset, every epoch
+    shift: float = 0.0  # the published evaluation splits of every domain
+    checkpoints: float = 0.0
+
+    def __add__(self, other: Volume) -> Volume:
+        return Volume(
+            self.train + other.train,
+            self.val + other.val,
+            self.shift + other.shift,
+            self.checkpoints + other.checkpoints,
+        )
+
+    @property
+    def evaluated(self) -> float:
+        """Every image evaluated."""
+        return self.val + self.shift
+
+
+@dataclass(frozen=True)
 class Estimate:
-    """Device-seconds of a plan, split by part, and how many variants were measured."""
+    """Device-seconds of a plan, split by part, and how many variants were measured.
+
+    ``volume`` counts with the study's ``checkpoint_every`` / ``eval_every`` /
+    ``shift_eval``; ``every_epoch`` as if every epoch checkpointed and evaluated everything.
+    """
 
     train_s: float
     eval_s: float
@@ -171,11 +199,33 @@ class Estimate:
     measured: int
     rough: int
     gpu: bool
+    volume: Volume = Volume()
+    every_epoch: Volume = Volume()
 
     @property
     def total_s(self) -> float:
         """All device-seconds."""
         return self.train_s + self.eval_s + self.pretrain_s
+
+
+_DEFAULTS = {f: getattr(TrialConfig, f) for f in ("val_fraction", "checkpoint_every")}
+_DEFAULTS |= {f: getattr(TrialConfig, f) for f in ("eval_every", "shift_eval")}
+
+
+def trial_volume(v: dict, epochs_run: int, max_t: int, rungs: tuple, domains: set) -> Volume:
+    """Images and checkpoints of one trial of settings ``v`` stopped after ``epochs_run``."""
+    v = {**_DEFAULTS, **v}
+    published = _images(str(v["train"]), 0, 0)
+    n_val = round(published * float(v["val_fraction"]))
+    n_val = min(n_val, int(v.get("max_eval_images", 0) or n_val))
+    n_train = _images(str(v["train"]), 0, int(v.get("max_train_images", 0) or 0))
+    n_train = min(n_train, published - n_val)
+    n_shift = sum(_images(d, 1, int(v.get("max_eval_images", 0) or 0)) for d in domains)
+    mode, every = str(v["shift_eval"]), int(v["eval_every"])
+    epochs = range(1, epochs_run + 1)
+    shifts = sum(shift_eval_due(e, max_t, mode, every, rungs) for e in epochs)
+    ckpts = sum(checkpoint_due(e, max_t, int(v["checkpoint_every"]), rungs) for e in epochs)
+    return Volume(epochs_run * n_train, epochs_run * n_val, shifts * n_shift, ckpts)
 
 
 def estimate(p: Plan, bench: dict | None = None) -> Estimate:
@@ -184,21 +234,28 @@ def estimate(p: Plan, bench: dict | None = None) -> Estimate:
     gpu = spec.resources.gpu > 0
     recipe = FINETUNE_DETECTION if spec.task == "detection" else FINETUNE_CLASSIFICATION
     asha = spec.tune.asha
-    per_cell = asha_trial_epochs(spec.tune.samples_per_cell, asha.grace, asha.reduction, asha.max_t)
+    rungs = tuple(asha_rungs(asha.grace, asha.reduction, asha.max_t))
+    stops = asha_stops(spec.tune.samples_per_cell, asha.grace, asha.reduction, asha.max_t)
+    if asha.scope != "cell":  # global ASHA: the plan's study-wide estimate, spread evenly
+        share = p.trial_epochs_asha / max(len(p.cells), 1) / spec.tune.samples_per_cell
+        stops = [(round(share), spec.tune.samples_per_cell)]
     train_s = eval_s = 0.0
+    volume = every_epoch = Volume()
     measured, rough = set(), set()
     for cell in p.cells:
-        v = {**recipe, **spec.fixed, **cell.values}
+        v = {"train": "synth_a/rgb", **recipe, **spec.fixed, **cell.values}
         family, _, label = cell_capacity(spec, cell)
         speed = variant_speed(family, _phi(v), label, int(v["image_size"]), gpu, bench)
         (measured if speed.measured else rough).add(label)
-        train = str(v.get("train", "synth_a/rgb"))
-        n_train = _images(train, 0, int(v.get("max_train_images", 0) or 0))
-        domains = set(spec.evaluate) | {train}
-        n_eval = sum(_images(d, 1, int(v.get("max_eval_images", 0) or 0)) for d in domains)
-        epochs = per_cell if asha.scope == "cell" else p.trial_epochs_asha / max(len(p.cells), 1)
-        train_s += epochs * n_train / speed.train
-        eval_s += epochs * n_eval / speed.eval
+        domains = set(spec.evaluate) | {str(v["train"])}
+        plain = {**v, "checkpoint_every": 1, "eval_every": 1, "shift_eval": "every"}
+        for epochs_run, n in stops:
+            vol = trial_volume(v, epochs_run, asha.max_t, rungs, domains)
+            base = trial_volume(plain, epochs_run, asha.max_t, rungs, domains)
+            volume = volume + Volume(*(n * x for x in vars(vol).values()))
+            every_epoch = every_epoch + Volume(*(n * x for x in vars(base).values()))
+            train_s += n * vol.train / speed.train
+            eval_s += n * vol.evaluated / speed.eval
     pretrain_s = 0.0
     for need in p.pretrain_needed:
         dataset = getattr(spec.pretrain, need.stage)
@@ -208,7 +265,43 @@ def estimate(p: Plan, bench: dict | None = None) -> Estimate:
         n = DATASET_IMAGES.get(dataset, UNKNOWN_DATASET_IMAGES)[0]
         cap = spec.pretrain.max_train_images
         pretrain_s += spec.pretrain.epochs(need.stage) * (min(n, cap) if cap else n) / speed.train
-    return Estimate(train_s, eval_s, pretrain_s, len(measured), len(rough), gpu)
+    return Estimate(
+        train_s, eval_s, pretrain_s, len(measured), len(rough), gpu, volume, every_epoch
+    )
+
+
+def volume_lines(est: Estimate, spec) -> str:
+    """Images trained and evaluated, and checkpoints, with the study's settings and without."""
+    f = {**_DEFAULTS, **spec.fixed}
+    vol, base = est.volume, est.every_epoch
+    settings = (
+        f"checkpoint_every={f['checkpoint_every']}, eval_every={f['eval_every']}, "
+        f"shift_eval={f['shift_eval']}"
+    )
+    first = (
+        f"images (ASHA estimate): trained {_count(vol.train)}; evaluated "
+        f"{_count(vol.evaluated)} (held-out val {_count(vol.val)} every epoch, shift domains "
+        f"{_count(vol.shift)}); {_count(vol.checkpoints)} checkpoints  [{settings}]"
+    )
+    if vol == base:
+        return first + " (every epoch: set them to cut evaluation and checkpoints)"
+    return (
+        f"{first}\n  every epoch instead: evaluated {_count(base.evaluated)} (shift domains "
+        f"{_count(base.shift)}), {_count(base.checkpoints)} checkpoints; these settings "
+        f"evaluate {_ratio(vol.evaluated, base.evaluated)} of that and write "
+        f"{_ratio(vol.checkpoints, base.checkpoints)} of the checkpoints"
+    )
+
+
+def _count(n: float) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f}"
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{100 * a / b:.0f}%" if b else "n/a"
 
 
 def cost_lines(p: Plan, devices: int | None = None, bench: dict | None = None) -> str:
@@ -221,10 +314,11 @@ def cost_lines(p: Plan, devices: int | None = None, bench: dict | None = None) -
     kind = "GPU" if gpu else "core"
     wall = est.total_s / devices
     lines = [
+        volume_lines(est, p.spec),
         f"cost: ≈{est.total_s / 3600:.3g} {unit} (training {est.train_s / 3600:.3g}, "
         f"evaluation {est.eval_s / 3600:.3g}, pretraining {est.pretrain_s / 3600:.3g}); "
         f"wall ≈{_hours(wall)} on {devices} {kind}{'s' if devices != 1 else ''} "
-        "(perfect packing; --devices N for another count)"
+        "(perfect packing; --devices N for another count)",
     ]
     if est.rough:
         how = "`capstudy bench trial`" + (" on this machine's GPU" if gpu else " here")

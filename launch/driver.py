@@ -41,10 +41,10 @@ from capstudy.launch.recorder import StudyRecorder
 from capstudy.launch.scheduler import CellASHAScheduler, asha_state_path, load_asha
 from capstudy.launch.searcher import TRIAL_KEY, CellSearcher
 from capstudy.launch.summary import results_table
-from capstudy.launch.trainable import capstudy_trainable, trial_config
+from capstudy.launch.trainable import capstudy_trainable
 from capstudy.study import StudySpec, load
 from capstudy.study.cells import expand_cells
-from capstudy.study.plan import asha_rungs, plan
+from capstudy.study.plan import plan
 from capstudy.util import atomic_write_text
 
 STATE_FILE = "capstudy_study.json"
@@ -179,28 +179,10 @@ def _dry_run(
     print(cost_lines(the_plan, opts.devices))
     for problem in problems:
         console.print(f"[yellow]note:[/] {problem}")
-    print(_budget(spec))
     print("settings:")
     print(render(checks))
     total = len(expand_cells(spec)) * spec.tune.samples_per_cell
     return LaunchOutcome(spec.name, None, total, 0, 0, "PLANNED", None)
-
-
-def _budget(spec: StudySpec) -> str:
-    """Checkpoints and shift-domain evaluations of one full-length trial, vs every epoch."""
-    cells = expand_cells(spec)
-    config = trial_config({**cells[0].trial_dict(spec), "threads": 1})
-    asha = spec.tune.asha
-    config = config.replace(rungs=asha_rungs(asha.grace, asha.reduction, asha.max_t))
-    epochs = range(1, config.epochs + 1)
-    ckpt = sum(config.checkpoint_due(e) for e in epochs)
-    shifts = sum(config.shift_eval_due(e) for e in epochs)
-    return (
-        f"per full trial ({config.epochs} epochs): {ckpt} checkpoints "
-        f"(checkpoint_every={config.checkpoint_every}; {config.epochs} without), shift domains "
-        f"evaluated after {shifts} epochs (shift_eval={config.shift_eval}, "
-        f"eval_every={config.eval_every}; {config.epochs} without); in-domain val every epoch"
-    )
 
 
 def _check_local_datasets(spec: StudySpec) -> None:

@@ -59,3 +59,41 @@ def test_cost_counts_asha_epochs_and_every_evaluation_domain():
     # 400 train images per epoch at 128 px: the whole study's trial-epochs times that.
     per_epoch_b7 = 400 / speed.train
     assert est.train_s > per_epoch_b7 * p.trial_epochs_asha / 8
+
+
+def test_volume_counts_checkpoint_and_shift_settings_per_trial():
+    # A full FLIR trial of full_grid: 50 epochs, rungs 5, 15, 45.
+    v = {
+        "train": "flir/rgb",
+        "val_fraction": 0.1,
+        "max_train_images": 0,
+        "max_eval_images": 1000,
+        "checkpoint_every": 5,
+        "eval_every": 1,
+        "shift_eval": "rungs",
+    }
+    domains = {"flir/rgb", "flir/ir", "llvip/rgb", "llvip/ir"}
+    vol = cost.trial_volume(v, 50, 50, (5, 15, 45), domains)
+    n_val = round(4129 * 0.1)
+    assert vol.train == 50 * (4129 - n_val) and vol.val == 50 * n_val
+    assert vol.shift == 4 * 4 * 1000  # 4 domains, capped at 1000, after epochs 5, 15, 45, 50
+    assert vol.checkpoints == 10
+    # Stopped by ASHA at epoch 15: two shift evaluations, three checkpoints.
+    early = cost.trial_volume(v, 15, 50, (5, 15, 45), domains)
+    assert early.shift == 2 * 4000 and early.checkpoints == 3
+    every = cost.trial_volume(
+        {**v, "shift_eval": "every", "checkpoint_every": 1}, 50, 50, (), domains
+    )
+    assert every.shift == 50 * 4000 and every.checkpoints == 50 and every.train == vol.train
+
+
+def test_dry_run_shows_images_with_and_without_the_settings(capsys):
+    p = plan(load_study("full_grid"))
+    est = cost.estimate(p, None)
+    assert est.volume.train == est.every_epoch.train
+    assert est.volume.shift < est.every_epoch.shift / 4  # shift_eval: rungs
+    assert est.volume.checkpoints < est.every_epoch.checkpoints / 4  # checkpoint_every: 5
+    assert run_cli(["launch", "--space", "full_grid", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "images (ASHA estimate): trained" in out and "every epoch instead: evaluated" in out
+    assert "[checkpoint_every=5, eval_every=1, shift_eval=rungs]" in out

@@ -108,23 +108,31 @@ def asha_rungs(grace: int, reduction: float, max_t: int) -> list[int]:
         milestone *= reduction
 
 
-def asha_trial_epochs(trials: int, grace: int, reduction: float, max_t: int) -> int:
-    """Epochs that ``trials`` competing trials run under successive halving.
+def asha_stops(trials: int, grace: int, reduction: float, max_t: int) -> list[tuple[int, int]]:
+    """``(epochs run, trials)``: how many of ``trials`` competing trials stop after how many
+    epochs under successive halving.
 
     Every trial runs to the first rung; past each rung ``ceil(n / η)`` continue (at least
     one, as ASHA always promotes the first trial to reach a rung); survivors of the last
     rung run to ``max_t``.
+    """
+    out, alive = [], trials
+    for rung in asha_rungs(grace, reduction, max_t):
+        going = math.ceil(alive / reduction)
+        if alive - going:
+            out.append((rung, alive - going))
+        alive = going
+    return [*out, (max_t, alive)]
+
+
+def asha_trial_epochs(trials: int, grace: int, reduction: float, max_t: int) -> int:
+    """Epochs that ``trials`` competing trials run under successive halving (:func:`asha_stops`).
 
     Example:
         9 trials, grace 1, η 3, max_t 9: rungs 1, 3, 9; 9·1 + 3·2 + 1·6 = 21 epochs
         instead of 81.
     """
-    total, alive, done = 0, trials, 0
-    for rung in asha_rungs(grace, reduction, max_t):
-        total += alive * (rung - done)
-        done = rung
-        alive = math.ceil(alive / reduction)
-    return total + alive * (max_t - done)
+    return sum(epochs * n for epochs, n in asha_stops(trials, grace, reduction, max_t))
 
 
 @dataclass(frozen=True)
