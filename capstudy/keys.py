@@ -219,3 +219,9 @@ T_RETRY_OF = "capstudy.retry_of"  # run id of the FAILED run a --retry-failed tr
 M_DEVICE_SECONDS = "cost/device_seconds"
 # CPU inference latency at batch 1 (ms per image), on the launch's parent run per variant.
 M_CPU_LATENCY_PREFIX = "latency/cpu_ms/"
+
+# --- issue 10: remote Ray storage (--storage s3://...) --------------------------------------
+# On a launch's parent run: the Ray storage it ran in (a path or a URI; pyarrow takes no
+# credentials in a URI, so none are recorded), so `capstudy status` finds the study's state
+# in that storage without --storage.
+T_STORAGE = "capstudy.storage"

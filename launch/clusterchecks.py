@@ -6,7 +6,9 @@ Five things fail late, slowly or silently on a multi-node cluster, so they are c
   ``file:`` URI names a file on *this* one (each worker would open an empty store of its own:
   every pretrained init fails); an ``http`` server must answer from every node;
 - the Ray storage: checkpoints written on one node are restored on another, so a file the
-  driver writes there must be readable on every node (a node-local folder is refused);
+  driver writes there must be readable on every node (a node-local folder is refused); a URI
+  (``s3://``, ``gs://``, anything pyarrow opens) must first open, and take and give back a
+  probe object from the driver, before Ray starts (:func:`storage_checks`);
 - node resources against the study's ``resources``: a trial that fits no node never starts,
   ``gpu > 0`` needs GPUs, and a node whose CPUs run out before its GPUs leaves GPUs idle
   (``cpu: 4, gpu: 0.25`` needs 16 CPUs per GPU) -- a warning with the number to use;
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from capstudy.errors import CapstudyError
+from capstudy.storage import Place, is_uri, place
 
 OK, WARN, ERROR = "ok", "warning", "error"
 MLFLOW_SERVER_HINT = (
@@ -136,6 +139,45 @@ def resource_checks(nodes: list[dict[str, Any]], cpu: float, gpu: float) -> list
     return checks
 
 
+STORAGE_FIX = (
+    "pass a URI pyarrow.fs.FileSystem.from_uri opens and this machine can write to (an "
+    "existing bucket, credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the "
+    "GOOGLE_APPLICATION_CREDENTIALS file; S3-compatible stores: "
+    "s3://bucket/path?endpoint_override=host:port&scheme=http), or a path every node mounts"
+)
+
+
+def storage_checks(storage: Place | str | Path) -> list[Check]:
+    """A remote ``--storage`` (a URI): opened, and a probe object written, read back and
+    removed from the driver -- before Ray or any run starts. A path: [] (the per-node probe
+    of :func:`cluster_checks` writes there once Ray is up).
+
+    Failing writes to an unreachable endpoint return after pyarrow's own retries (seconds).
+    """
+    if not isinstance(storage, Place):
+        if not is_uri(storage):
+            return []
+        try:
+            storage = place(storage)
+        except CapstudyError as exc:
+            return [Check("--storage", ERROR, str(exc).removeprefix("--storage "))]
+    if not storage.is_remote:
+        return []
+    probe = storage / f".capstudy-probe-{uuid.uuid4().hex}"
+    token = uuid.uuid4().hex
+    try:
+        probe.write_text(token)
+        try:
+            back = probe.read_text()
+        finally:
+            probe.delete()
+    except OSError as exc:  # pyarrow raises OSError for S3/GCS errors (no bucket, refused)
+        return [Check("--storage", ERROR, f"{storage}: cannot write there ({exc}); {STORAGE_FIX}")]
+    if back != token:
+        return [Check("--storage", ERROR, f"{storage}: a probe object read back changed")]
+    return [Check("--storage", OK, f"{storage} (remote; a probe object written and read back)")]
+
+
 def _probe(path: str, token: str, uri: str, needs: list, roots: dict) -> dict[str, Any]:
     """On one node: can it read the driver's file in storage, reach the tracking server, and
     read (and fingerprint) the data the study reads?"""
@@ -144,8 +186,8 @@ def _probe(path: str, token: str, uri: str, needs: list, roots: dict) -> dict[st
     from capstudy.launch.dataprobe import probe_data
 
     try:
-        storage = Path(path).read_text() == token
-    except OSError:
+        storage = place(path).read_text() == token
+    except (OSError, CapstudyError):
         storage = False
     reach = server_answers(uri) if uri.startswith(("http://", "https://")) else None
     node = ray.get_runtime_context().get_node_id()
@@ -153,7 +195,7 @@ def _probe(path: str, token: str, uri: str, needs: list, roots: dict) -> dict[st
 
 
 def cluster_checks(
-    storage: Path | str,
+    storage: Place | Path | str,
     uri: str,
     cpu: float,
     gpu: float,
@@ -163,7 +205,8 @@ def cluster_checks(
     """Checks that need the connected Ray cluster: one probe task pinned to every alive node.
 
     Args:
-        storage: Ray Tune storage (``--storage``).
+        storage: Ray Tune storage (``--storage``: a path or a URI; every node reads a probe
+            file the driver writes there -- a URI's nodes need its credentials too).
         uri: The tracking URI.
         cpu: ``resources.cpu`` of one trial.
         gpu: ``resources.gpu`` of one trial.
@@ -190,13 +233,11 @@ def cluster_checks(
         for n in alive
     ]
     checks = resource_checks(nodes, cpu, gpu)
-    remote = "://" in str(storage)  # s3://, gs://: Ray's own filesystem layer, shared by design
+    storage = storage if isinstance(storage, Place) else place(storage)
     token = uuid.uuid4().hex
-    probe_file = None
-    if not remote:
-        Path(storage).mkdir(parents=True, exist_ok=True)
-        probe_file = Path(storage) / f".capstudy-probe-{token}"
-        probe_file.write_text(token)
+    storage.mkdir()
+    probe_file = storage / f".capstudy-probe-{token}"
+    probe_file.write_text(token)
     probe = ray.remote(num_cpus=0)(_probe)
     try:
         answers = ray.get(
@@ -209,10 +250,9 @@ def cluster_checks(
             timeout=600,  # a first listing of a large dataset on a node takes minutes
         )
     finally:
-        if probe_file is not None:
-            probe_file.unlink(missing_ok=True)
+        probe_file.delete()
     names = {n["id"]: n["node"] for n in nodes}
-    checks.append(_storage_check(storage, remote, answers, names))
+    checks.append(_storage_check(storage, answers, names))
     found, fingerprints = data_checks(answers, names) if needs else ([], {})
     checks += found
     cut_off = [
@@ -231,10 +271,16 @@ def cluster_checks(
     return checks, fingerprints
 
 
-def _storage_check(storage: Path | str, remote: bool, answers: list, names: dict) -> Check:
-    if remote:
-        return Check("--storage", OK, f"{storage} (remote filesystem)")
+def _storage_check(storage: Place, answers: list, names: dict) -> Check:
     unshared = [names.get(a["node"], a["node"]) for a in answers if not a["storage"]]
+    if unshared and storage.is_remote:
+        return Check(
+            "--storage",
+            ERROR,
+            f"{storage}: nodes {', '.join(unshared)} cannot read an object the driver wrote "
+            "there (credentials or endpoint missing where their `ray start` ran); give every "
+            "node the same access to the store",
+        )
     if unshared:
         return Check(
             "--storage",

@@ -31,6 +31,7 @@ from capstudy.launch.clusterchecks import (
     cluster_checks,
     raise_on_errors,
     render,
+    storage_checks,
     tracking_checks,
 )
 from capstudy.launch.dataprobe import data_needs
@@ -42,10 +43,10 @@ from capstudy.launch.scheduler import CellASHAScheduler, asha_state_path, load_a
 from capstudy.launch.searcher import TRIAL_KEY, CellSearcher
 from capstudy.launch.summary import results_table
 from capstudy.launch.trainable import capstudy_trainable
+from capstudy.storage import Place, place
 from capstudy.study import StudySpec, load
 from capstudy.study.cells import expand_cells
 from capstudy.study.plan import plan
-from capstudy.util import atomic_write_text
 
 STATE_FILE = "capstudy_study.json"
 # Env vars a local launch's workers get from the driver. A cluster's nodes keep their own
@@ -80,7 +81,7 @@ class LaunchOutcome:
     trials_done: int
     trials_failed: int
     status: str
-    experiment_path: Path | None
+    experiment_path: Path | str | None  # a Path for local storage, the URI for a remote one
 
 
 def launch(
@@ -99,12 +100,13 @@ def launch(
     checks = tracking_checks(uri, opts.address)
     if opts.dry_run:
         return _dry_run(spec, opts, uri, checks, console)
+    storage = place(opts.storage or paths.ray_storage())  # a local path or a pyarrow URI
+    checks += storage_checks(storage)  # a URI: a probe object written and read back here
     raise_on_errors(checks)  # before anything starts: no Ray, no run, no folder
     # A scripted trainable reads no data and needs no pretrained weights.
     scripted = trainable_fn is not None
     if opts.address is None and not scripted:
         _check_local_datasets(spec)  # on a cluster the data lives on the workers
-    storage = Path(opts.storage or paths.ray_storage()).expanduser()
     exp_path = storage / spec.name
     _ray_init(opts.address, uri)
     # One probe per node: storage, tracking, and the data (present, readable, equal copies,
@@ -117,7 +119,7 @@ def launch(
         if check.level == WARN:
             console.print(f"[yellow]warning:[/] {check.setting}: {check.message}")
     raise_on_errors(checks)
-    parent = _parent_run(spec, opts, uri, exp_path, console)
+    parent = _parent_run(spec, opts, uri, exp_path, console, storage)
     status, started = "FAILED", time.monotonic()
     recorder = StudyRecorder(spec.name, uri, parent, spec.metric).attach()
     try:
@@ -138,7 +140,8 @@ def launch(
         _print_results(console, uri, spec, time.monotonic() - started)
         if status == "FINISHED":
             log_latencies(spec, parent, uri, say=lambda m: console.print(m, soft_wrap=True))
-        return LaunchOutcome(spec.name, parent, total, done, failed, status, exp_path)
+        where = exp_path.local if exp_path.local is not None else str(exp_path)
+        return LaunchOutcome(spec.name, parent, total, done, failed, status, where)
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -165,10 +168,11 @@ def _dry_run(
     """Print the plan and the checked settings; start nothing (connects to --address only)."""
     problems: list[str] = []
     fingerprints = None
+    storage = opts.storage or str(paths.ray_storage())
+    checks = checks + storage_checks(storage)  # a URI: probed from here (a path: by the nodes)
     if opts.address is not None and not any(c.level == ERROR for c in checks):
         # On a cluster the nodes check (and fingerprint) the data; this machine may lack it.
         _ray_init(opts.address, uri)
-        storage = opts.storage or str(paths.ray_storage())
         found, fingerprints = cluster_checks(
             storage, uri, spec.resources.cpu, spec.resources.gpu, data_needs(spec), dict(spec.data)
         )
@@ -208,7 +212,12 @@ def _check_local_datasets(spec: StudySpec) -> None:
 
 
 def _parent_run(
-    spec: StudySpec, opts: LaunchOptions, uri: str, exp_path: Path, console: Console
+    spec: StudySpec,
+    opts: LaunchOptions,
+    uri: str,
+    exp_path: Place,
+    console: Console,
+    storage: Place | None = None,
 ) -> str:
     """The study's parent run: the previous one on --resume, else a new one."""
     state = _read_state(exp_path)
@@ -225,15 +234,17 @@ def _parent_run(
         return state["parent_run_id"]
     if exp_path.exists():
         archived = exp_path.with_name(f"{exp_path.name}.{time.strftime('%Y%m%d-%H%M%S')}")
-        exp_path.rename(archived)
+        exp_path.move(archived)  # remote: a server-side copy per object, then deletes
         if asha_state_path(exp_path).exists():
-            asha_state_path(exp_path).rename(asha_state_path(archived))
+            asha_state_path(exp_path).move(asha_state_path(archived))
         console.print(f"a previous run of {spec.name!r} was archived to {archived}")
     tags = {
         keys.T_KIND: keys.KIND_STUDY,
         keys.T_STUDY: spec.name,
         keys.T_GIT_COMMIT: tracking.git_commit(),
     }
+    if storage is not None:  # where `capstudy status` finds this launch's state
+        tags[keys.T_STORAGE] = str(storage)
     parent = tracking.create_run(spec.name, f"study {spec.name}", tags, uri)
     cells = expand_cells(spec)
     tracking.log_params(
@@ -251,7 +262,7 @@ def _parent_run(
         uri,
     )
     _log_study_file(parent, spec, uri)
-    exp_path.mkdir(parents=True, exist_ok=True)
+    exp_path.mkdir()
     state = {"parent_run_id": parent, "status": "RUNNING", "study": spec.name, **_driver_id()}
     _write_state(exp_path, state)
     return parent
@@ -292,8 +303,8 @@ def _ray_init(address: str | None, uri: str) -> None:
 def build_tuner(
     spec: StudySpec,
     opts: LaunchOptions,
-    storage: Path,
-    exp_path: Path,
+    storage: Place,
+    exp_path: Place,
     recorder: StudyRecorder,
     trainable_fn: Any = None,
 ) -> tune.Tuner:
@@ -367,13 +378,17 @@ def _count(trials: list[Any]) -> tuple[int, int]:
     return done, failed
 
 
-def _read_state(exp_path: Path) -> dict:
+def _read_state(exp_path: Place) -> dict:
     try:
         return json.loads((exp_path / STATE_FILE).read_text())
     except (OSError, ValueError):
         return {}
 
 
-def _write_state(exp_path: Path, state: dict) -> None:
-    """Atomically record the study's parent run next to Ray's experiment state."""
-    atomic_write_text(exp_path / STATE_FILE, json.dumps(state, indent=1))
+def _write_state(exp_path: Place, state: dict) -> None:
+    """Atomically record the study's parent run next to Ray's experiment state.
+
+    Atomic in both kinds of storage (:meth:`capstudy.storage.Place.write_text`): a local
+    temporary renamed into place, or one whole-object put to S3/GCS.
+    """
+    (exp_path / STATE_FILE).write_text(json.dumps(state, indent=1))

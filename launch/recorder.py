@@ -292,14 +292,11 @@ class StudyRecorder(Callback):
 
     def _replay(self, key: str, trial: Any) -> int:
         """Write the trial's results from Ray's ``result.json`` again (idempotent)."""
-        # The storage copy (synced at the end of fit; local path for local storage), else the
-        # driver's staging copy.
-        found = [Path(p) / "result.json" for p in (trial.path, trial.local_path) if p]
-        path = next((f for f in found if f.is_file()), None)
-        if path is None:
+        text = _result_json(trial)
+        if text is None:
             return 0
         count = 0
-        for line in path.read_text().splitlines():
+        for line in text.splitlines():
             if not line.strip():
                 continue
             step, stamp, metrics = metric_rows(json.loads(line))
@@ -314,3 +311,26 @@ class StudyRecorder(Callback):
         epochs = int(trial.config.get("epochs", 0))
         last = int((trial.last_result or {}).get(keys.M_EPOCH, epochs) or epochs)
         return 0 < last < epochs
+
+
+def _result_json(trial: Any) -> str | None:
+    """A trial's ``result.json``: the storage copy (synced at the end of fit), else the
+    driver's staging copy; None when neither exists.
+
+    The storage copy is read through the trial's own storage filesystem (``trial.path`` is a
+    path on it: local, or a bucket key with ``--storage s3://...``), as Ray wrote it.
+    """
+    fs = getattr(getattr(trial, "storage", None), "storage_filesystem", None)
+    if fs is not None and trial.path:
+        from pyarrow.fs import FileType
+
+        remote = f"{trial.path}/result.json"
+        try:
+            if fs.get_file_info(remote).type == FileType.File:
+                with fs.open_input_stream(remote) as stream:
+                    return stream.read().decode("utf-8")
+        except OSError:
+            pass  # the store is unreachable: fall back to the driver's copy
+    found = [Path(p) / "result.json" for p in (trial.path, trial.local_path) if p]
+    path = next((f for f in found if f.is_file()), None)
+    return path.read_text() if path is not None else None

@@ -7,7 +7,8 @@ whenever a rung records a trial: a few times per trial, not every result; not *i
 folder, which Ray re-uploads from its own staging copy and would overwrite), and a pickled
 scheduler unpickles as the one the current driver attached, loaded from that file
 (:func:`load_asha`). A resumed -- or resumed-again -- study keeps comparing trials against
-every value its rungs held.
+every value its rungs held. The file is read and written through :mod:`capstudy.storage`, so
+``--storage s3://...`` keeps it in the bucket (one whole-object put per save: atomic too).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from capstudy.errors import CapstudyError
 from capstudy.launch.asha import STOP, CellASHA
 from capstudy.launch.searcher import CELL_KEY, TRIAL_KEY
-from capstudy.util import atomic_write_text
+from capstudy.storage import Place, place
 
 EPOCH_ATTR = "epoch"
 ASHA_STATE_SUFFIX = ".asha.json"
@@ -38,12 +39,13 @@ def _active_scheduler() -> CellASHAScheduler:
     return _ACTIVE
 
 
-def asha_state_path(exp_path: Path) -> Path:
-    """Where a study's ASHA state lives: beside its Ray experiment folder."""
-    return Path(exp_path).with_name(Path(exp_path).name + ASHA_STATE_SUFFIX)
+def asha_state_path(exp_path: Place | Path | str) -> Place:
+    """Where a study's ASHA state lives: beside its Ray experiment folder (same storage)."""
+    exp = exp_path if isinstance(exp_path, Place) else place(exp_path)
+    return exp.with_name(exp.name + ASHA_STATE_SUFFIX)
 
 
-def load_asha(exp_path: Path, fresh: CellASHA) -> CellASHA:
+def load_asha(exp_path: Place | Path | str, fresh: CellASHA) -> CellASHA:
     """The study's saved per-cell ASHA state, or ``fresh`` when none was saved.
 
     Raises:
@@ -51,10 +53,12 @@ def load_asha(exp_path: Path, fresh: CellASHA) -> CellASHA:
             ``tune.asha`` changed between the launch and the resume).
     """
     path = asha_state_path(exp_path)
-    if not path.is_file():
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
         return fresh
     try:
-        saved = CellASHA.from_state(json.loads(path.read_text()))
+        saved = CellASHA.from_state(json.loads(text))
     except (ValueError, KeyError, TypeError) as exc:
         raise CapstudyError(
             f"{path}: unreadable ASHA state ({exc}); it is written by capstudy "
@@ -85,7 +89,7 @@ class CellASHAScheduler(FIFOScheduler):
     _supports_buffered_results = False
 
     def __init__(
-        self, asha: CellASHA, metric: str, mode: str, exp_path: Path | None = None
+        self, asha: CellASHA, metric: str, mode: str, exp_path: Place | Path | None = None
     ) -> None:
         super().__init__()
         self.asha = asha
@@ -146,7 +150,7 @@ class CellASHAScheduler(FIFOScheduler):
         """Write the rungs atomically (a killed driver leaves the old or the new file)."""
         if self._state_file is None:
             return
-        atomic_write_text(self._state_file, json.dumps(self.asha.to_state()))
+        self._state_file.write_text(json.dumps(self.asha.to_state()))
         self.saves += 1
 
     def debug_string(self) -> str:

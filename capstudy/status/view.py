@@ -2,7 +2,10 @@
 
 ``capstudy ls``, ``capstudy status`` and the results table at the end of ``capstudy launch``
 all read through here, so they agree. Only reads: nothing here writes to MLflow or Ray's
-storage, so it is safe from another terminal while a study runs.
+storage, so it is safe from another terminal while a study runs. Ray's storage is a local
+path or a URI (:mod:`capstudy.storage`); a study's launch tags the one it ran in
+(``keys.T_STORAGE``), which is read when no storage is given. A store that cannot be read
+from here (no credentials) only loses the driver-liveness detail, never the report.
 
 A trial run's state comes from MLflow: FINISHED (``capstudy.early_stopped`` tells an ASHA
 stop), RUNNING, FAILED (the recorder tags the last line of its error), KILLED.
@@ -20,6 +23,8 @@ from pathlib import Path
 from statistics import mean
 
 from capstudy import keys, paths
+from capstudy.errors import CapstudyError
+from capstudy.storage import Place, place
 
 STATE_FILE = "capstudy_study.json"  # written by the launch driver next to Ray's state
 _PAGE = 5000
@@ -103,7 +108,7 @@ def _search(client, exp_id: str, filter_string: str) -> list:
             return out
 
 
-def _error_line(run, ray_folder: Path | None) -> str:
+def _error_line(run, ray_folder: Place | None) -> str:
     """Last error line: the recorder's tag, else Ray's ``error.txt`` of the trial."""
     tagged = run.data.tags.get(keys.T_ERROR, "")
     if tagged:
@@ -114,7 +119,7 @@ def _error_line(run, ray_folder: Path | None) -> str:
     return last_error_line(ray_folder / trial_id / "error.txt")
 
 
-def last_error_line(path: Path) -> str:
+def last_error_line(path: Path | Place) -> str:
     """The last non-empty line of an error file (the exception and its message), or ''."""
     try:
         lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines()]
@@ -124,7 +129,7 @@ def last_error_line(path: Path) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def _trial_row(run, ray_folder: Path | None) -> TrialRow:
+def _trial_row(run, ray_folder: Place | None) -> TrialRow:
     p, t = run.data.params, run.data.tags
     status = run.info.status
     return TrialRow(
@@ -146,12 +151,31 @@ def _trial_row(run, ray_folder: Path | None) -> TrialRow:
     )
 
 
-def read_state_file(folder: Path) -> dict:
-    """The launch driver's state file of a Ray experiment folder ({} when absent)."""
+def read_state_file(folder: Path | Place) -> dict:
+    """The launch driver's state file of a Ray experiment folder ({} when absent/unreadable)."""
     try:
         return json.loads((folder / STATE_FILE).read_text())
     except (OSError, ValueError):
         return {}
+
+
+def _storage_root(storage: Path | str | None, latest=None) -> Place | None:
+    """Ray storage: as given, else as the latest launch tagged it, else the local default.
+
+    None when it cannot be opened from here (a URI of an unknown scheme).
+    """
+    tagged = latest.data.tags.get(keys.T_STORAGE) if latest is not None else None
+    try:
+        return place(storage or tagged or paths.ray_storage())
+    except CapstudyError:
+        return None
+
+
+def _is_dir(folder: Place | None) -> bool:
+    try:
+        return folder is not None and folder.is_dir()
+    except OSError:  # a remote store that refuses this machine (credentials, network)
+        return False
 
 
 def driver_alive(state: dict) -> bool | None:
@@ -168,8 +192,14 @@ def driver_alive(state: dict) -> bool | None:
     return True
 
 
-def study_state(uri: str, study: str, storage: Path | None = None) -> StudyState | None:
-    """Read one study's launches and its latest launch's trials (None: no such study)."""
+def study_state(uri: str, study: str, storage: Path | str | None = None) -> StudyState | None:
+    """Read one study's launches and its latest launch's trials (None: no such study).
+
+    Args:
+        uri: The tracking URI.
+        study: The study name.
+        storage: Ray storage (path or URI); None: where the latest launch ran (its tag).
+    """
     client = _client(uri)
     exp = client.get_experiment_by_name(study)
     if exp is None:
@@ -177,9 +207,10 @@ def study_state(uri: str, study: str, storage: Path | None = None) -> StudyState
     out = StudyState(study=study, experiment_id=exp.experiment_id)
     parents = _search(client, exp.experiment_id, f"tags.`{keys.T_KIND}` = '{keys.KIND_STUDY}'")
     parents.sort(key=lambda r: r.info.start_time or 0, reverse=True)
-    folder = Path(storage or paths.ray_storage()) / study
-    state = read_state_file(folder)
-    out.ray_folder = str(folder) if folder.is_dir() else ""
+    root = _storage_root(storage, parents[0] if parents else None)
+    folder = root / study if root is not None else None
+    state = read_state_file(folder) if folder is not None else {}
+    out.ray_folder = str(folder) if _is_dir(folder) else ""
     for run in parents:
         out.launches.append(
             {
@@ -214,8 +245,11 @@ def _launch_state(status: str, state: dict) -> str:
     return "INTERRUPTED" if driver_alive(state) is False else "RUNNING"
 
 
-def list_studies(uri: str, storage: Path | None = None) -> list[dict]:
-    """Every study in the tracking store and in Ray's storage, newest activity first."""
+def list_studies(uri: str, storage: Path | str | None = None) -> list[dict]:
+    """Every study in the tracking store and in Ray's storage, newest activity first.
+
+    Studies only in storage are listed from ``storage`` (default: the local one).
+    """
     client = _client(uri)
     rows: dict[str, dict] = {}
     for exp in client.search_experiments():  # active experiments only (MLflow's default)
@@ -231,13 +265,15 @@ def list_studies(uri: str, storage: Path | None = None) -> list[dict]:
             "in_mlflow": True,
             "ray_folder": st.ray_folder,
         }
-    root = Path(storage or paths.ray_storage())
-    for folder in sorted(root.glob("*")) if root.is_dir() else []:
+    root = _storage_root(storage)
+    for folder in _folders(root):
+        if "." in folder.name:
+            continue  # archived copies (<study>.<time>) belong to their study's row
         state = read_state_file(folder)
         name = state.get("study")
-        if not name or "." in folder.name or name in rows:
-            continue  # archived copies (<study>.<time>) belong to their study's row
-        mtime = int(folder.stat().st_mtime * 1000)
+        if not name or name in rows:
+            continue
+        mtime = int((_mtime(folder) or 0) * 1000)
         rows[name] = {
             "study": name,
             "launches": 0,
@@ -252,6 +288,21 @@ def list_studies(uri: str, storage: Path | None = None) -> list[dict]:
             "ray_folder": str(folder),
         }
     return sorted(rows.values(), key=lambda r: r["last_activity"], reverse=True)
+
+
+def _folders(root: Place | None) -> list[Place]:
+    try:
+        return [f for f in root.children() if f.is_dir()] if root is not None else []
+    except OSError:
+        return []
+
+
+def _mtime(folder: Place) -> float | None:
+    """A folder's time; an object store keeps none for prefixes: its state file's time."""
+    try:
+        return folder.mtime() if not folder.is_remote else (folder / STATE_FILE).mtime()
+    except OSError:
+        return None
 
 
 def _stamp(ms: int) -> str:

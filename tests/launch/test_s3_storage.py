@@ -1,0 +1,251 @@
+"""Ray storage in an S3 bucket (``--storage s3://...``), against a real S3 protocol server.
+
+moto's server (``moto[server]``, a dev extra) runs on 127.0.0.1 in this process; pyarrow and
+Ray reach it over HTTP exactly as they would reach AWS or MinIO, through the URI's
+``endpoint_override`` and ``scheme`` query parameters. Nothing is mocked on the client side:
+:mod:`capstudy.storage`, Ray Tune's checkpoint uploads and ``Tuner.restore`` all go through
+pyarrow's S3 filesystem.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+
+from capstudy import keys, tracking
+from capstudy.errors import CapstudyError
+from capstudy.launch.clusterchecks import ERROR, OK, storage_checks
+from capstudy.storage import place
+
+BUCKET = "capstudy"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """A moto S3 server with one bucket; AWS test credentials in the environment.
+
+    The environment is set before any Ray starts here, so Ray's workers (which upload
+    checkpoints) inherit the same credentials, as nodes would from where `ray start` ran.
+    """
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        mp.delenv("AWS_PROFILE", raising=False)
+        port = _free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        try:
+            endpoint = f"127.0.0.1:{port}"
+            boto3.client("s3", endpoint_url=f"http://{endpoint}").create_bucket(Bucket=BUCKET)
+            yield endpoint
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def s3_root(s3_endpoint) -> str:
+    """A fresh prefix in the bucket, as a ``--storage`` URI with query parameters."""
+    prefix = f"ray-{uuid.uuid4().hex[:8]}"
+    return f"s3://{BUCKET}/{prefix}?endpoint_override={s3_endpoint}&scheme=http"
+
+
+# --- the storage abstraction --------------------------------------------------------------
+
+
+def test_place_names_objects_as_ray_does(s3_root):
+    from ray.air._internal.uri_utils import URI
+    from ray.train._internal.storage import get_fs_and_path
+
+    root = place(s3_root)
+    exp = root / "study"
+    assert str(exp) == str(URI(s3_root) / "study")  # Ray's own join: path before the query
+    assert str(exp).endswith("/study?endpoint_override=" + s3_root.split("=", 1)[1])
+    assert str(exp.with_name("study.1")) == str(URI(s3_root) / "study.1")
+    fs, fs_path = get_fs_and_path(str(exp))  # what Ray opens for the same string
+    assert fs.type_name == "s3" and fs_path == f"{BUCKET}/{URI(s3_root).name}/study"
+    assert place(str(exp)) == exp  # a place's string opens the same place again
+
+
+def test_place_reads_writes_and_lists_objects(s3_root):
+    root = place(s3_root)
+    exp = root / "study"
+    assert not exp.exists() and root.children() == []
+    with pytest.raises(FileNotFoundError):
+        (exp / "state.json").read_text()
+    (exp / "state.json").write_text('{"a": 1}')
+    (exp / "state.json").write_text('{"a": 2}')  # overwritten whole: one put, no temporary
+    assert json.loads((exp / "state.json").read_text()) == {"a": 2}
+    assert exp.is_dir() and not exp.is_file() and (exp / "state.json").is_file()
+    assert [c.name for c in exp.children()] == ["state.json"]
+    assert [c.name for c in root.children()] == ["study"]
+    assert (exp / "state.json").mtime() is not None  # status sorts remote studies by it
+    assert exp.mtime() is None  # an S3 prefix has no time of its own
+
+
+def test_moving_a_folder_moves_every_object(s3_root):
+    exp = place(s3_root) / "study"
+    for name in ("state.json", "trial_a/result.json", "trial_a/checkpoint_000001/x.json"):
+        (exp / name).write_text(name)
+    archived = exp.with_name("study.20260101-000000")
+    exp.move(archived)
+    assert not exp.exists()
+    assert (archived / "trial_a" / "checkpoint_000001" / "x.json").read_text().startswith("trial")
+    assert sorted(c.name for c in archived.children()) == ["state.json", "trial_a"]
+    archived.delete()
+    assert not archived.exists()
+
+
+def test_local_place_is_a_path(tmp_path):
+    root = place(str(tmp_path / "ray_results"))
+    assert root.local == tmp_path / "ray_results" and not root.is_remote
+    (root / "s" / "state.json").write_text("x")  # capstudy.util.atomic_write_text
+    assert (tmp_path / "ray_results" / "s" / "state.json").read_text() == "x"
+    assert [p.name for p in (root / "s").children()] == ["state.json"]  # no temporary left
+    assert place(f"file://{tmp_path}/ray_results") == root
+    assert place("~/x").local == Path("~/x").expanduser()
+
+
+# --- clear errors before anything starts ------------------------------------------------------
+
+
+def test_storage_checks_pass_a_writable_bucket_and_leave_nothing(s3_root):
+    (check,) = storage_checks(s3_root)
+    assert check.level == OK and check.setting == "--storage", check
+    assert place(s3_root).children() == []  # the probe object was removed
+
+
+@pytest.mark.parametrize(
+    "uri, says",
+    [
+        ("foo://bucket/ray", "Unrecognized filesystem type"),
+        ("s3://no-such-bucket/ray?endpoint_override={ep}&scheme=http", "bucket does not exist"),
+        ("s3://capstudy/ray?endpoint_override=127.0.0.1:{closed}&scheme=http", "connect"),
+    ],
+    ids=["unknown-scheme", "missing-bucket", "bad-endpoint"],
+)
+def test_storage_checks_name_the_setting_the_uri_and_the_fix(s3_endpoint, uri, says):
+    uri = uri.format(ep=s3_endpoint, closed=_free_port())
+    (check,) = storage_checks(uri)
+    assert check.level == ERROR and check.setting == "--storage"
+    assert uri in check.message and says.lower() in check.message.lower(), check.message
+    assert "s3://bucket/path?endpoint_override=host:port&scheme=http" in check.message  # the fix
+
+
+def test_launch_with_an_unusable_storage_starts_nothing(s3_endpoint, tmp_path):
+    import ray
+
+    from capstudy.launch.driver import LaunchOptions, launch
+    from capstudy.launch.scripted import scripted_trainable
+
+    space = _study(tmp_path)
+    bad = f"s3://no-such-bucket/ray?endpoint_override={s3_endpoint}&scheme=http"
+    for storage in ("foo://bucket/ray", bad):
+        with pytest.raises(CapstudyError, match=r"--storage.*" + storage.split("?")[0]):
+            launch(LaunchOptions(space=space, storage=storage), trainable_fn=scripted_trainable)
+        assert not ray.is_initialized()
+    assert tracking.find_runs("s3study", "", tracking.configure()) == []  # no run, no folder
+
+
+# --- a real launch and resume in the bucket ----------------------------------------------------
+
+STUDY = """
+study: {name: s3study, task: detection, metric: val/map50, mode: max}
+fixed: {epochs: 4}
+space:
+  family: {grid_search: [efficientnet_b0]}
+  phi: {grid_search: [0, -7]}
+  init: {grid_search: [random]}
+  train: {grid_search: [synth_a/rgb]}
+  seed: {grid_search: [0]}
+  lr: {loguniform: [1.0e-4, 1.0e-1]}
+evaluate: [synth_a/rgb]
+tune: {samples_per_cell: 3, search: random, asha: {grace: 1, reduction: 2, scope: cell}}
+resources: {cpu: 0.5, gpu: 0}
+"""
+
+
+def _study(tmp_path: Path) -> str:
+    path = tmp_path / "s3study.yaml"
+    path.write_text(STUDY)
+    return str(path)
+
+
+@pytest.mark.slow  # ~55 s on 2 busy cores: three launches, each starting a local Ray
+def test_launch_resume_and_relaunch_keep_every_state_in_the_bucket(s3_root, tmp_path, monkeypatch):
+    """A real launch (scripted trials, local Ray) with its storage in S3, ``--resume``, then a
+    fresh launch that archives the first in the bucket."""
+    import ray
+
+    from capstudy.cli.status import study_report
+    from capstudy.launch import scheduler
+    from capstudy.launch.driver import STATE_FILE, LaunchOptions, launch
+    from capstudy.launch.scheduler import asha_state_path
+    from capstudy.launch.scripted import RUNGS_ENV, scripted_trainable
+    from capstudy.status.view import list_studies
+
+    monkeypatch.setenv(RUNGS_ENV, "1,2")  # checkpoints at the rungs: uploaded to the bucket
+    space = _study(tmp_path)
+    uri = tracking.configure()
+    exp = place(s3_root) / "s3study"
+    try:
+        first = launch(LaunchOptions(space=space, storage=s3_root), trainable_fn=scripted_trainable)
+        assert first.status == "FINISHED" and first.trials_done == 6, first
+        assert first.experiment_path == str(exp)
+        state = json.loads((exp / STATE_FILE).read_text())
+        assert state["status"] == "FINISHED" and state["parent_run_id"] == first.parent_run_id
+        assert (exp / "tuner.pkl").is_file()  # Ray's own experiment state, in the bucket
+        saved = json.loads(asha_state_path(exp).read_text())
+        assert saved["stopped"], "ASHA stopped no trial: the resume check below would be empty"
+        checkpoints = [
+            c.name for t in exp.children() if t.is_dir() for c in t.children() if c.is_dir()
+        ]
+        assert any(n.startswith("checkpoint_") for n in checkpoints), checkpoints
+
+        again = launch(
+            LaunchOptions(space=space, storage=s3_root, resume=True),
+            trainable_fn=scripted_trainable,
+        )
+        assert again.status == "FINISHED" and again.parent_run_id == first.parent_run_id
+        # The scheduler of the resumed launch started from the rungs saved in the bucket.
+        assert scheduler._ACTIVE.asha.to_state() == saved
+        assert json.loads((exp / STATE_FILE).read_text())["status"] == "FINISHED"
+        ray.shutdown()  # each launch starts its own local Ray, as a new driver process would
+
+        third = launch(LaunchOptions(space=space, storage=s3_root), trainable_fn=scripted_trainable)
+        assert third.status == "FINISHED" and third.parent_run_id != first.parent_run_id
+        archived = [p for p in place(s3_root).children() if p.name.startswith("s3study.")]
+        names = sorted(p.name for p in archived)
+        assert len(names) == 2 and names[1] == names[0] + ".asha.json", names  # folder + rungs
+        old = json.loads((archived[0] / STATE_FILE).read_text())
+        assert old["parent_run_id"] == first.parent_run_id  # the first launch, moved whole
+        assert (archived[0] / "tuner.pkl").is_file()
+    finally:
+        ray.shutdown()
+
+    assert tracking.find_runs("s3study", "attributes.status = 'RUNNING'", uri) == []
+    trials = tracking.find_runs(
+        "s3study", f"tags.`{keys.T_PARENT_RUN}` = '{first.parent_run_id}'", uri
+    )
+    assert len(trials) == 6  # the resume re-ran and duplicated nothing
+    # `capstudy status` finds the state in the bucket through the launch's storage tag.
+    report = study_report(uri, "s3study")
+    assert report["state"] == "FINISHED", report
+    assert report["trials"]["done"] + report["trials"]["stopped"] == 6
+    (row,) = [r for r in list_studies(uri) if r["study"] == "s3study"]
+    assert row["ray_folder"] == str(exp)
