@@ -229,7 +229,7 @@ def test_launch_resume_and_relaunch_keep_every_state_in_the_bucket(s3_root, tmp_
 
         third = launch(LaunchOptions(space=space, storage=s3_root), trainable_fn=scripted_trainable)
         assert third.status == "FINISHED" and third.parent_run_id != first.parent_run_id
-        archived = [p for p in place(s3_root).children() if p.name.startswith("s3study.")]
+        archived = [p for p in place(s3_root).children() if p.name.startswith("s3study.2")]
         names = sorted(p.name for p in archived)
         assert len(names) == 2 and names[1] == names[0] + ".asha.json", names  # folder + rungs
         old = json.loads((archived[0] / STATE_FILE).read_text())
