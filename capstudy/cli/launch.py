@@ -26,7 +26,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         storage: Annotated[
             str | None,
-            typer.Option(help="Ray Tune storage path; shared storage for clusters."),
+            typer.Option(
+                help="Ray Tune storage: a path, or a URI such as s3://bucket/ray_results "
+                "(shared storage for clusters; README, 'Scaling out')."
+            ),
         ] = None,
         resume: Annotated[
             bool, typer.Option(help="Finish an interrupted study without redoing trials.")

@@ -14,6 +14,10 @@ import typer
 from capstudy.errors import CapstudyError
 from capstudy.status import text as studytext
 
+_STORAGE_HELP = (
+    "Ray Tune storage (path or URI) the launch used; default: the one its launch recorded."
+)
+
 
 def register(app: typer.Typer) -> None:
     """Add ``capstudy ls`` and ``capstudy status``."""
@@ -23,13 +27,16 @@ def register(app: typer.Typer) -> None:
         tracking_uri: Annotated[
             str | None, typer.Option(help="MLflow tracking URI; default: capstudy's store.")
         ] = None,
+        storage: Annotated[
+            str | None, typer.Option(help=_STORAGE_HELP + " Lists its studies too.")
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Every study in the tracking store and in ray_results: launches, state, trials."""
         from capstudy.paths import default_tracking_uri
         from capstudy.status.view import list_studies
 
-        rows = list_studies(tracking_uri or default_tracking_uri())
+        rows = list_studies(tracking_uri or default_tracking_uri(), storage)
         if as_json:
             typer.echo(json.dumps(rows, indent=1))
             return
@@ -60,21 +67,24 @@ def register(app: typer.Typer) -> None:
         tracking_uri: Annotated[
             str | None, typer.Option(help="MLflow tracking URI; default: capstudy's store.")
         ] = None,
+        storage: Annotated[str | None, typer.Option(help=_STORAGE_HELP)] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """One study's progress by variant x init, its failures by cause, and what to run next."""
         from capstudy.paths import default_tracking_uri
 
         uri = tracking_uri or default_tracking_uri()
-        report = study_report(uri, study)
+        report = study_report(uri, study, storage)
         if as_json:
             typer.echo(json.dumps(report, indent=1, default=str))
         else:
             typer.echo(render_report(report))
 
 
-def study_report(uri: str, study: str | None) -> dict:
+def study_report(uri: str, study: str | None, storage: str | None = None) -> dict:
     """Everything ``status`` shows, as plain data.
+
+    ``storage``: Ray storage (path or URI); None: where the study's latest launch ran.
 
     Raises:
         CapstudyError: no such study, or no study at all.
@@ -86,7 +96,7 @@ def study_report(uri: str, study: str | None) -> dict:
         if not known:
             raise CapstudyError(f"no study in {uri}: start one with `capstudy launch --space NAME`")
         study = known[0]["study"]
-    st = study_state(uri, study)
+    st = study_state(uri, study, storage)
     if st is None or not st.launches:
         names = ", ".join(r["study"] for r in list_studies(uri)) or "none"
         raise CapstudyError(f"no study {study!r} in {uri} (studies: {names})")
