@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import socket
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -186,46 +190,81 @@ def _study(tmp_path: Path) -> str:
     return str(path)
 
 
-@pytest.mark.slow  # ~55 s on 2 busy cores: three launches, each starting a local Ray
+def _interrupt_when(ready, timeout: float = 120.0) -> threading.Thread:
+    """Send SIGUSR1 (Ray Tune's "stop and save") to this process once ``ready()`` holds."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not ready():
+            time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.slow  # 1.5-2 min on 2 busy cores: three launches, each starting a local Ray
 def test_launch_resume_and_relaunch_keep_every_state_in_the_bucket(s3_root, tmp_path, monkeypatch):
-    """A real launch (scripted trials, local Ray) with its storage in S3, ``--resume``, then a
-    fresh launch that archives the first in the bucket."""
+    """A real launch (scripted trials, local Ray) with its storage in S3, interrupted once a
+    rung has recorded a trial; ``--resume`` finishes it from the bucket (Ray's experiment
+    state and capstudy's rungs); then a fresh launch archives it there. Each launch's
+    per-node probe also read the driver's probe object from the bucket."""
     import ray
 
     from capstudy.cli.status import study_report
-    from capstudy.launch import scheduler
+    from capstudy.launch import driver
     from capstudy.launch.driver import STATE_FILE, LaunchOptions, launch
     from capstudy.launch.scheduler import asha_state_path
-    from capstudy.launch.scripted import RUNGS_ENV, scripted_trainable
+    from capstudy.launch.scripted import EPOCH_SECONDS_ENV, RUNGS_ENV, scripted_trainable
     from capstudy.status.view import list_studies
 
     monkeypatch.setenv(RUNGS_ENV, "1,2")  # checkpoints at the rungs: uploaded to the bucket
+    monkeypatch.setenv(EPOCH_SECONDS_ENV, "1")  # slow enough to interrupt mid-study
+    # A SIGUSR1 that lands outside Tuner.fit must not end pytest (its default action).
+    previous = signal.signal(signal.SIGUSR1, lambda *_: None)
+    loaded: list[dict] = []  # the rungs each --resume started from (a spy, not a stand-in)
+
+    def spy_load_asha(path, fresh):
+        asha = real_load_asha(path, fresh)
+        loaded.append(json.loads(json.dumps(asha.to_state())))
+        return asha
+
+    real_load_asha = driver.load_asha
+    monkeypatch.setattr(driver, "load_asha", spy_load_asha)
     space = _study(tmp_path)
     uri = tracking.configure()
     exp = place(s3_root) / "s3study"
+    watcher_view = place(s3_root) / "s3study"  # its own S3 client, for the watcher thread
     try:
+        _interrupt_when(asha_state_path(watcher_view).exists)
         first = launch(LaunchOptions(space=space, storage=s3_root), trainable_fn=scripted_trainable)
-        assert first.status == "FINISHED" and first.trials_done == 6, first
+        assert first.status == "KILLED" and first.trials_done < 6, first
         assert first.experiment_path == str(exp)
         state = json.loads((exp / STATE_FILE).read_text())
-        assert state["status"] == "FINISHED" and state["parent_run_id"] == first.parent_run_id
+        assert state["status"] == "KILLED" and state["parent_run_id"] == first.parent_run_id
         assert (exp / "tuner.pkl").is_file()  # Ray's own experiment state, in the bucket
         saved = json.loads(asha_state_path(exp).read_text())
-        assert saved["stopped"], "ASHA stopped no trial: the resume check below would be empty"
-        checkpoints = [
-            c.name for t in exp.children() if t.is_dir() for c in t.children() if c.is_dir()
-        ]
-        assert any(n.startswith("checkpoint_") for n in checkpoints), checkpoints
+        assert any(saved["cells"].values()), saved
+        ray.shutdown()  # each launch starts its own local Ray, as a new driver process would
 
         again = launch(
             LaunchOptions(space=space, storage=s3_root, resume=True),
             trainable_fn=scripted_trainable,
         )
         assert again.status == "FINISHED" and again.parent_run_id == first.parent_run_id
-        # The scheduler of the resumed launch started from the rungs saved in the bucket.
-        assert scheduler._ACTIVE.asha.to_state() == saved
+        assert again.trials_done == 6, again
+        assert loaded == [saved]  # the resumed scheduler started from the bucket's rungs
+        final = json.loads(asha_state_path(exp).read_text())
+        for cell, rungs in saved["cells"].items():  # and kept every value they held
+            for rung, values in rungs.items():
+                assert values.items() <= final["cells"][cell][rung].items()
         assert json.loads((exp / STATE_FILE).read_text())["status"] == "FINISHED"
-        ray.shutdown()  # each launch starts its own local Ray, as a new driver process would
+        checkpoints = [
+            c.name for t in exp.children() if t.is_dir() for c in t.children() if c.is_dir()
+        ]
+        assert any(n.startswith("checkpoint_") for n in checkpoints), checkpoints
+        ray.shutdown()
 
         third = launch(LaunchOptions(space=space, storage=s3_root), trainable_fn=scripted_trainable)
         assert third.status == "FINISHED" and third.parent_run_id != first.parent_run_id
@@ -237,6 +276,7 @@ def test_launch_resume_and_relaunch_keep_every_state_in_the_bucket(s3_root, tmp_
         assert (archived[0] / "tuner.pkl").is_file()
     finally:
         ray.shutdown()
+        signal.signal(signal.SIGUSR1, previous)
 
     assert tracking.find_runs("s3study", "attributes.status = 'RUNNING'", uri) == []
     trials = tracking.find_runs(
