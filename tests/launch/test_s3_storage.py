@@ -166,6 +166,54 @@ def test_launch_with_an_unusable_storage_starts_nothing(s3_endpoint, tmp_path):
     assert tracking.find_runs("s3study", "", tracking.configure()) == []  # no run, no folder
 
 
+def test_dry_run_lists_the_storage_check(s3_root, tmp_path, capsys):
+    from capstudy.launch.driver import LaunchOptions, launch
+
+    space = _study(tmp_path)
+    assert launch(LaunchOptions(space=space, storage=s3_root, dry_run=True)).status == "PLANNED"
+    assert f"[ok] --storage: {s3_root} (remote; a probe object" in capsys.readouterr().out
+    launch(LaunchOptions(space=space, storage="foo://bucket/ray", dry_run=True))
+    assert "[error] --storage: foo://bucket/ray: pyarrow cannot open" in capsys.readouterr().out
+
+
+# --- capstudy status on a study whose state is in the bucket --------------------------------------
+
+
+def test_status_reads_a_study_state_from_the_bucket_its_launch_ran_in(s3_root, capsys):
+    from clitools import run_cli
+
+    from capstudy.status.view import STATE_FILE, list_studies, study_state
+
+    uri = tracking.configure()
+    tags = {keys.T_KIND: keys.KIND_STUDY, keys.T_STORAGE: s3_root}  # as the driver tags it
+    parent = tracking.create_run("remote", "study remote", tags, uri)
+    gone = _dead_pid()
+    state = {"parent_run_id": parent, "status": "RUNNING", "study": "remote"}
+    state.update(pid=gone, host=socket.gethostname())
+    exp = place(s3_root) / "remote"
+    (exp / STATE_FILE).write_text(json.dumps(state))
+    st = study_state(uri, "remote")  # no storage given: the launch's tag names the bucket
+    assert st.ray_folder == str(exp)
+    assert st.state == "INTERRUPTED"  # the run reads RUNNING, the driver in the state is gone
+    assert run_cli(["status", "remote"]) == 0
+    assert "INTERRUPTED" in capsys.readouterr().out
+    # A study only in the bucket (no MLflow experiment) is listed from --storage.
+    (place(s3_root) / "orphan" / STATE_FILE).write_text(json.dumps({"study": "orphan"}))
+    (place(s3_root) / "orphan.20260101-000000" / STATE_FILE).write_text('{"study": "old"}')
+    rows = {r["study"]: r for r in list_studies(uri, s3_root)}
+    assert rows["orphan"]["ray_folder"] == str(place(s3_root) / "orphan")
+    assert rows["orphan"]["last_activity"] != "-" and "old" not in rows  # archive skipped
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
 # --- a real launch and resume in the bucket ----------------------------------------------------
 
 STUDY = """
