@@ -125,6 +125,25 @@ def test_local_place_is_a_path(tmp_path):
     assert place("~/x").local == Path("~/x").expanduser()
 
 
+def test_recorder_replays_result_json_from_the_bucket(s3_root):
+    """The reconcile after a killed driver reads Ray's result.json where Ray put it."""
+    from types import SimpleNamespace
+
+    from ray.train._internal.storage import get_fs_and_path
+
+    from capstudy.launch.recorder import _result_json
+
+    trial_dir = place(s3_root) / "study" / "trial-1"
+    (trial_dir / "result.json").write_text('{"epoch": 1}\n{"epoch": 2}\n')
+    fs, fs_path = get_fs_and_path(str(trial_dir))  # as Ray's StorageContext holds them
+    trial = SimpleNamespace(
+        storage=SimpleNamespace(storage_filesystem=fs), path=fs_path, local_path=None
+    )
+    assert _result_json(trial).splitlines() == ['{"epoch": 1}', '{"epoch": 2}']
+    trial.path = fs_path + "-missing"
+    assert _result_json(trial) is None
+
+
 # --- clear errors before anything starts ------------------------------------------------------
 
 
