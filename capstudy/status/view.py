@@ -160,10 +160,8 @@ def read_state_file(folder: Path | Place) -> dict:
 
 
 def _storage_root(storage: Path | str | None, latest=None) -> Place | None:
-    """Ray storage: as given, else as the latest launch tagged it, else the local default.
-
-    None when it cannot be opened from here (a URI of an unknown scheme).
-    """
+    """Ray storage as given, else as the latest launch tagged it, else the local default
+    (None: a URI that cannot be opened here)."""
     tagged = latest.data.tags.get(keys.T_STORAGE) if latest is not None else None
     try:
         return place(storage or tagged or paths.ray_storage())
@@ -171,10 +169,10 @@ def _storage_root(storage: Path | str | None, latest=None) -> Place | None:
         return None
 
 
-def _is_dir(folder: Place | None) -> bool:
+def _is_dir(folder: Place | None) -> bool:  # False where the store refuses this machine
     try:
         return folder is not None and folder.is_dir()
-    except OSError:  # a remote store that refuses this machine (credentials, network)
+    except OSError:
         return False
 
 
@@ -290,7 +288,7 @@ def list_studies(uri: str, storage: Path | str | None = None) -> list[dict]:
     return sorted(rows.values(), key=lambda r: r["last_activity"], reverse=True)
 
 
-def _folders(root: Place | None) -> list[Place]:
+def _folders(root: Place | None) -> list[Place]:  # [] where the store refuses this machine
     try:
         return [f for f in root.children() if f.is_dir()] if root is not None else []
     except OSError:
