@@ -12,7 +12,9 @@ What each operation costs and guarantees:
 - :meth:`Place.write_text` is atomic: a local file is written through
   :func:`capstudy.util.atomic_write_text` (temporary sibling + rename); an object store (S3,
   GCS) stores an object whole when its upload completes -- a reader sees the old object or
-  the new one, never a part -- so a single put is atomic without a temporary. Any other
+  the new one, never a part -- so one upload is atomic without a temporary (pyarrow's S3
+  writer sends a small file as a one-part multipart upload: the object appears only when
+  the upload is completed, and an aborted one leaves the old object). Any other
   pyarrow filesystem (HDFS, ...) gets a temporary sibling and ``fs.move``.
 - :meth:`Place.move` is a rename for a local folder (O(1)). An object store has no folders
   and no rename: a folder moves as one server-side copy per object plus deletes (no data
@@ -35,7 +37,7 @@ from typing import Any
 from capstudy.errors import CapstudyError
 from capstudy.util import atomic_write_text
 
-_OBJECT_STORES = ("s3", "gcs")  # pyarrow type_name of filesystems whose puts are whole
+_OBJECT_STORES = ("s3", "gcs")  # pyarrow type_name: uploads are visible whole
 
 
 def is_uri(storage: str | Path) -> bool:
@@ -188,7 +190,7 @@ class Place:
             return
         data = text.encode("utf-8")
         if self._fs.type_name in _OBJECT_STORES:
-            with self._fs.open_output_stream(self._fs_path) as out:  # one whole-object put
+            with self._fs.open_output_stream(self._fs_path) as out:  # one upload, visible whole
                 out.write(data)
             return
         tmp = f"{self._fs_path}.tmp-{secrets.token_hex(4)}"

@@ -389,6 +389,6 @@ def _write_state(exp_path: Place, state: dict) -> None:
     """Atomically record the study's parent run next to Ray's experiment state.
 
     Atomic in both kinds of storage (:meth:`capstudy.storage.Place.write_text`): a local
-    temporary renamed into place, or one whole-object put to S3/GCS.
+    temporary renamed into place, or one upload to S3/GCS (an object is visible only whole).
     """
     (exp_path / STATE_FILE).write_text(json.dumps(state, indent=1))

@@ -8,7 +8,7 @@ folder, which Ray re-uploads from its own staging copy and would overwrite), and
 scheduler unpickles as the one the current driver attached, loaded from that file
 (:func:`load_asha`). A resumed -- or resumed-again -- study keeps comparing trials against
 every value its rungs held. The file is read and written through :mod:`capstudy.storage`, so
-``--storage s3://...`` keeps it in the bucket (one whole-object put per save: atomic too).
+``--storage s3://...`` keeps it in the bucket (one upload per save, visible whole: atomic too).
 """
 
 from __future__ import annotations
