@@ -14,7 +14,8 @@ What each operation costs and guarantees:
   GCS) stores an object whole when its upload completes -- a reader sees the old object or
   the new one, never a part -- so one upload is atomic without a temporary (pyarrow's S3
   writer sends a small file as a one-part multipart upload: the object appears only when
-  the upload is completed, and an aborted one leaves the old object). Any other
+  the upload is completed; a writer killed before that leaves the old object, and the text is
+  written in one call from memory, so no partial text is ever completed). Any other
   pyarrow filesystem (HDFS, ...) gets a temporary sibling and ``fs.move``.
 - :meth:`Place.move` is a rename for a local folder (O(1)). An object store has no folders
   and no rename: a folder moves as one server-side copy per object plus deletes (no data
