@@ -35,7 +35,7 @@ from capstudy.launch.clusterchecks import (
 )
 from capstudy.launch.latency import log_latencies
 from capstudy.launch.live import LiveView
-from capstudy.launch.pretraining import have_weights_fn, run_pretraining
+from capstudy.launch.pretraining import have_weights_fn, pretrain_resources_ask, run_pretraining
 from capstudy.launch.recorder import StudyRecorder
 from capstudy.launch.scheduler import CellASHAScheduler, asha_state_path, load_asha
 from capstudy.launch.searcher import TRIAL_KEY, CellSearcher
@@ -106,7 +106,9 @@ def launch(
     exp_path = storage / spec.name
     _ray_init(opts.address, uri)
     datasets = {} if scripted else _trial_datasets(spec)
-    checks = cluster_checks(storage, uri, spec.resources.cpu, spec.resources.gpu, datasets)
+    checks = cluster_checks(
+        storage, uri, spec.resources.cpu, spec.resources.gpu, datasets, pretrain_resources_ask(spec)
+    )
     for check in checks:
         if check.level == WARN:
             console.print(f"[yellow]warning:[/] {check.setting}: {check.message}")
@@ -162,7 +164,10 @@ def _dry_run(
     if opts.address is not None and not any(c.level == ERROR for c in checks):
         _ray_init(opts.address, uri)
         storage = opts.storage or str(paths.ray_storage())
-        checks = checks + cluster_checks(storage, uri, spec.resources.cpu, spec.resources.gpu)
+        res = spec.resources
+        checks = checks + cluster_checks(
+            storage, uri, res.cpu, res.gpu, pretrain=pretrain_resources_ask(spec)
+        )
     print(_budget(spec))
     print("settings:")
     print(render(checks))

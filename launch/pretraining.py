@@ -89,6 +89,15 @@ def have_weights_fn(
     return have
 
 
+def pretrain_resources_ask(spec: StudySpec) -> tuple[float, float] | None:
+    """``pretrain.resources`` (cpu, gpu) to check against the nodes, or None: only when the
+    study sets them and its grid pretrains (else the trials' check covers them)."""
+    res = spec.pretrain.resources
+    if res is None or not pretrain_needs(spec, expand_cells(spec)):
+        return None
+    return res.cpu, res.gpu
+
+
 def run_pretraining(
     spec: StudySpec,
     tracking_uri: str,

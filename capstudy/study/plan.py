@@ -257,7 +257,7 @@ def _summary_lines(p: Plan) -> list[str]:
     if p.pretrain_present:
         rows.append(("pretraining reused", f"{len(p.pretrain_present)} runs"))
     if p.pretrain_needed or p.pretrain_present:
-        rows.append(("resources per pretraining run", _pretrain_resources_text(spec)))
+        rows.append(("resources per pretraining", _pretrain_resources_text(spec)))
     head = f"Study {spec.name}: {spec.task}, selected on {spec.metric} ({spec.mode})"
     return [head, *(f"  {k:<28} {v}".rstrip() for k, v in rows)]
 
