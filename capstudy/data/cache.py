@@ -231,9 +231,10 @@ def _save_boxes(tmp: Path, prefix: str, per_image: list[tuple[np.ndarray, np.nda
 def decode_workers() -> int:
     """Threads that decode a cache build: ``$CAPSTUDY_DECODE_WORKERS``, else this process's CPUs.
 
-    The CPUs are those this process may run on (``os.sched_getaffinity``: a Ray task, a SLURM
-    step or a container limited to a few cores gets that many, not the machine's count),
-    capped at :data:`MAX_DECODE_WORKERS`.
+    The CPUs are those this process may run on (``os.sched_getaffinity``: a SLURM step or a
+    container pinned to a few cores gets that many, not the machine's count; Ray does not
+    pin tasks), capped at :data:`MAX_DECODE_WORKERS`. A build runs once per entry and node,
+    so it may take the node's cores for that while.
 
     Raises:
         CapstudyError: the variable is set but is not an integer >= 1.
