@@ -14,6 +14,14 @@ is measured in this run), and whether both entries hold the same bytes.
 
 The timed span is the whole ``get_split`` call (listing the folder, fingerprinting, decoding,
 writing the memmap), i.e. what the first trial or pretraining stage on a node waits for.
+
+Speed-ups need idle cores, so the benchmark also prints a figure that a busy machine cannot
+spoil: during the parallel builds a separate process samples the kernel state of this
+process's threads (``/proc/<pid>/task/*/stat``) every ~0.5 ms. A thread waiting for the GIL
+sleeps (S); one decoding with the GIL released is runnable (R) even while it waits for a core.
+``*_two_runnable`` is the share of samples in which at least two threads were runnable at
+once: about 0 for the serial build (the control), and for the threaded one the share of
+the time two threads were decoding at once (near 0 if Pillow held the GIL).
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -67,6 +77,40 @@ def build(root: Path, cache: Path, workers: int, size: int) -> tuple[float, byte
     return seconds, (split.path / "images.npy").read_bytes()
 
 
+SAMPLER = r"""
+import os, sys, time
+pid, stop = sys.argv[1], sys.argv[2]
+counts = [0, 0]
+while not os.path.exists(stop):
+    running = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as fh:
+                running += fh.read().rsplit(")", 1)[1].split()[0] == "R"
+        except OSError:
+            pass
+    counts[running >= 2] += 1
+    time.sleep(0.0005)
+print(counts[1] / max(sum(counts), 1))
+"""
+
+
+def sampled(fn, stop: Path) -> tuple[object, float]:
+    """``fn()``'s result and the share of samples with two or more threads runnable."""
+    stop.unlink(missing_ok=True)
+    probe = subprocess.Popen(
+        [sys.executable, "-c", SAMPLER, str(os.getpid()), str(stop)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        result = fn()
+    finally:
+        stop.write_text("")
+        out, _ = probe.communicate(timeout=60)
+    return result, float(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=3000)
@@ -94,16 +138,20 @@ def main() -> None:
             print(f"wrote {args.images} JPEGs in {time.perf_counter() - start:.1f} s to {root}")
         times: dict[int, list[float]] = {1: [], workers: []}
         data: dict[int, bytes] = {}
+        shares: dict[int, list[float]] = {1: [], workers: []}
         for _ in range(args.rounds):
             for n in dict.fromkeys((1, workers)):
-                seconds, data[n] = build(root, work / f"cache-{n}", n, args.size)
+                (seconds, data[n]), share = sampled(
+                    lambda n=n: build(root, work / f"cache-{n}", n, args.size), work / "stop"
+                )
                 times[n].append(seconds)
-        _report(args, workers, times, data)
+                shares[n].append(share)
+        _report(args, workers, times, data, shares)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _report(args, workers: int, times: dict[int, list[float]], data: dict[int, bytes]) -> None:
+def _report(args, workers: int, times: dict, data: dict[int, bytes], shares: dict) -> None:
     serial, parallel = min(times[1]), min(times[workers])
     rows = [
         ("images", args.images),
@@ -117,6 +165,8 @@ def _report(args, workers: int, times: dict[int, list[float]], data: dict[int, b
         (f"workers_{workers}_images_per_s", f"{args.images / parallel:.0f}"),
         ("speedup", f"{serial / parallel:.2f}x"),
         ("identical_bytes", data[1] == data[workers]),
+        ("serial_two_runnable", " ".join(f"{x:.0%}" for x in shares[1])),
+        (f"workers_{workers}_two_runnable", " ".join(f"{x:.0%}" for x in shares[workers])),
     ]
     for key, value in rows:
         print(f"{key:>26}: {value}")
