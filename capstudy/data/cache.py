@@ -49,7 +49,8 @@ CACHE_VERSION = 2  # 2: ignore regions, sample ids, carved validation subsets
 RESIZE_RULE = "pil-bilinear-plain-resize"
 COMPLETE = "COMPLETE"
 DECODE_WORKERS_ENV = "CAPSTUDY_DECODE_WORKERS"
-# Past ~16 threads a build is bound by the disk or the memmap writes, not by decoding.
+# A cap, not a measured optimum: a build shares its node with running trials, and with many
+# threads reading the disk and writing the memmap bound it before decoding does.
 MAX_DECODE_WORKERS = 16
 
 
