@@ -95,8 +95,14 @@ print(counts[1] / max(sum(counts), 1))
 """
 
 
-def sampled(fn, stop: Path) -> tuple[object, float]:
-    """``fn()``'s result and the share of samples with two or more threads runnable."""
+def sampled(fn, stop: Path, probe: bool = True) -> tuple[object, float]:
+    """``fn()``'s result and the share of samples with two or more threads runnable.
+
+    The sampler takes part of a core itself: ``probe=False`` (``--no-probe``) times the
+    builds without it (share reported as NaN).
+    """
+    if not probe:
+        return fn(), float("nan")
     stop.unlink(missing_ok=True)
     probe = subprocess.Popen(
         [sys.executable, "-c", SAMPLER, str(os.getpid()), str(stop)],
@@ -125,6 +131,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="default: decode_workers()")
     parser.add_argument("--rounds", type=int, default=2, help="builds of each kind")
     parser.add_argument("--out", type=Path, default=None, help="keep the ImageFolder here")
+    parser.add_argument(
+        "--no-probe", action="store_true", help="time without the thread-state sampler"
+    )
     args = parser.parse_args()
     os.environ.pop(DECODE_WORKERS_ENV, None)
     workers = args.workers or decode_workers()
@@ -142,7 +151,9 @@ def main() -> None:
         for _ in range(args.rounds):
             for n in dict.fromkeys((1, workers)):
                 (seconds, data[n]), share = sampled(
-                    lambda n=n: build(root, work / f"cache-{n}", n, args.size), work / "stop"
+                    lambda n=n: build(root, work / f"cache-{n}", n, args.size),
+                    work / "stop",
+                    probe=not args.no_probe,
                 )
                 times[n].append(seconds)
                 shares[n].append(share)
@@ -165,11 +176,15 @@ def _report(args, workers: int, times: dict, data: dict[int, bytes], shares: dic
         (f"workers_{workers}_images_per_s", f"{args.images / parallel:.0f}"),
         ("speedup", f"{serial / parallel:.2f}x"),
         ("identical_bytes", data[1] == data[workers]),
-        ("serial_two_runnable", " ".join(f"{x:.0%}" for x in shares[1])),
-        (f"workers_{workers}_two_runnable", " ".join(f"{x:.0%}" for x in shares[workers])),
+        ("serial_two_runnable", _shares(shares[1])),
+        (f"workers_{workers}_two_runnable", _shares(shares[workers])),
     ]
     for key, value in rows:
         print(f"{key:>26}: {value}")
+
+
+def _shares(values: list[float]) -> str:
+    return " ".join("-" if v != v else f"{v:.0%}" for v in values)  # NaN: not probed
 
 
 if __name__ == "__main__":
