@@ -9,7 +9,8 @@ Five things fail late, slowly or silently on a multi-node cluster, so they are c
   driver writes there must be readable on every node (a node-local folder is refused); a URI
   (``s3://``, ``gs://``, anything pyarrow opens) must first open, and take and give back a
   probe object from the driver, before Ray starts (:func:`storage_checks`);
-- node resources against the study's ``resources``: a trial that fits no node never starts,
+- node resources against the study's ``resources`` (and ``pretrain.resources``): a trial or
+  pretraining stage that fits no node never starts,
   ``gpu > 0`` needs GPUs, and a node whose CPUs run out before its GPUs leaves GPUs idle
   (``cpu: 4, gpu: 0.25`` needs 16 CPUs per GPU) -- a warning with the number to use;
 - the data: every split the study reads is present, readable and the same on every node
@@ -88,21 +89,27 @@ def tracking_checks(uri: str, address: str | None) -> list[Check]:
     return [Check("--tracking-uri", OK, f"{uri} (local store; single-machine launch)")]
 
 
-def resource_checks(nodes: list[dict[str, Any]], cpu: float, gpu: float) -> list[Check]:
-    """The study's per-trial ``resources`` against the nodes' CPUs and GPUs.
+def resource_checks(
+    nodes: list[dict[str, Any]], cpu: float, gpu: float, key: str = "resources"
+) -> list[Check]:
+    """The study's per-trial ``resources`` (or ``pretrain.resources``) against the nodes.
 
     Args:
         nodes: ``{"node": name, "CPU": n, "GPU": n}`` per alive node.
         cpu: ``resources.cpu`` of one trial.
         gpu: ``resources.gpu`` of one trial.
+        key: The study key checked: ``resources`` (trials, packed on GPUs: the CPU:GPU
+            ratio is checked too) or ``pretrain.resources`` (one task per stage: it only
+            has to fit a node).
     """
-    want = f"resources {{cpu: {cpu:g}, gpu: {gpu:g}}}"
+    what = "trial" if key == "resources" else "pretraining run"
+    want = f"{key} {{cpu: {cpu:g}, gpu: {gpu:g}}}"
     if gpu > 0 and not any(n.get("GPU", 0) > 0 for n in nodes):
         return [
             Check(
-                "resources.gpu",
+                f"{key}.gpu",
                 ERROR,
-                f"{want} asks for GPUs but no node has one; set resources.gpu: 0 or add GPU nodes",
+                f"{want} asks for GPUs but no node has one; set {key}.gpu: 0 or add GPU nodes",
             )
         ]
     fits = [n for n in nodes if n.get("CPU", 0) >= cpu and n.get("GPU", 0) >= gpu]
@@ -110,13 +117,15 @@ def resource_checks(nodes: list[dict[str, Any]], cpu: float, gpu: float) -> list
         biggest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
         return [
             Check(
-                "resources",
+                key,
                 ERROR,
-                f"no node fits one trial of {want} (largest: "
+                f"no node fits one {what} of {want} (largest: "
                 f"{biggest.get('CPU', 0):g} CPUs, {biggest.get('GPU', 0):g} GPUs); lower "
-                "resources in the study file or add bigger nodes",
+                f"{key} in the study file or add bigger nodes",
             )
         ]
+    if key != "resources":
+        return [Check(key, OK, f"{len(fits)} of {len(nodes)} nodes fit {want}")]
     checks = [Check("resources", OK, f"{len(fits)} of {len(nodes)} nodes fit {want}")]
     if gpu > 0:
         for n in fits:
@@ -201,6 +210,7 @@ def cluster_checks(
     gpu: float,
     needs: list[tuple[str, str]] | None = None,
     roots: dict[str, str] | None = None,
+    pretrain: tuple[float, float] | None = None,
 ) -> tuple[list[Check], dict[str, str]]:
     """Checks that need the connected Ray cluster: one probe task pinned to every alive node.
 
@@ -213,6 +223,8 @@ def cluster_checks(
         needs: ``(domain, source)`` splits the study reads (``dataprobe.data_needs``); every
             node must have them, equal (trials may run anywhere).
         roots: The study's ``data:`` section (folders as the nodes see them).
+        pretrain: ``pretrain.resources`` (cpu, gpu) when the study sets them and pretrains:
+            a stage that fits no node would wait forever.
 
     Returns:
         The checks, and each split's fingerprint as the nodes computed it (``domain:source``).
@@ -233,6 +245,8 @@ def cluster_checks(
         for n in alive
     ]
     checks = resource_checks(nodes, cpu, gpu)
+    if pretrain is not None:
+        checks += resource_checks(nodes, *pretrain, key="pretrain.resources")
     storage = storage if isinstance(storage, Place) else place(storage)
     token = uuid.uuid4().hex
     storage.mkdir()

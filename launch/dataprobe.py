@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict
 from typing import Any
 
 from capstudy.errors import CapstudyError
@@ -34,7 +33,7 @@ def data_needs(spec: Any) -> list[tuple[str, str]]:
     cells = expand_cells(spec)
     trains = {str(c.values.get("train", spec.fixed.get("train", ""))) for c in cells} - {""}
     needs = {(d, "train") for d in trains} | {(d, "eval") for d in trains | set(spec.evaluate)}
-    settings, roots = asdict(spec.pretrain), dict(spec.data)
+    settings, roots = spec.pretrain.settings(), dict(spec.data)
     for stage in sorted({n.stage for n in pretrain_needs(spec, cells)}):
         st = stage_settings(stage, settings=settings, roots=roots)
         needs |= {(st.domain, "train"), (st.domain, "eval")}  # a stage reports on eval too

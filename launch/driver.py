@@ -37,7 +37,7 @@ from capstudy.launch.clusterchecks import (
 from capstudy.launch.dataprobe import data_needs
 from capstudy.launch.latency import log_latencies
 from capstudy.launch.live import LiveView
-from capstudy.launch.pretraining import have_weights_fn, run_pretraining
+from capstudy.launch.pretraining import have_weights_fn, pretrain_resources_ask, run_pretraining
 from capstudy.launch.recorder import StudyRecorder
 from capstudy.launch.scheduler import CellASHAScheduler, asha_state_path, load_asha
 from capstudy.launch.searcher import TRIAL_KEY, CellSearcher
@@ -112,8 +112,9 @@ def launch(
     # One probe per node: storage, tracking, and the data (present, readable, equal copies,
     # fingerprinted there: the driver never lists a dataset).
     needs = [] if scripted else data_needs(spec)
+    res = spec.resources
     checks, fingerprints = cluster_checks(
-        storage, uri, spec.resources.cpu, spec.resources.gpu, needs, dict(spec.data)
+        storage, uri, res.cpu, res.gpu, needs, dict(spec.data), pretrain_resources_ask(spec)
     )
     for check in checks:
         if check.level == WARN:
@@ -173,8 +174,9 @@ def _dry_run(
     if opts.address is not None and not any(c.level == ERROR for c in checks):
         # On a cluster the nodes check (and fingerprint) the data; this machine may lack it.
         _ray_init(opts.address, uri)
+        res, needs, roots = spec.resources, data_needs(spec), dict(spec.data)
         found, fingerprints = cluster_checks(
-            storage, uri, spec.resources.cpu, spec.resources.gpu, data_needs(spec), dict(spec.data)
+            storage, uri, res.cpu, res.gpu, needs, roots, pretrain_resources_ask(spec)
         )
         checks = checks + found
     have = have_weights_fn(spec, uri, problems, fingerprints)

@@ -17,7 +17,9 @@ One cache entry per (dataset, modality, split, size, label map, carve, source fi
 A build writes into a temporary folder next to the entry and renames it into place, so a reader
 sees either nothing or a complete entry; an interrupted build leaves only a temporary folder
 that the next builder removes. Builders of the same entry serialise on an ``fcntl.flock`` lock
-file, so concurrent trials on a node build once and the rest wait and reuse it.
+file, so concurrent trials on a node build once and the rest wait and reuse it. The builder
+decodes with a pool of threads (:func:`decode_workers`: this process's CPUs, or
+``$CAPSTUDY_DECODE_WORKERS``), each writing its image straight into the memmap.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +48,10 @@ log = logging.getLogger("capstudy.data")
 CACHE_VERSION = 2  # 2: ignore regions, sample ids, carved validation subsets
 RESIZE_RULE = "pil-bilinear-plain-resize"
 COMPLETE = "COMPLETE"
+DECODE_WORKERS_ENV = "CAPSTUDY_DECODE_WORKERS"
+# A cap, not a measured optimum: a build shares its node with running trials, and with many
+# threads reading the disk and writing the memmap bound it before decoding does.
+MAX_DECODE_WORKERS = 16
 
 
 @dataclass
@@ -146,8 +155,21 @@ def _load_boxes(folder: Path, prefix: str) -> tuple[list[np.ndarray], list[np.nd
     return [boxes[a:b] for a, b in spans], [labels[a:b] for a, b in spans]
 
 
-def build_entry(folder: Path, index: SplitIndex, size: tuple[int, int], fingerprint: str) -> None:
+def build_entry(
+    folder: Path,
+    index: SplitIndex,
+    size: tuple[int, int],
+    fingerprint: str,
+    workers: int | None = None,
+) -> None:
     """Decode and resize every sample into a new entry at ``folder``, atomically.
+
+    Args:
+        folder: The entry's folder (written through a temporary folder, then renamed).
+        index: The split's samples.
+        size: (width, height) of every image.
+        fingerprint: Recorded in ``meta.json``.
+        workers: Decoding threads (default :func:`decode_workers`).
 
     Raises:
         CapstudyError: an image could not be decoded (every failing file is named).
@@ -156,7 +178,7 @@ def build_entry(folder: Path, index: SplitIndex, size: tuple[int, int], fingerpr
     # replace_dir: an entry without its marker (copied in half) is replaced.
     with atomic_path(folder, replace_dir=True) as tmp:
         tmp.mkdir()
-        _write_arrays(tmp, index, size)
+        _write_arrays(tmp, index, size, workers)
         (tmp / "ids.txt").write_text("".join(f"{sample_id(s.image)}\n" for s in index.samples))
         notes = [str(p) for p in index.problems if p.severity == "warning"]
         meta = {
@@ -171,11 +193,11 @@ def build_entry(folder: Path, index: SplitIndex, size: tuple[int, int], fingerpr
         (tmp / COMPLETE).write_text("ok\n")
 
 
-def _write_arrays(tmp: Path, index: SplitIndex, size: tuple[int, int]) -> None:
+def _write_arrays(tmp: Path, index: SplitIndex, size: tuple[int, int], workers: int | None) -> None:
     w, h = size
     n = len(index.samples)
     images = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.uint8, (max(n, 0), h, w, 3))
-    sources = _decode_all(images, [s.image for s in index.samples], size)
+    sources = _decode_all(images, [s.image for s in index.samples], size, workers)
     images.flush()
     del images
     if index.task == "classification":
@@ -207,15 +229,86 @@ def _save_boxes(tmp: Path, prefix: str, per_image: list[tuple[np.ndarray, np.nda
     np.save(tmp / f"{prefix}offsets.npy", offsets)
 
 
-def _decode_all(images: np.ndarray, files: list[Path], size: tuple[int, int]) -> list:
-    """Decode every file into ``images``; collect all failures before raising."""
+def decode_workers() -> int:
+    """Threads that decode a cache build: ``$CAPSTUDY_DECODE_WORKERS``, else this process's CPUs.
+
+    The CPUs are those this process may run on (``os.sched_getaffinity``: a SLURM step or a
+    container pinned to a few cores gets that many, not the machine's count; Ray does not
+    pin tasks), capped at :data:`MAX_DECODE_WORKERS`. A build runs once per entry and node,
+    so it may take the node's cores for that while.
+
+    Raises:
+        CapstudyError: the variable is set but is not an integer >= 1.
+    """
+    env = os.environ.get(DECODE_WORKERS_ENV, "").strip()
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise CapstudyError(
+                f"{DECODE_WORKERS_ENV}={env!r}: must be an integer >= 1 (threads that decode "
+                "a cache build); unset it to use this process's CPUs"
+            )
+        return value
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS has no affinity call
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DECODE_WORKERS))
+
+
+def _decode_into(images: np.ndarray, i: int, f: Path, size: tuple[int, int]) -> tuple:
+    """Decode file ``i`` into its row; (source size, None) or (None, the error message)."""
+    try:
+        images[i], src = decode_resized(f, size)
+    except CapstudyError as exc:
+        return None, str(exc)
+    return src, None
+
+
+def _decoded(images: np.ndarray, files: list[Path], size: tuple[int, int], workers: int):
+    """``_decode_into`` over every file, results in file order.
+
+    Each thread writes its image straight into its memmap row (distinct rows: no lock), so
+    only (source size, error) comes back; at most ``4 * workers`` files are in flight, so
+    neither decoded images nor futures pile up for a million-image split.
+    """
+    if workers == 1:
+        yield from (_decode_into(images, i, f, size) for i, f in enumerate(files))
+        return
+    window: deque[Future] = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="capstudy-decode") as pool:
+        for i, f in enumerate(files):
+            window.append(pool.submit(_decode_into, images, i, f, size))
+            if len(window) >= 4 * workers:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
+
+
+def _decode_all(
+    images: np.ndarray, files: list[Path], size: tuple[int, int], workers: int | None = None
+) -> list:
+    """Decode every file into ``images``; collect all failures before raising.
+
+    Pillow releases the GIL while it decodes, converts and resizes, so threads decode in
+    parallel (``benchmarks/cache_build.py`` measures the speed-up); the result is the same,
+    byte for byte, whatever the number of threads.
+
+    Args:
+        images: (N, H, W, 3) uint8 array (the entry's memmap) to fill.
+        files: The N image files, in row order.
+        size: (width, height) of every row.
+        workers: Decoding threads (default :func:`decode_workers`).
+    """
+    workers = workers or decode_workers()
     sources: list[tuple[int, int]] = []
     failures: list[str] = []
-    for i, f in enumerate(files):
-        try:
-            images[i], src = decode_resized(f, size)
-        except CapstudyError as exc:
-            failures.append(str(exc))
+    for i, (src, error) in enumerate(_decoded(images, files, size, workers)):
+        if error is not None:
+            failures.append(error)
             src = size
         sources.append(src)
         if i and i % 2000 == 0:

@@ -77,6 +77,7 @@ def _build_spec(doc: SourceDoc, source: Path) -> tuple[StudySpec, list[str]]:
     name, task, metric, mode = parse_study(doc, data["study"], default_name=source.stem)
     fixed = parse_fixed(doc, data.get("fixed"), task, base, notes)
     grid, sampled = parse_space(doc, data.get("space"), task, fixed, base, notes)
+    resources = parse_resources(doc, data.get("resources"))
     spec = StudySpec(
         name=name,
         task=task,
@@ -87,9 +88,9 @@ def _build_spec(doc: SourceDoc, source: Path) -> tuple[StudySpec, list[str]]:
         sampled=sampled,
         evaluate=parse_evaluate(doc, data.get("evaluate"), task),
         tune=parse_tune(doc, data.get("tune"), task, fixed, grid, sampled, notes),
-        resources=parse_resources(doc, data.get("resources")),
+        resources=resources,
         data=parse_data(doc, data.get("data"), base),
-        pretrain=parse_pretrain(doc, data.get("pretrain")),
+        pretrain=parse_pretrain(doc, data.get("pretrain"), resources),
         source=source,
         warnings=tuple(notes),
     )

@@ -300,14 +300,24 @@ def _parse_asha(doc: SourceDoc, value: Any, epochs: int | None, notes: list[str]
     return AshaSpec(grace=grace, reduction=reduction, scope=scope, max_t=max_t)
 
 
-def parse_resources(doc: SourceDoc, value: Any) -> Resources:
-    """``resources: {cpu, gpu}`` per trial; a GPU share above 1 must be whole GPUs."""
-    sec = _section(doc, ("resources",), value, ("cpu", "gpu"))
-    cpu = _number(doc, ("resources", "cpu"), sec.get("cpu", 1), above=0.0)
-    gpu = sec.get("gpu", 0)
-    gpu = _number(doc, ("resources", "gpu"), gpu) if gpu != 0 else 0.0
+def parse_resources(
+    doc: SourceDoc, value: Any, path: KeyPath = ("resources",), default: Resources | None = None
+) -> Resources:
+    """``resources: {cpu, gpu}``; a GPU share above 1 must be whole GPUs.
+
+    Args:
+        doc: The study file.
+        value: The section (None: all defaults).
+        path: Where the section is (``resources`` per trial, ``pretrain.resources``).
+        default: Values of keys the section leaves out (default: 1 CPU, no GPU).
+    """
+    default = default or Resources()
+    sec = _section(doc, path, value, ("cpu", "gpu"))
+    cpu = _number(doc, (*path, "cpu"), sec.get("cpu", default.cpu), above=0.0)
+    gpu = sec.get("gpu", default.gpu)
+    gpu = _number(doc, (*path, "gpu"), gpu) if gpu != 0 else 0.0
     if gpu < 0 or (gpu > 1 and gpu != int(gpu)):
-        raise doc.error(("resources", "gpu"), f"must be 0, a fraction <= 1 or whole GPUs: {gpu}")
+        raise doc.error((*path, "gpu"), f"must be 0, a fraction <= 1 or whole GPUs: {gpu}")
     return Resources(cpu=cpu, gpu=gpu)
 
 
@@ -328,11 +338,19 @@ def parse_data(doc: SourceDoc, value: Any, base: Path) -> dict[str, str]:
     return out
 
 
-def parse_pretrain(doc: SourceDoc, value: Any) -> PretrainSpec:
-    """``pretrain: {imagenet, coco, epochs_*, image_size_*, max_train_images}``."""
+def parse_pretrain(doc: SourceDoc, value: Any, trial_resources: Resources) -> PretrainSpec:
+    """``pretrain: {imagenet, coco, epochs_*, image_size_*, max_train_images, resources}``.
+
+    ``pretrain.resources`` keys left out take the trials' ``resources`` values; without the
+    section, ``resources`` stays None (the trials' resources, as before the key existed).
+    """
     defaults = asdict(PretrainSpec())
     sec = _section(doc, ("pretrain",), value, tuple(defaults))
     values = {**defaults, **sec}
+    if "resources" in sec:
+        values["resources"] = parse_resources(
+            doc, sec["resources"], ("pretrain", "resources"), default=trial_resources
+        )
     for stage, fmt in (("imagenet", "imagefolder"), ("coco", "coco")):
         name = values[stage]
         info = DATASETS.get(name) if isinstance(name, str) else None

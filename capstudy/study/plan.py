@@ -264,8 +264,18 @@ def _summary_lines(p: Plan) -> list[str]:
     ]
     if p.pretrain_present:
         rows.append(("pretraining reused", f"{len(p.pretrain_present)} runs"))
+    if p.pretrain_needed or p.pretrain_present:
+        rows.append(("resources per pretraining", _pretrain_resources_text(spec)))
     head = f"Study {spec.name}: {spec.task}, selected on {spec.metric} ({spec.mode})"
     return [head, *(f"  {k:<28} {v}".rstrip() for k, v in rows)]
+
+
+def _pretrain_resources_text(spec: StudySpec) -> str:
+    """``pretrain.resources``, or the trials' resources it defaults to (said so)."""
+    res = spec.pretrain_resources
+    text = f"{_number(res.cpu)} CPU, {_number(res.gpu)} GPU"
+    source = "pretrain.resources" if spec.pretrain.resources else "the trials' resources"
+    return f"{text} ({source}); each coco stage starts when its own imagenet stage ends"
 
 
 def _variant_lines(p: Plan) -> list[str]:

@@ -121,6 +121,9 @@ class PretrainSpec:
         image_size_imagenet: Input size of the classification stage.
         image_size_coco: Input size of the detection stage.
         max_train_images: Cap on training images per epoch in both stages (0 = all).
+        resources: CPU and GPU of each pretraining task; None means the trials'
+            ``resources`` (see :meth:`StudySpec.pretrain_resources`). How a stage runs, not
+            what it learns: not part of :meth:`settings` or :meth:`fingerprint`.
     """
 
     imagenet: str = "imagenet"
@@ -130,14 +133,26 @@ class PretrainSpec:
     image_size_imagenet: int = recipe("pretrain", "imagenet")["image_size"]
     image_size_coco: int = recipe("pretrain", "coco")["image_size"]
     max_train_images: int = 0
+    resources: Resources | None = None
 
     def epochs(self, stage: str) -> int:
         """Epochs of ``stage`` (``imagenet`` or ``coco``)."""
         return self.epochs_imagenet if stage == "imagenet" else self.epochs_coco
 
+    def settings(self) -> dict[str, Any]:
+        """What the stages learn from, as the dict :mod:`capstudy.pretrain` takes.
+
+        ``resources`` is left out: a stage given a whole GPU makes the same weights, so it
+        must not change what the registry reuses.
+        """
+        out = asdict(self)
+        del out["resources"]
+        return out
+
     def fingerprint(self) -> str:
         """Short hash of these settings: weights made with other settings are not the same."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        text = json.dumps(self.settings(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 class StudyWarning(UserWarning):
@@ -179,6 +194,11 @@ class StudySpec:
     pretrain: PretrainSpec
     source: Path
     warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def pretrain_resources(self) -> Resources:
+        """Resources of each pretraining task: ``pretrain.resources``, else the trials'."""
+        return self.pretrain.resources or self.resources
 
     @property
     def grid_names(self) -> tuple[str, ...]:

@@ -120,3 +120,17 @@ def test_a_node_probe_fingerprints_each_split_once(tmp_path, monkeypatch):
     assert probe_data(needs, {"flir": str(tmp_path / "none")}) == first
     assert listings("flir_aligned", root, "train", "rgb") == 1
     assert listings("flir_aligned", root, "eval", "ir") == 1
+
+
+def test_pretrain_resources_must_fit_a_node_but_are_not_packed():
+    nodes = [{"node": "gpu-1", "CPU": 8, "GPU": 1}]
+    (check,) = resource_checks(nodes, cpu=4, gpu=1, key="pretrain.resources")
+    assert check.level == OK and "1 of 1 nodes fit pretrain.resources" in check.message
+    (check,) = resource_checks(nodes, cpu=4, gpu=2, key="pretrain.resources")
+    assert check.level == ERROR and check.setting == "pretrain.resources"
+    assert "no node fits one pretraining run" in check.message
+    assert "lower pretrain.resources in the study file" in check.message
+    (check,) = resource_checks([{"node": "a", "CPU": 64}], cpu=1, gpu=1, key="pretrain.resources")
+    assert check.setting == "pretrain.resources.gpu" and "set pretrain.resources.gpu: 0" in (
+        check.message
+    )

@@ -70,6 +70,17 @@ def test_plan_asks_the_registry_and_renders(tmp_path):
     assert "1 runs" in text and "registry not checked" not in text
     row = next(line for line in text.splitlines() if "phi=-2" in line)
     assert row.split()[-2:] == ["have", "need"]
+    assert "resources per pretraining    1 CPU, 0 GPU (the trials' resources)" in text
+
+
+def test_plan_shows_pretrain_resources_when_given(tmp_path):
+    text = STUDY + "pretrain: {resources: {cpu: 4, gpu: 1}}\n"
+    rendered = plan(parse_study_text(text, tmp_path / "s.yaml")).render()
+    assert "resources per trial          1 CPU, 0 GPU" in rendered
+    assert "resources per pretraining    4 CPU, 1 GPU (pretrain.resources)" in rendered
+    no_pretraining = STUDY.replace("[random, imagenet, imagenet_coco]", "[random]")
+    unneeded = plan(parse_study_text(no_pretraining, tmp_path / "s.yaml")).render()
+    assert "resources per pretraining" not in unneeded
 
 
 def test_global_scope_is_one_bracket_over_all_trials(tmp_path):

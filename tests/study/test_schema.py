@@ -214,3 +214,27 @@ def test_global_asha_scope_warns_and_is_recorded(tmp_path):
         spec = load_study(str(write(tmp_path, text)))
     assert spec.tune.asha.scope == "global"
     assert len(spec.warnings) == 1 and "tune.asha.scope" in spec.warnings[0]
+
+
+def test_pretrain_resources_default_to_the_trials_and_are_checked(tmp_path):
+    spec = load_study(str(write(tmp_path, BASE)))
+    assert spec.pretrain.resources is None
+    assert (spec.pretrain_resources.cpu, spec.pretrain_resources.gpu) == (1.0, 0.5)
+    # A key left out takes the trials' value; resources never change the weights' identity.
+    text = BASE + "pretrain: {epochs_imagenet: 3, resources: {gpu: 1}}\n"
+    spec2 = load_study(str(write(tmp_path, text)))
+    assert (spec2.pretrain_resources.cpu, spec2.pretrain_resources.gpu) == (1.0, 1.0)
+    assert spec2.resources.gpu == 0.5
+    assert "resources" not in spec2.pretrain.settings()
+    again = load_study(str(write(tmp_path, BASE + "pretrain: {epochs_imagenet: 3}\n")))
+    assert spec2.pretrain.fingerprint() == again.pretrain.fingerprint()
+    cases = [
+        ("resources: {gpu: 1.5}", "pretrain.resources.gpu", "whole GPUs"),
+        ("resources: {cpu: 0}", "pretrain.resources.cpu", "must be > 0.0"),
+        ("resources: {cpus: 2}", "pretrain.resources.cpus", "allowed here: cpu, gpu"),
+        ("resources: 4", "pretrain.resources", "must be a mapping with keys cpu, gpu"),
+    ]
+    for section, key_path, needle in cases:
+        text = BASE + f"pretrain:\n  {section}\n"
+        msg, path = error_for(tmp_path, text)
+        assert f"{path}:{line_of(text, section)}: {key_path}: " in msg and needle in msg, msg
