@@ -4,12 +4,9 @@ line of a failed trial, the results table, and ``--retry-failed`` into the same 
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from pathlib import Path
 
-import pytest
-import ray
 from ray import tune
 
 from capstudy import keys, tracking
@@ -50,14 +47,6 @@ def scripted(config: dict) -> None:
         capacity = 17400.0 if base < 0.5 else 3.6e6
         metrics = {"epoch": epoch, "val/map50": value, "eval/synth_a/ir/map50": value / 2}
         tune.report({**metrics, "capacity/backbone_params": capacity, **lineage})
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def test_records_results_table_and_retry_failed(tmp_path, local_ray):

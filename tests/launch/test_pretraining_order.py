@@ -5,12 +5,10 @@ stage starts and ends; Ray does the scheduling."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import ray
 
 from capstudy.errors import CapstudyError
 from capstudy.launch.pretraining import run_pretraining
@@ -51,14 +49,6 @@ class Stages:
             return json.loads(path.read_text()) if path.exists() else None
 
         return read("start"), read("end")
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def _run(tmp_path, stages: Stages, have=lambda family, capacity, stage: False):

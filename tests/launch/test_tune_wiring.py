@@ -4,10 +4,6 @@ local Ray (``ray.init``) by a scripted trainable: no model is trained, every dec
 
 from __future__ import annotations
 
-import sys
-
-import pytest
-import ray
 from ray import tune
 
 from capstudy import keys, tracking
@@ -41,15 +37,6 @@ def scripted_trainable(config: dict) -> None:
     for epoch in range(1, config["epochs"] + 1):
         value = base + 0.05 * (3 - k) + 0.001 * epoch
         tune.report({"epoch": epoch, "val/map50": value, "eval/synth_a/ir/map50": value / 2})
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    # Workers cannot import this test module: ship the scripted trainable by value.
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def _run(scope: str, tmp_path, local_ray, max_concurrent: int = 2, study: str = STUDY):
