@@ -262,9 +262,10 @@ def main(argv: list[str] | None = None) -> dict:
         fig["killed_wall_s"] = round(killed_s, 1)
         fig["time_ratio"] = round(killed_s / base["wall_s"], 2)
         fig["results_equal"] = again == results
-        fig["differing_trials"] = sorted(
-            k for k in set(results) | set(again) if results.get(k) != again.get(k)
-        )[:10]
+        differing = sorted(k for k in set(results) | set(again) if results.get(k) != again.get(k))
+        fig["differing_trials"] = differing[:10]
+        # (status, last epoch, value) uninterrupted -> interrupted, to tell what went wrong
+        fig["differences"] = {k: [results.get(k), again.get(k)] for k in differing[:10]}
         fig["running_runs"] = sum(1 for s, *_ in again.values() if s == "RUNNING")
     for name, value in fig.items():
         print(f"{name:>26}: {value}")

@@ -363,7 +363,8 @@ def build_tuner(
             failure_config=tune.FailureConfig(max_failures=opts.max_failures),
             # Two, not one: a driver killed between Ray registering a new checkpoint (and
             # deleting the one before) and its next experiment snapshot resumes from a state
-            # naming the deleted one, and the trial fails on restore (seen in the kill test).
+            # naming the deleted one; the scheduler then points the trial at the newest one
+            # left (launch/checkpoints.py), and with two kept there usually is one.
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=[recorder, live],
             verbose=0,

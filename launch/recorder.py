@@ -22,7 +22,6 @@ status from Ray's trial states, so no run stays RUNNING.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from ray.tune import Callback
 from capstudy import keys, tracking
 from capstudy.errors import CapstudyError
 from capstudy.launch import trialfacts
+from capstudy.launch.checkpoints import result_rows
 from capstudy.launch.searcher import CELL_ID_KEY, TRIAL_KEY
 from capstudy.launch.sink import MetricWrite, TrackingSink
 from capstudy.launch.trainable import (
@@ -106,7 +106,11 @@ class StudyRecorder(Callback):
         self.sink = TrackingSink(self._write_metrics, permanent=_permanent, **sink_kw)
         self._runs: dict[str, str] = {}  # trial key -> MLflow run id (sink thread only)
         self._fingerprinted: set[str] = set()
-        self._last_epoch: dict[str, int] = {}
+        self._seen: set[str] = set()  # trials this driver has started or ended
+        # Trials that had reported to an earlier, killed driver: writes it still had queued
+        # were lost, and epochs before the trial's checkpoint are not reported again, so
+        # :meth:`reconcile` writes their whole result log again (idempotent).
+        self.continued: set[str] = set()
         self.results = 0  # results seen
         self.callback_s = 0.0  # time spent in on_trial_result: what tune.report waits on
 
@@ -122,6 +126,7 @@ class StudyRecorder(Callback):
 
     # -- Ray callback hooks (driver thread: queue only) --------------------------------
     def on_trial_start(self, iteration, trials, trial, **info):
+        self._first_sight(trial)
         self.sink.call("open run", self._open, dict(trial.config))
 
     def on_trial_recover(self, iteration, trials, trial, **info):
@@ -132,7 +137,6 @@ class StudyRecorder(Callback):
         key = trial.config[TRIAL_KEY]
         step, stamp, metrics = metric_rows(result)
         metrics.update(trialfacts.cost_metrics(trial, result))
-        self._last_epoch[key] = step
         self.sink.submit(MetricWrite(key, metrics, step, stamp))
         if key not in self._fingerprinted:
             tags = trialfacts.lineage_tags(result)  # which registered weights it loaded
@@ -148,23 +152,31 @@ class StudyRecorder(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         key = trial.config[TRIAL_KEY]
-        epochs = int(trial.config.get("epochs", 0))
-        stopped_early = 0 < self._last_epoch.get(key, epochs) < epochs
+        self._first_sight(trial)  # a restored trial the scheduler ends before it starts
         self.sink.call(
             "early stop tag",
             self._set_tags,
             key,
-            {keys.T_EARLY_STOPPED: str(stopped_early).lower()},
+            {keys.T_EARLY_STOPPED: str(self._stopped_early(trial)).lower()},
         )
         self.sink.call("model", self._log_model, key, dict(trial.config), trial.checkpoint)
         self.sink.call("end run", self._end, key, "FINISHED")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         key = trial.config[TRIAL_KEY]
+        self._first_sight(trial)
         tags = trialfacts.error_tags(trial)  # `capstudy status` groups failures by this line
         if tags:
             self.sink.call("error tag", self._set_tags, key, tags)
         self.sink.call("end run", self._end, key, "FAILED")
+
+    def _first_sight(self, trial: Any) -> None:
+        """Note a trial that reported to an earlier driver (see ``continued``)."""
+        key = trial.config[TRIAL_KEY]
+        if key not in self._seen:
+            self._seen.add(key)
+            if keys.M_EPOCH in (trial.run_metadata.last_result or {}):
+                self.continued.add(key)
 
     def close(self, status: str = "KILLED", timeout: float | None = 600) -> bool:
         """Flush the queue, then end every run still open (its trial did not finish)."""
@@ -266,7 +278,9 @@ class StudyRecorder(Callback):
 
         A run that is missing, or not FINISHED/FAILED although Ray ended its trial, lost
         queued writes to a killed driver: its results are written again from Ray's result log
-        of the trial and its status set from Ray's. Call with the sink flushed.
+        of the trial and its status set from Ray's. The result log of a trial that had
+        reported to an earlier driver (``continued``) is written again too. Call with the sink
+        flushed.
         """
         self.sink.flush()
         children = tracking.find_runs(
@@ -278,7 +292,12 @@ class StudyRecorder(Callback):
             key = trial.config.get(TRIAL_KEY)
             want = _FINAL_STATUS.get(str(trial.status))
             run = runs.get(key)
-            if key is None or want is None or (run is not None and run.info.status == want):
+            if key is None or want is None:
+                continue
+            if run is not None and run.info.status == want:
+                if key in self.continued:  # ended right, but may miss epochs lost at the kill
+                    fixed["replayed"] += self._replay(key, trial)
+                    self._runs.pop(key, None)  # ended: not one for close() to end KILLED
                 continue
             if run is None or run.info.status == "RUNNING" or want == "FINISHED":
                 self._open(dict(trial.config))
@@ -292,14 +311,9 @@ class StudyRecorder(Callback):
 
     def _replay(self, key: str, trial: Any) -> int:
         """Write the trial's results from Ray's ``result.json`` again (idempotent)."""
-        text = _result_json(trial)
-        if text is None:
-            return 0
         count = 0
-        for line in text.splitlines():
-            if not line.strip():
-                continue
-            step, stamp, metrics = metric_rows(json.loads(line))
+        for row in result_rows(trial):
+            step, stamp, metrics = metric_rows(row)
             rows = [(k, v, stamp, step) for k, v in metrics.items()]
             if rows:
                 self._write_metrics(key, rows)
@@ -311,26 +325,3 @@ class StudyRecorder(Callback):
         epochs = int(trial.config.get("epochs", 0))
         last = int((trial.last_result or {}).get(keys.M_EPOCH, epochs) or epochs)
         return 0 < last < epochs
-
-
-def _result_json(trial: Any) -> str | None:
-    """A trial's ``result.json``: the storage copy (synced at the end of fit), else the
-    driver's staging copy; None when neither exists.
-
-    The storage copy is read through the trial's own storage filesystem (``trial.path`` is a
-    path on it: local, or a bucket key with ``--storage s3://...``), as Ray wrote it.
-    """
-    fs = getattr(getattr(trial, "storage", None), "storage_filesystem", None)
-    if fs is not None and trial.path:
-        from pyarrow.fs import FileType
-
-        remote = f"{trial.path}/result.json"
-        try:
-            if fs.get_file_info(remote).type == FileType.File:
-                with fs.open_input_stream(remote) as stream:
-                    return stream.read().decode("utf-8")
-        except OSError:
-            pass  # the store is unreachable: fall back to the driver's copy
-    found = [Path(p) / "result.json" for p in (trial.path, trial.local_path) if p]
-    path = next((f for f in found if f.is_file()), None)
-    return path.read_text() if path is not None else None

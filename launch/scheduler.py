@@ -21,6 +21,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from capstudy.errors import CapstudyError
 from capstudy.launch.asha import STOP, CellASHA
+from capstudy.launch.checkpoints import repair_checkpoint
 from capstudy.launch.searcher import CELL_KEY, TRIAL_KEY
 from capstudy.storage import Place, place
 
@@ -97,6 +98,8 @@ class CellASHAScheduler(FIFOScheduler):
         self._mode = mode
         self._state_file = asha_state_path(exp_path) if exp_path is not None else None
         self.saves = 0
+        self.repaired = 0  # restored trials pointed at a checkpoint that exists
+        self._checked: set[str] = set()  # trials whose checkpoint was checked (once each)
 
     def __reduce__(self) -> tuple:
         # Ray pickles the scheduler with the experiment; see the module docstring.
@@ -136,6 +139,11 @@ class CellASHAScheduler(FIFOScheduler):
         for trial in tune_controller.get_trials():
             if trial.status not in (Trial.PENDING, Trial.PAUSED):
                 continue
+            if trial.trial_id not in self._checked:
+                # Restored from a snapshot that may name a checkpoint Ray already deleted.
+                self._checked.add(trial.trial_id)
+                if repair_checkpoint(trial) is not None:
+                    self.repaired += 1
             stop = self.asha.stopped.get(trial.config.get(TRIAL_KEY, trial.trial_id))
             reached = int((trial.last_result or {}).get(EPOCH_ATTR, 0) or 0)
             if stop is not None and reached >= stop[1]:

@@ -122,6 +122,6 @@ def test_full_grid_shape_survives_three_driver_kills(tmp_path):
     assert figures["trials"] == "120"
     # Same status, final epoch and value of the study metric for every trial, one run per
     # trial (the benchmark fails on a duplicate run), and no run left RUNNING.
-    assert figures["results_equal"] == "True", figures["differing_trials"]
+    assert figures["results_equal"] == "True", figures["differences"]
     assert figures["running_runs"] == "0"
     assert float(figures["time_ratio"]) <= 1.5, figures

@@ -131,7 +131,7 @@ def test_recorder_replays_result_json_from_the_bucket(s3_root):
 
     from ray.train._internal.storage import get_fs_and_path
 
-    from capstudy.launch.recorder import _result_json
+    from capstudy.launch.checkpoints import result_log
 
     trial_dir = place(s3_root) / "study" / "trial-1"
     (trial_dir / "result.json").write_text('{"epoch": 1}\n{"epoch": 2}\n')
@@ -139,9 +139,9 @@ def test_recorder_replays_result_json_from_the_bucket(s3_root):
     trial = SimpleNamespace(
         storage=SimpleNamespace(storage_filesystem=fs), path=fs_path, local_path=None
     )
-    assert _result_json(trial).splitlines() == ['{"epoch": 1}', '{"epoch": 2}']
+    assert result_log(trial).splitlines() == ['{"epoch": 1}', '{"epoch": 2}']
     trial.path = fs_path + "-missing"
-    assert _result_json(trial) is None
+    assert result_log(trial) is None
 
 
 # --- clear errors before anything starts ------------------------------------------------------
