@@ -83,19 +83,32 @@ def _exists(checkpoint: Any) -> bool:
 def repair_checkpoint(trial: Any) -> str | None:
     """Point a restored trial at a checkpoint that exists; returns what changed, or None.
 
-    Call before the trial starts (the scheduler does, once per trial per driver). A trial whose
-    checkpoint exists, or that has none, is left alone.
+    Call before the trial starts (the scheduler does, once per trial per driver). A trial with
+    no checkpoint is left alone. Older checkpoints the snapshot lists but storage lost are
+    forgotten too: Ray would otherwise fail deleting them when the trial registers its next
+    one, and skip advancing the trial's checkpoint numbering.
     """
     from ray.train import Checkpoint
     from ray.train._internal.session import _TrainingResult
 
     checkpoint = trial.checkpoint
-    if checkpoint is None or _exists(checkpoint):
+    if checkpoint is None:
         return None
+    manager = trial.run_metadata.checkpoint_manager
+    if _exists(checkpoint):
+        listed = manager._checkpoint_results
+        kept = [r for r in listed if _exists(r.checkpoint)]
+        if len(kept) == len(listed):
+            return None
+        manager._checkpoint_results = kept
+        trial.invalidate_json_state()
+        trial.run_metadata.invalidate_cache()
+        change = f"forgot {len(listed) - len(kept)} older checkpoint(s) gone from storage"
+        log.info("trial %s: %s", trial, change)
+        return change
     folders = _checkpoint_folders(trial)
     rows = {r[CHECKPOINT_DIR_NAME]: r for r in result_rows(trial) if r.get(CHECKPOINT_DIR_NAME)}
     usable = sorted((i, name) for name, i in folders.items() if name in rows)
-    manager = trial.run_metadata.checkpoint_manager
     # New checkpoints are numbered after every folder there (none is overwritten).
     trial.storage.current_checkpoint_index = max(folders.values(), default=-1)
     if usable:

@@ -104,3 +104,30 @@ def test_resume_restarts_a_trial_with_no_checkpoint_left(tmp_path, local_ray):
     # launch did (not a restore error about a missing checkpoint).
     assert result.metrics["epoch"] == 4 and result.metrics["perf/restored_from"] == 0
     assert "does not exist on storage" not in str(result.error)
+
+
+def test_resume_forgets_an_older_checkpoint_gone_from_storage(tmp_path, local_ray):
+    """The snapshot's latest checkpoint exists but an older one it lists is gone: Ray would
+    fail deleting it when the trial checkpoints next, leaving stale folders behind."""
+    spec = parse_study_text(STUDY, tmp_path / "repair.yaml")
+    uri = tracking.configure()
+    parent = tracking.create_run(spec.name, "study", {keys.T_KIND: keys.KIND_STUDY}, uri)
+    storage = tmp_path / "ray_results"
+    _fit(spec, storage, uri, parent, resume=False)
+    named = Path(tune.ExperimentAnalysis(str(storage / spec.name)).trials[0].checkpoint.path)
+    older = sorted(p for p in named.parent.glob("checkpoint_*") if p != named)
+    assert older, "Ray kept no older checkpoint"
+    for folder in older:
+        shutil.rmtree(folder)
+    (result,), _ = _fit(spec, storage, uri, parent, resume=True)
+    assert result.error is None, result.error
+    assert result.metrics["epoch"] == 6 and result.metrics["perf/restored_from"] == 4
+    # Two checkpoints kept (num_to_keep), the newest two: nothing stale left behind.
+    kept = sorted(p.name for p in named.parent.glob("checkpoint_*"))
+    assert len(kept) == 2 and named.name not in kept, kept
+    epochs = [int((named.parent / k / "epoch.txt").read_text()) for k in kept]
+    assert epochs == [5, 6]
+    # Ray numbered every checkpoint it registered: the next one (after a further restart)
+    # gets a new folder instead of overwriting the latest.
+    (trial,) = tune.ExperimentAnalysis(str(storage / spec.name)).trials
+    assert trial.storage.current_checkpoint_index == int(kept[-1].split("_")[1])
