@@ -42,12 +42,13 @@ def trial_config(params: dict[str, Any]) -> TrialConfig:
 
 
 def restore_checkpoint(checkpoint: Any, dest: str) -> Path | None:
-    """The trial's Ray checkpoint copied to ``dest``; None when Ray names one it deleted.
+    """The trial's Ray checkpoint copied to ``dest``; None when it is gone.
 
-    A driver killed between Ray registering a new checkpoint (and deleting an older one) and
-    its next experiment snapshot resumes from a snapshot naming the deleted folder (seen in
-    the three-kill test). The trial then starts again from epoch 1: its seeds make it repeat
-    the same epochs, which costs time but never a wrong result.
+    A snapshot naming a deleted checkpoint is repaired before the trial starts
+    (:mod:`capstudy.launch.checkpoints`; Ray's own restore would fail first). This guards the
+    remaining case, a checkpoint removed from storage after that check: the trial starts again
+    from epoch 1, and its seeds make it repeat the same epochs, which costs time but never a
+    wrong result.
     """
     if checkpoint is None:
         return None
