@@ -120,3 +120,24 @@ def scripted_trainable(config: dict[str, Any]) -> None:
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
         else:
             tune.report(metrics)
+
+
+def crash_once_trainable(config: dict[str, Any]) -> None:
+    """A trial that checkpoints every epoch (``epoch.txt``) and, when it starts without a
+    checkpoint, dies hard (``os._exit``, no Python exception) after epoch 2; started from a
+    checkpoint, it runs to ``config["epochs"]``. ``perf/restored_from`` reports the epoch it
+    resumed after (0: from scratch). Used by the retry and resume tests.
+    """
+    start, restored = 1, 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            restored = int((Path(folder) / "epoch.txt").read_text())
+        start = restored + 1
+    for epoch in range(start, int(config["epochs"]) + 1):
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "epoch.txt").write_text(str(epoch))
+            metrics = {"epoch": epoch, "val/map50": 0.1 * epoch, "perf/restored_from": restored}
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        if epoch == 2 and checkpoint is None:
+            os._exit(1)

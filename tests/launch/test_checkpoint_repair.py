@@ -9,9 +9,7 @@ removed, and ``--resume`` must still finish it with an uninterrupted run's resul
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from ray import tune
@@ -19,6 +17,7 @@ from ray import tune
 from capstudy import keys, tracking
 from capstudy.launch.driver import LaunchOptions, build_tuner
 from capstudy.launch.recorder import StudyRecorder
+from capstudy.launch.scripted import crash_once_trainable
 from capstudy.study import parse_study_text
 
 STUDY = """
@@ -34,27 +33,10 @@ resources: {cpu: 1, gpu: 0}
 """
 
 
-def crash_at_four_trainable(config: dict) -> None:
-    """Checkpoints every epoch; without a checkpoint to start from, dies after epoch 4."""
-    start, restored = 1, 0
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            restored = int((Path(folder) / "epoch.txt").read_text())
-        start = restored + 1
-    for epoch in range(start, config["epochs"] + 1):
-        with tempfile.TemporaryDirectory() as folder:
-            (Path(folder) / "epoch.txt").write_text(str(epoch))
-            metrics = {"epoch": epoch, "val/map50": 0.1 * epoch, "perf/restored_from": restored}
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-        if epoch == 4 and checkpoint is None:
-            os._exit(1)  # a hard crash: the trial ends ERROR (no retries)
-
-
 def _fit(spec, storage, uri, parent, resume: bool):
     recorder = StudyRecorder(spec.name, uri, parent, spec.metric)
     opts = LaunchOptions(space=str(spec.source), max_failures=0, resume=resume)
-    tuner = build_tuner(spec, opts, storage, storage / spec.name, recorder, crash_at_four_trainable)
+    tuner = build_tuner(spec, opts, storage, storage / spec.name, recorder, crash_once_trainable)
     results = tuner.fit()
     recorder.reconcile(results._experiment_analysis.trials)
     assert recorder.close()
@@ -69,7 +51,7 @@ def test_resume_repairs_a_snapshot_naming_a_deleted_checkpoint(tmp_path, local_r
     parent = tracking.create_run(spec.name, "study", {keys.T_KIND: keys.KIND_STUDY}, uri)
     storage = tmp_path / "ray_results"
     (first,), _ = _fit(spec, storage, uri, parent, resume=False)
-    assert first.error is not None and first.metrics["epoch"] == 4
+    assert first.error is not None and first.metrics["epoch"] == 2
     # The checkpoint Ray's snapshot names for the trial: gone, as after the race.
     named = tune.ExperimentAnalysis(str(storage / spec.name)).trials[0].checkpoint.path
     shutil.rmtree(named)
@@ -100,9 +82,9 @@ def test_resume_restarts_a_trial_with_no_checkpoint_left(tmp_path, local_ray):
     for folder in Path(named).parent.glob("checkpoint_*"):
         shutil.rmtree(folder)
     (result,), _ = _fit(spec, storage, uri, parent, resume=True)
-    # From scratch: no checkpoint to restore, so it crashes at epoch 4 again, as the first
+    # From scratch: no checkpoint to restore, so it crashes after epoch 2 again, as the first
     # launch did (not a restore error about a missing checkpoint).
-    assert result.metrics["epoch"] == 4 and result.metrics["perf/restored_from"] == 0
+    assert result.metrics["epoch"] == 2 and result.metrics["perf/restored_from"] == 0
     assert "does not exist on storage" not in str(result.error)
 
 
@@ -115,13 +97,14 @@ def test_resume_forgets_an_older_checkpoint_gone_from_storage(tmp_path, local_ra
     storage = tmp_path / "ray_results"
     _fit(spec, storage, uri, parent, resume=False)
     named = Path(tune.ExperimentAnalysis(str(storage / spec.name)).trials[0].checkpoint.path)
-    older = sorted(p for p in named.parent.glob("checkpoint_*") if p != named)
+    named_epoch = int((named / "epoch.txt").read_text())
+    older = sorted(p for p in named.parent.glob("checkpoint_*") if p.name < named.name)
     assert older, "Ray kept no older checkpoint"
     for folder in older:
         shutil.rmtree(folder)
     (result,), _ = _fit(spec, storage, uri, parent, resume=True)
     assert result.error is None, result.error
-    assert result.metrics["epoch"] == 6 and result.metrics["perf/restored_from"] == 4
+    assert result.metrics["epoch"] == 6 and result.metrics["perf/restored_from"] == named_epoch
     # Two checkpoints kept (num_to_keep), the newest two: nothing stale left behind.
     kept = sorted(p.name for p in named.parent.glob("checkpoint_*"))
     assert len(kept) == 2 and named.name not in kept, kept

@@ -9,6 +9,7 @@ from ray import tune
 from capstudy import keys, tracking
 from capstudy.launch.driver import LaunchOptions, build_tuner
 from capstudy.launch.recorder import StudyRecorder, trial_run_filter
+from capstudy.launch.scripted import crash_once_trainable
 from capstudy.launch.searcher import CELL_ID_KEY, TRIAL_KEY
 from capstudy.study import parse_study_text
 
@@ -91,27 +92,6 @@ def test_global_asha_stops_the_small_cell_for_being_small(tmp_path, local_ray):
     # Every B-7 trial scores below every B0 trial, so a global cutoff stops each of them at
     # the first rung, the best B-7 included: the bias that per-cell scope exists to avoid.
     assert small == [1, 1, 1, 1], small
-
-
-def crash_once_trainable(config: dict) -> None:
-    """Checkpoints every epoch; the first attempt dies after epoch 2, the retry resumes."""
-    import os
-    import tempfile
-    from pathlib import Path
-
-    start, restored = 1, 0
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            restored = int((Path(folder) / "epoch.txt").read_text())
-        start = restored + 1
-    for epoch in range(start, config["epochs"] + 1):
-        with tempfile.TemporaryDirectory() as folder:
-            (Path(folder) / "epoch.txt").write_text(str(epoch))
-            metrics = {"epoch": epoch, "val/map50": 0.1 * epoch, "perf/restored_from": restored}
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-        if epoch == 2 and checkpoint is None:
-            os._exit(1)  # a hard crash of the trial process, not a Python exception
 
 
 def test_failed_trial_retries_from_its_checkpoint_in_the_same_run(tmp_path, local_ray):
