@@ -7,9 +7,9 @@ deleted checkpoint, and the restored trial fails with "Could not recover from ch
 does not exist on storage anymore" (the kill test hit it in about one run in four).
 :func:`repair_checkpoint` runs before a restored trial starts: when the checkpoint it names is
 missing, the trial resumes from the newest checkpoint on storage that the driver had taken the
-result of (its row is in the trial's result log), else from scratch. Either way it replays
-only epochs whose results the scheduler already saw, or re-reports them, so its ASHA decisions
-and final results are those of an uninterrupted run.
+result of (its row is in the trial's result log), else from scratch. Either way the scheduler
+had seen every epoch up to that checkpoint, and the trial reports every epoch after it again,
+so its ASHA decisions and final results are those of an uninterrupted run.
 """
 
 from __future__ import annotations
