@@ -113,7 +113,7 @@ def test_full_grid_shape_survives_three_driver_kills(tmp_path):
         "--no-analyze",
     ]
     env = {**os.environ, EPOCH_SECONDS_ENV: "2.0"}
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=2400, env=env)
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=1700, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     print(proc.stdout)
     figures = dict(
