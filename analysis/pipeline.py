@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from capstudy.analysis import figures, report, verdicts
+from capstudy.analysis import figures, report, shared, threshold, verdicts
 
 METHODS = (
     "Splits: val/* metrics come from a validation subset held out of the train domain's "
@@ -31,10 +31,19 @@ METHODS = (
     "metric of the same variant and domain. Threshold: hinge gain = a + b max(0, log10 "
     "capacity - x0) by profile least squares, at least two capacities on each arm; breakpoint "
     "CI by a seed bootstrap within each variant calibrating the profile likelihood ratio; the "
-    "hinge must beat a constant, a straight line and a smooth saturating power law a + b "
-    "C^-beta in parametric-bootstrap likelihood-ratio tests (p_threshold = the largest of the "
-    "three), Benjamini-Hochberg adjusted across all threshold tests of the study "
-    "(p_threshold_adj < alpha). AICc differences say by how much."
+    "hinge must beat a constant, a straight line and a smooth power law a + b C^beta of either "
+    "curvature (beta of either sign; its p-value the largest over the exponents the data do "
+    "not reject) in parametric-bootstrap likelihood-ratio tests (p_threshold = the largest of "
+    "the three), Benjamini-Hochberg adjusted across all threshold tests of the study "
+    "(p_threshold_adj < alpha). AICc differences say by how much. Shared threshold (the "
+    "study's answer, tables/pooled.csv): one breakpoint for all comparisons, each with its own "
+    "plateau, slope and noise level, by profile likelihood on a common grid; its test (against "
+    "each comparison's own constant, line and power law) and its CI come from a joint "
+    "bootstrap that resamples runs (a drawn seed carries all its evaluation domains and its "
+    "random-init baseline of both pretrained inits). The gain vanishes below it when two "
+    "one-sided tests put the mean plateau within the plateau margin; breakpoint differences "
+    "between families and domains (tables/contrasts.csv) are stated against a margin in "
+    "decades."
 )
 
 
@@ -49,6 +58,8 @@ class AnalysisOptions:
     seed: int = 0
     mode: str | None = None
     alpha: float = 0.05
+    plateau_margin: float = threshold.PLATEAU_MARGIN
+    decade_margin: float = shared.DECADE_MARGIN
 
 
 @dataclass
@@ -67,6 +78,8 @@ class AnalysisResult:
     files: list[Path] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     min_seeds: int = 0
+    pooled: pd.DataFrame | None = None
+    contrasts: pd.DataFrame | None = None
 
 
 def run_analysis(
@@ -87,6 +100,8 @@ def run_analysis(
         seed=options.seed,
         mode=options.mode,
         alpha=options.alpha,
+        plateau_margin=options.plateau_margin,
+        decade_margin=options.decade_margin,
     )
     result = AnalysisResult(
         study=study,
@@ -100,6 +115,8 @@ def run_analysis(
         conclusions=_conclusions(v),
         counts={**v.counts, **{f"skipped ({why})": n for why, n in (skipped or {}).items()}},
         min_seeds=v.min_seeds,
+        pooled=v.pooled,
+        contrasts=v.contrasts,
     )
     _write_outputs(result, table, options, source)
     return result
@@ -114,8 +131,11 @@ def _conclusions(v: verdicts.Verdicts) -> list[str]:
         ]
     if v.fits is None:
         return []
-    lines = [report.study_statement(v.fits, v.min_seeds)]
-    return lines + [report.conclusion(r, v.metric) for _, r in v.fits.iterrows()]
+    lines = [report.shared_statement(v.pooled, v.contrasts, v.metric)]
+    lines += [report.study_statement(v.fits, v.min_seeds)]
+    return [line for line in lines if line] + [
+        report.conclusion(r, v.metric) for _, r in v.fits.iterrows()
+    ]
 
 
 def _write_outputs(
@@ -131,6 +151,9 @@ def _write_outputs(
     }
     if result.fits is not None:
         named["thresholds.csv"] = result.fits
+    if result.pooled is not None:
+        named["pooled.csv"] = result.pooled
+        named["contrasts.csv"] = result.contrasts
     for name, df in named.items():
         df.to_csv(out / "tables" / name, index=False)
         result.files.append(out / "tables" / name)

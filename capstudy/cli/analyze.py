@@ -68,6 +68,14 @@ def register(app: typer.Typer) -> None:
         ] = None,
         bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates.")] = 1000,
         seed: Annotated[int, typer.Option(help="Random seed of the bootstraps.")] = 0,
+        plateau_margin: Annotated[
+            float,
+            typer.Option(help="Equivalence margin of 'the gain vanishes' (metric units)."),
+        ] = 0.02,
+        decade_margin: Annotated[
+            float,
+            typer.Option(help="Equivalence margin of 'the breakpoint is shared' (decades)."),
+        ] = 0.3,
         no_mlflow: Annotated[
             bool, typer.Option("--no-mlflow", help="Do not log an analysis run to MLflow.")
         ] = False,
@@ -77,7 +85,7 @@ def register(app: typer.Typer) -> None:
         Writes CSV tables, PNG figures and report.md/report.html to the output folder and,
         unless --no-mlflow, logs them as an analysis run in the study's MLflow experiment.
         """
-        from capstudy.analysis import headline, mlflow_io, pipeline, tables
+        from capstudy.analysis import headline, mlflow_io, pipeline, report, tables
         from capstudy.analysis.study_io import read_extras, set_report_note
         from capstudy.paths import default_tracking_uri
 
@@ -91,6 +99,8 @@ def register(app: typer.Typer) -> None:
             n_boot=bootstrap,
             seed=seed,
             mode=mode,
+            plateau_margin=plateau_margin,
+            decade_margin=decade_margin,
         )
         if len([*(from_file or []), *(study or [])]) > 1:
             _compare(from_file or [], study or [], uri, out, options)
@@ -104,6 +114,8 @@ def register(app: typer.Typer) -> None:
         result = pipeline.run_analysis(table, name, out_dir, options, source, skipped)
         extras = headline.Extras() if from_file is not None else read_extras(uri, name)
         headline.finish(result, extras, _mode_of(result, mode))
+        if result.pooled is not None:
+            typer.echo(report.shared_statement(result.pooled, result.contrasts, result.metric))
         for line in headline.verdict_lines(headline.verdict_table(result.fits)):
             typer.echo("- " + line)
         typer.echo(f"Report: {out_dir / 'report.html'} (and report.md, tables/, figures/, paper/)")

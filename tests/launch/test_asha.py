@@ -4,7 +4,6 @@ import json
 import random
 
 import numpy as np
-import pytest
 
 from capstudy.launch.asha import CONTINUE, STOP, CellASHA, _percentile
 
