@@ -53,7 +53,7 @@ def _p_value(row: pd.Series) -> str:
     return f"{max(map(float, ps)):.3g} (unadjusted)" if ps else "-"
 
 
-def verdict_table(fits: pd.DataFrame | None) -> pd.DataFrame:
+def headline_table(fits: pd.DataFrame | None) -> pd.DataFrame:
     """One line per comparison: family, init vs random, train -> eval; the answer."""
     rows = []
     for _, r in (fits if fits is not None else pd.DataFrame()).iterrows():
@@ -134,7 +134,7 @@ def finish(result, extras: Extras | None = None, mode: str = "max") -> list[Path
     files += pareto.pareto_figures(
         result.selected, result.capacity, result.metric, out / "pareto", mode, extras.latency
     )
-    verdicts, costs = verdict_table(result.fits), cost_table(extras.costs)
+    verdicts, costs = headline_table(result.fits), cost_table(extras.costs)
     tables = {"verdicts.csv": verdicts, "cost.csv": costs}
     for name, df in tables.items():
         if not df.empty:

@@ -190,7 +190,7 @@ def _fill_optional(df: pd.DataFrame, study: str) -> None:
         if col not in df.columns:
             df[col] = np.nan
     defaults = {"study": study, "run_id": "", "task": "", "selection_metric": ""}
-    defaults.update(parent_run_id="", class_set="")
+    defaults.update(parent_run_id="", class_set="", selection_mode="")
     for col, value in defaults.items():
         if col not in df.columns:
             df[col] = value

@@ -309,13 +309,11 @@ def _storage_check(storage: Place, answers: list, names: dict) -> Check:
     return Check("--storage", OK, f"{storage} readable on all {len(answers)} nodes")
 
 
-def raise_on_errors(checks: list[Check]) -> None:
+def raise_on_errors(checks: list[Check], lead: str = "cannot launch: ") -> None:
     """One :class:`CapstudyError` listing every failed check (nothing has started yet)."""
     errors = [c for c in checks if c.level == ERROR]
     if errors:
-        raise CapstudyError(
-            "cannot launch: " + "; ".join(f"{c.setting}: {c.message}" for c in errors)
-        )
+        raise CapstudyError(lead + "; ".join(f"{c.setting}: {c.message}" for c in errors))
 
 
 def render(checks: list[Check]) -> str:

@@ -98,11 +98,6 @@ def register(app: typer.Typer) -> None:
             console.print(f"interrupted; finish it with: capstudy launch --space {space} --resume")
             raise typer.Exit(130) from None
         if outcome.status == "PLANNED":
-            # Issue 14: will this grid answer the question? One simulated line, then the
-            # command for the full table (capstudy power).
-            from capstudy.cli.power import dry_run_line
-
-            console.print(dry_run_line(space), highlight=False, soft_wrap=True)
             return
         console.print(
             f"study {outcome.study}: {outcome.status}; {outcome.trials_done}/"

@@ -58,3 +58,17 @@ def test_dry_run_prints_the_checked_settings(capsys):
     assert run_cli(["launch", "--space", "full_grid", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "settings:" in out and "[ok] --tracking-uri: sqlite:///" in out
+
+
+def test_dry_run_with_a_settings_error_prints_the_whole_plan_then_exits_2(capstudy_home, capsys):
+    db = capstudy_home / "x.db"
+    args = ["launch", "--space", "full_grid", "--dry-run", "--address", "auto"]
+    assert run_cli([*args, "--tracking-uri", f"sqlite:///{db}"]) == 2
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "trials                       1080" in out and "cost: " in out
+    assert "power" in out and "settings:" in out
+    assert f"[error] --tracking-uri: sqlite:///{db} is a file on this machine" in out
+    assert out.index("trials ") < out.index("settings:")  # the plan first, then the settings
+    assert "error: the settings above hold errors: --tracking-uri" in captured.err
+    assert not db.exists()
