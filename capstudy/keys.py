@@ -124,7 +124,7 @@ def split_eval_metric(key: str) -> tuple[str, str] | None:
     return (domain, name) if domain and name else None
 
 
-# --- the tidy results table (analysis input; README documents it) ---------------------
+# --- the tidy results table (analysis input; docs/guide/analyze.md) ---------------------
 # One row per trial x evaluation domain.
 TIDY_COLUMNS = (
     "study",  # study name

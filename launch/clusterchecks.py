@@ -35,8 +35,8 @@ OK, WARN, ERROR = "ok", "warning", "error"
 MLFLOW_SERVER_HINT = (
     "start a tracking server on the head node, e.g. `MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false "
     "mlflow server --host 0.0.0.0 --port 5000 --workers 1 --backend-store-uri "
-    "sqlite:///$HOME/mlflow.db --default-artifact-root /shared/mlartifacts` (README, 'Scaling "
-    "out'), and pass --tracking-uri http://<head>:5000"
+    "sqlite:///$HOME/mlflow.db --default-artifact-root /shared/mlartifacts` (docs/guide/"
+    "scaling-out.md), and pass --tracking-uri http://<head>:5000"
 )
 
 

@@ -50,7 +50,7 @@ from capstudy.study.plan import plan
 
 STATE_FILE = "capstudy_study.json"
 # Env vars a local launch's workers get from the driver. A cluster's nodes keep their own
-# (set where `ray start` ran): home and cache are node-local by design (README, "Scaling out").
+# (set where `ray start` ran): home and cache are node-local by design (docs/guide/scaling-out.md).
 _FORWARDED_ENV = ("CAPSTUDY_HOME", "CAPSTUDY_DATA", "CAPSTUDY_CACHE")
 
 
@@ -225,8 +225,8 @@ def _check_local_datasets(spec: StudySpec) -> None:
     if missing:
         raise CapstudyError(
             f"{spec.source}: the study reads datasets that are not on this machine: "
-            f"{', '.join(missing)}. Put them there (README, 'Data'), set CAPSTUDY_DATA, or "
-            "name their folders in the study's `data:` section."
+            f"{', '.join(missing)}. Put them there (docs/guide/data.md lists each layout), "
+            "set CAPSTUDY_DATA, or name their folders in the study's `data:` section."
         )
 
 

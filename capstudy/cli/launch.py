@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 help="Ray Tune storage: a path, or a URI such as s3://bucket/ray_results "
-                "(shared storage for clusters; README, 'Scaling out')."
+                "(shared storage for clusters; docs/guide/scaling-out.md)."
             ),
         ] = None,
         resume: Annotated[
