@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from capstudy.cli.options import TrackingUri
+
 
 def register(app: typer.Typer) -> None:
     """Add ``capstudy analyze``."""
@@ -21,9 +23,7 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option(help="Study (MLflow experiment) name; default: latest. Twice: compare."),
         ] = None,
-        tracking_uri: Annotated[
-            str | None, typer.Option(help="MLflow tracking URI; default: capstudy's store.")
-        ] = None,
+        tracking_uri: TrackingUri = None,
         parent: Annotated[
             str,
             typer.Option(

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from capstudy.cli.options import TrackingUri
+
 
 def register(app: typer.Typer) -> None:
     """Add ``capstudy launch``."""
@@ -20,10 +22,7 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(help="Ray cluster address ('auto' inside a cluster); default: local."),
         ] = None,
-        tracking_uri: Annotated[
-            str | None,
-            typer.Option(help="MLflow tracking URI (default: SQLite in $CAPSTUDY_HOME)."),
-        ] = None,
+        tracking_uri: TrackingUri = None,
         storage: Annotated[
             str | None,
             typer.Option(
@@ -43,7 +42,12 @@ def register(app: typer.Typer) -> None:
         max_failures: Annotated[
             int, typer.Option(help="Retries of a failed trial, from its last checkpoint.")
         ] = 2,
-        seed: Annotated[int, typer.Option(help="Seed of the HPO samplers.")] = 0,
+        hpo_seed: Annotated[
+            int, typer.Option("--hpo-seed", help="Seed of the HPO samplers (not a trial seed).")
+        ] = 0,
+        old_seed: Annotated[
+            int | None, typer.Option("--seed", hidden=True, help="Former name of --hpo-seed.")
+        ] = None,
         retry_failed: Annotated[
             str | None,
             typer.Option(
@@ -87,7 +91,7 @@ def register(app: typer.Typer) -> None:
                     dry_run=dry_run,
                     max_concurrent=max_concurrent,
                     max_failures=max_failures,
-                    seed=seed,
+                    seed=hpo_seed if old_seed is None else old_seed,
                     retry_failed=retry_failed is not None,
                     devices=devices,
                 ),

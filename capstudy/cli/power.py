@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from capstudy.cli.options import TrackingUri
 from capstudy.errors import CapstudyError
 
 
@@ -88,9 +89,7 @@ def register(app: typer.Typer) -> None:
         from_file: Annotated[
             Path | None, typer.Option("--from", help="...or on this tidy table (.csv/.parquet).")
         ] = None,
-        tracking_uri: Annotated[
-            str | None, typer.Option(help="MLflow tracking URI for --from-study.")
-        ] = None,
+        tracking_uri: TrackingUri = None,
         workers: Annotated[int, typer.Option(help="Processes.")] = 2,
         seed: Annotated[int, typer.Option(help="Random seed of the simulation.")] = 0,
         out: Annotated[
