@@ -1,7 +1,9 @@
 """The analysis from a tidy table to an output folder: selection, gains, thresholds, report.
 
-The CLI (``capstudy analyze``) loads the table and calls :func:`run_analysis`; tests call it
-directly on hand-made tables.
+:func:`run_analysis` writes the whole folder: tables, figures, the paper's figures and
+tables, Pareto figures, cost, and the report led by its headline. Loading a study, choosing
+the folder and logging the MLflow run are :func:`capstudy.analysis.analyze_study`'s job
+(what ``capstudy analyze`` calls).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from capstudy.analysis import figures, report, shared, threshold, verdicts
+from capstudy.analysis import figures, headline, report, selection, shared, threshold, verdicts
 
 METHODS = (
     "Splits: val/* metrics come from a validation subset held out of the train domain's "
@@ -49,11 +51,15 @@ METHODS = (
 
 @dataclass
 class AnalysisOptions:
-    """What to analyze and how (the CLI flags)."""
+    """What to analyze and how (the options of ``capstudy analyze``).
+
+    ``mode`` None takes the study's recorded mode (see
+    :func:`capstudy.analysis.selection.resolve_mode`).
+    """
 
     capacity: str = "backbone"
     metric: str | None = None
-    find_threshold: bool = False
+    find_threshold: bool = verdicts.FIND_THRESHOLD
     n_boot: int = 1000
     seed: int = 0
     mode: str | None = None
@@ -69,6 +75,7 @@ class AnalysisResult:
     study: str
     metric: str
     capacity: str
+    mode: str
     out_dir: Path
     selected: pd.DataFrame
     per_seed: pd.DataFrame
@@ -80,6 +87,8 @@ class AnalysisResult:
     min_seeds: int = 0
     pooled: pd.DataFrame | None = None
     contrasts: pd.DataFrame | None = None
+    verdicts: pd.DataFrame | None = None  # the headline: one line per comparison
+    run_id: str | None = None  # the MLflow analysis run, when one was logged
 
 
 def run_analysis(
@@ -89,8 +98,23 @@ def run_analysis(
     options: AnalysisOptions,
     source: str = "",
     skipped: Counter | None = None,
+    extras: headline.Extras | None = None,
 ) -> AnalysisResult:
-    """Run the whole analysis on a normalized tidy table and write the output folder."""
+    """Run the whole analysis on a normalized tidy table and write the output folder.
+
+    Args:
+        table: the tidy table (:mod:`capstudy.analysis.tables`).
+        study: the study's name (titles, MLflow experiment).
+        out_dir: the folder to write (created).
+        options: what to analyze and how.
+        source: where the table came from, for the report.
+        skipped: trial runs left out of the table, by reason (counted in the report).
+        extras: cost and CPU latency read from MLflow (None: neither).
+
+    Returns:
+        The tables, conclusions and written files.
+    """
+    mode = selection.resolve_mode(table, options.mode)
     v = verdicts.analyze_table(
         table,
         metric=options.metric,
@@ -98,7 +122,7 @@ def run_analysis(
         find_threshold=options.find_threshold,
         n_boot=options.n_boot,
         seed=options.seed,
-        mode=options.mode,
+        mode=mode,
         alpha=options.alpha,
         plateau_margin=options.plateau_margin,
         decade_margin=options.decade_margin,
@@ -107,6 +131,7 @@ def run_analysis(
         study=study,
         metric=v.metric,
         capacity=v.capacity,
+        mode=mode,
         out_dir=out_dir,
         selected=v.selected,
         per_seed=v.per_seed,
@@ -119,6 +144,8 @@ def run_analysis(
         contrasts=v.contrasts,
     )
     _write_outputs(result, table, options, source)
+    headline.finish(result, extras, mode)
+    result.verdicts = headline.headline_table(result.fits)
     return result
 
 

@@ -22,6 +22,8 @@ from capstudy.errors import CapstudyError
 
 FAST_N_BOOT = 199
 FAST_GRID_POINTS = 61
+# Thresholds are fitted when asked for (``capstudy analyze --find-threshold``); the one default.
+FIND_THRESHOLD = False
 
 
 @dataclass
@@ -80,7 +82,7 @@ def analyze_table(
     *,
     metric: str | None = None,
     capacity: str = "backbone",
-    find_threshold: bool = True,
+    find_threshold: bool = FIND_THRESHOLD,
     n_boot: int = 1000,
     seed: int = 0,
     mode: str | None = None,
@@ -100,7 +102,8 @@ def analyze_table(
         find_threshold: fit thresholds (else only gains and their intervals).
         n_boot: bootstrap replicates of the breakpoint CI and of each LR test.
         seed: seed of the random generator (results are reproducible).
-        mode: selection mode ``max``/``min`` (default: from the metric name).
+        mode: selection mode ``max``/``min`` (default: the study's recorded mode, else from
+            the metric name; :func:`capstudy.analysis.selection.resolve_mode`).
         alpha: family-wise error across capacities (Holm) and false discovery rate across
             threshold tests (Benjamini-Hochberg).
         level: confidence level of the intervals.

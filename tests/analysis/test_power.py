@@ -171,10 +171,13 @@ def test_noise_scale_shrinks_noise_that_selection_would_add():
 
 @pytest.mark.parametrize("study", available_studies())
 def test_dry_run_line_for_every_shipped_study(study, monkeypatch):
-    from capstudy.cli import power as power_cli
+    from capstudy.analysis import power
+    from capstudy.analysis.power_design import design_from_study
+    from capstudy.capacity import free_backbone_params
 
-    monkeypatch.setattr(power_cli, "DRY_RUN_REPLICATES", 2)
-    line = power_cli.dry_run_line(study, workers=1)
+    monkeypatch.setattr(power, "PLAN_REPLICATES", 2)
+    design = design_from_study(load(study), count=free_backbone_params)
+    line = power.plan_line(design, load(study).name, workers=1)
     assert line.startswith(
         ("power (simulated, 2 studies): threshold found in ", "power: n/a under the default")
     )

@@ -3,7 +3,7 @@
 Settings mirror a small real study: the 8 ultrasmall capacities (17 k - 3.6 M backbone
 parameters), 3 seeds, run-to-run SD 0.015 of mAP50, and a true gain flat at zero below 100 k
 parameters rising by 0.1 mAP50 per tenfold capacity above. Seeds are fixed, so the numbers are
-reproducible; they are printed (``pytest -s``) for the README.
+reproducible; they are printed (``pytest -s``) for docs/methods/statistics.md.
 
 Nominal level is 95%; the requirements are >= 90% coverage and >= 90% "no threshold" on data
 without one. The coverage checks have teeth: the same harness with a 50% breakpoint interval,
