@@ -19,7 +19,7 @@ from capstudy.errors import CapstudyError
 @pytest.fixture(scope="module")
 def study_table() -> pd.DataFrame:
     # A clear threshold (0.15 per tenfold above 100 k parameters, 3 seeds), as in the CLI test.
-    return simulate_study_table(np.random.default_rng(3), slope=0.15)
+    return simulate_study_table(np.random.default_rng(3), slope=0.15, n_seeds=5)
 
 
 def _files(folder) -> set[str]:

@@ -34,7 +34,9 @@ def _one_kink_among_nulls(seed: int):
 def _demoted_case(max_seeds: int = 40):
     """The first simulated study in which BH demotes a raw-significant threshold."""
     for seed in range(max_seeds):
-        v = verdicts.analyze_table(_one_kink_among_nulls(seed), fast=True, alpha=ALPHA)
+        v = verdicts.analyze_table(
+            _one_kink_among_nulls(seed), find_threshold=True, fast=True, alpha=ALPHA
+        )
         fits = v.fits
         demoted = fits[(fits["p_threshold"] < ALPHA) & (fits["p_threshold_adj"] >= ALPHA)]
         if not demoted.empty:
@@ -50,7 +52,7 @@ def test_an_adjusted_p_above_alpha_demotes_a_raw_significant_threshold():
     assert row["verdict"] == "no threshold" and row["direction"] == 0
     assert np.isnan(row["threshold"]) and row["best_model"] in ("constant", "linear", "smooth")
     # The headline's verdict table and the conclusion speak of no threshold for it.
-    line = headline.verdict_table(v.fits.loc[[i]]).iloc[0]
+    line = headline.headline_table(v.fits.loc[[i]]).iloc[0]
     assert line["threshold (95% CI)"] == "no threshold"
     assert float(line["p (adjusted)"]) >= ALPHA
     text = report.conclusion(v.fits.loc[i], v.metric)

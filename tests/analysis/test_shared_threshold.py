@@ -64,7 +64,9 @@ def test_shared_test_is_calibrated_under_smooth_power_laws(n_seeds):
     rng = np.random.default_rng(11)
     for r in range(reps):
         table = _study(rng, n_seeds, power=(0.2, 0.4, 0.6)[r % 3])
-        pooled = verdicts.analyze_table(table, fast=True, seed=r).pooled.iloc[0]
+        pooled = verdicts.analyze_table(table, find_threshold=True, fast=True, seed=r).pooled.iloc[
+            0
+        ]
         found += pooled["verdict"] == VERDICT_THRESHOLD
     print(f"\npower-law gains: shared threshold in {found}/{reps} studies")
     assert found / reps <= _mc_bound(0.05, reps)
@@ -74,7 +76,9 @@ def test_shared_interval_covers_the_true_threshold():
     reps, covered = 90, 0
     rng = np.random.default_rng(12)
     for r in range(reps):
-        pooled = verdicts.analyze_table(_study(rng), fast=True, seed=r).pooled.iloc[0]
+        pooled = verdicts.analyze_table(
+            _study(rng), find_threshold=True, fast=True, seed=r
+        ).pooled.iloc[0]
         covered += pooled["threshold_lo"] <= 1e5 <= pooled["threshold_hi"]
     rate = covered / reps
     print(f"\nkink at 100 k: shared 95% CI covers it in {rate:.1%}")
@@ -117,7 +121,7 @@ def test_joint_resampling_matters_for_correlated_comparisons():
 
 
 def test_pooled_table_has_the_promised_columns():
-    v = verdicts.analyze_table(_study(np.random.default_rng(2)), fast=True)
+    v = verdicts.analyze_table(_study(np.random.default_rng(2)), find_threshold=True, fast=True)
     pooled = v.pooled
     for col in (
         "verdict",
