@@ -139,6 +139,8 @@ def launch(
         total = len(expand_cells(spec)) * spec.tune.samples_per_cell
         status = "FINISHED" if done + failed >= total else "KILLED"
         _print_results(console, uri, spec, time.monotonic() - started)
+        for warning in recorder.warnings:  # damaged checkpoints trials fell back from
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
         if status == "FINISHED":
             log_latencies(spec, parent, uri, say=lambda m: console.print(m, soft_wrap=True))
         where = exp_path.local if exp_path.local is not None else str(exp_path)

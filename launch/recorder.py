@@ -37,6 +37,7 @@ from capstudy.launch.searcher import CELL_ID_KEY, TRIAL_KEY
 from capstudy.launch.sink import MetricWrite, TrackingSink
 from capstudy.launch.trainable import (
     CHECKPOINT_FILE,
+    CHECKPOINT_NOTE,
     DATA_FINGERPRINT,
     VAL_FINGERPRINT,
     trial_config,
@@ -111,6 +112,7 @@ class StudyRecorder(Callback):
         # were lost, and epochs before the trial's checkpoint are not reported again, so
         # :meth:`reconcile` writes their whole result log again (idempotent).
         self.continued: set[str] = set()
+        self.warnings: list[str] = []  # damaged checkpoints trials skipped (printed at the end)
         self.results = 0  # results seen
         self.callback_s = 0.0  # time spent in on_trial_result: what tune.report waits on
 
@@ -147,8 +149,18 @@ class StudyRecorder(Callback):
             if tags:
                 self.sink.call("trial facts", self._set_tags, key, tags)
                 self._fingerprinted.add(key)
+        if result.get(CHECKPOINT_NOTE):
+            self._checkpoint_note(key, str(result[CHECKPOINT_NOTE]))
         self.results += 1
         self.callback_s += time.perf_counter() - tic
+
+    def _checkpoint_note(self, key: str, note: str) -> None:
+        """A trial skipped a damaged checkpoint: warn now and at the end, tag its run."""
+        self.warnings.append(f"trial {key}: {note}")
+        log.warning("trial %s: %s", key, note)
+        self.sink.call(
+            "checkpoint note", self._set_tags, key, {keys.T_CHECKPOINT_DAMAGED: note[:4000]}
+        )
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         key = trial.config[TRIAL_KEY]
