@@ -41,7 +41,7 @@ from capstudy.launch.pretraining import have_weights_fn, pretrain_resources_ask,
 from capstudy.launch.recorder import StudyRecorder
 from capstudy.launch.scheduler import CellASHAScheduler, asha_state_path, load_asha
 from capstudy.launch.searcher import TRIAL_KEY, CellSearcher
-from capstudy.launch.summary import results_table
+from capstudy.launch.summary import check_retry_batch_size, results_table, retry_changes
 from capstudy.launch.trainable import capstudy_trainable
 from capstudy.storage import Place, place
 from capstudy.study import StudySpec, load
@@ -68,6 +68,7 @@ class LaunchOptions:
     max_failures: int = 2
     seed: int = 0
     retry_failed: bool = False  # rerun only the FAILED trials of the latest launch
+    retry_batch_size: int | None = None  # ...with this batch size (after out of memory)
     devices: int | None = None  # for the dry run's wall-time estimate
 
 
@@ -93,6 +94,7 @@ def launch(
     drive the real driver with a scripted one); None runs :func:`capstudy_trainable`.
     """
     console = console or Console()
+    check_retry_batch_size(opts.retry_failed, opts.retry_batch_size)
     spec = load(opts.space)
     for message in spec.warnings:
         console.print(f"[yellow]warning:[/] {message}")
@@ -333,6 +335,7 @@ def build_tuner(
         spec.metric,
         spec.mode,
         exp_path,
+        retry_changes(opts.retry_failed, opts.retry_batch_size),
     ).attach()
     recorder.attach()
     if opts.resume or opts.retry_failed:

@@ -33,7 +33,7 @@ from capstudy import keys, tracking
 from capstudy.errors import CapstudyError
 from capstudy.launch import trialfacts
 from capstudy.launch.checkpoints import result_rows
-from capstudy.launch.searcher import CELL_ID_KEY, TRIAL_KEY
+from capstudy.launch.searcher import CELL_ID_KEY, RETRY_BATCH_KEY, TRIAL_KEY
 from capstudy.launch.sink import MetricWrite, TrackingSink
 from capstudy.launch.trainable import (
     CHECKPOINT_FILE,
@@ -219,6 +219,10 @@ class StudyRecorder(Callback):
             run_id = found[0].info.run_id
             if found[0].info.status != "RUNNING":
                 tracking.reopen_run(run_id, self.uri)
+            if config.get(RETRY_BATCH_KEY):  # rerun with a smaller batch than its param says
+                tracking.set_tags(
+                    run_id, {keys.T_RETRY_BATCH_SIZE: str(config[RETRY_BATCH_KEY])}, self.uri
+                )
         else:
             from capstudy.engine import variant_of
 

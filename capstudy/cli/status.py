@@ -148,6 +148,9 @@ def _cell_totals(spec, st) -> dict | None:
 
 def next_commands(st) -> list[str]:
     """What to run next, from the latest launch's state."""
+    from capstudy.status.causes import retry_hint
+    from capstudy.status.view import failures
+
     space = st.study_file or st.study
     counts = st.counts()
     if st.state == "RUNNING":
@@ -157,6 +160,9 @@ def next_commands(st) -> list[str]:
         out.append(f"capstudy launch --space {space} --resume")
     if counts["failed"]:
         out.append(f"capstudy launch --retry-failed {st.study}   # after fixing the cause")
+        hint = retry_hint(st.study, [f["cause"] for f in failures(st)])
+        if hint:
+            out.append(hint)
     if counts["done"] + counts["stopped"]:
         out.append(f"capstudy analyze --study {st.study} --find-threshold")
     return out

@@ -24,6 +24,7 @@ from statistics import mean
 
 from capstudy import keys, paths
 from capstudy.errors import CapstudyError
+from capstudy.status.causes import cause_line
 from capstudy.storage import Place, place
 
 STATE_FILE = "capstudy_study.json"  # written by the launch driver next to Ray's state
@@ -120,13 +121,11 @@ def _error_line(run, ray_folder: Place | None) -> str:
 
 
 def last_error_line(path: Path | Place) -> str:
-    """The last non-empty line of an error file (the exception and its message), or ''."""
+    """The line naming an error file's cause (see :func:`~.causes.cause_line`), or ''."""
     try:
-        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines()]
+        return cause_line(path.read_text(errors="replace"))
     except OSError:
         return ""
-    lines = [ln for ln in lines if ln]
-    return lines[-1][:300] if lines else ""
 
 
 def _trial_row(run, ray_folder: Place | None) -> TrialRow:

@@ -1,0 +1,51 @@
+"""A failed trial's cause in one line, from its error text (pure: stdlib only).
+
+Shared by the launch's recorder (the ``capstudy.error`` tag), ``capstudy status`` and the
+launch's results table, so a cause is named the same way everywhere. Out of memory is named
+as such whatever raised it, since its fix is the same: a smaller batch, or more memory.
+"""
+
+from __future__ import annotations
+
+import re
+
+OUT_OF_MEMORY = "out of memory"
+# What each allocator says when it runs out: torch on a GPU (OutOfMemoryError, "CUDA out of
+# memory"), torch on a CPU (a RuntimeError: "DefaultCPUAllocator: can't allocate memory"),
+# Python and numpy (MemoryError, "Unable to allocate"), Ray's memory monitor
+# (ray.exceptions.OutOfMemoryError), the kernel (ENOMEM: "Cannot allocate memory").
+_OOM = re.compile(
+    r"OutOfMemoryError|out of memory|\bMemoryError\b|can't allocate memory|"
+    r"cannot allocate memory|Unable to allocate",
+    re.IGNORECASE,
+)
+MAX_LINE = 300  # a tag value and a table cell stay readable
+
+
+def last_line(text: str) -> str:
+    """The last non-empty line of an error text (the exception and its message), or ''."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def is_out_of_memory(text: str) -> bool:
+    """Whether an error text is an allocation that failed (any device, any allocator)."""
+    return bool(_OOM.search(text))
+
+
+def cause_line(text: str) -> str:
+    """The line that names a failure: its last line, prefixed ``out of memory:`` for OOMs."""
+    line = last_line(text)
+    if line and is_out_of_memory(line) and not line.lower().startswith(OUT_OF_MEMORY):
+        line = f"{OUT_OF_MEMORY}: {line}"
+    return line[:MAX_LINE]
+
+
+def retry_hint(study: str, causes: list[str]) -> str | None:
+    """How to rerun trials that ran out of memory with a smaller batch (None: none did)."""
+    if not any(c.startswith(OUT_OF_MEMORY) for c in causes):
+        return None
+    return (
+        f"capstudy launch --retry-failed {study} --retry-batch-size N   # out of memory: "
+        "N below the batch size they ran with (half is a good first try)"
+    )
