@@ -10,6 +10,7 @@ and opens a new parent run.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -23,7 +24,7 @@ from rich.console import Console
 
 from capstudy import keys, paths, tracking
 from capstudy.cost import cost_lines
-from capstudy.errors import CapstudyError
+from capstudy.errors import CapstudyError, storage_fault, storage_write_error
 from capstudy.launch.asha import CellASHA
 from capstudy.launch.clusterchecks import (
     ERROR,
@@ -34,7 +35,7 @@ from capstudy.launch.clusterchecks import (
     storage_checks,
     tracking_checks,
 )
-from capstudy.launch.dataprobe import data_needs
+from capstudy.launch.dataprobe import check_local_datasets, data_needs
 from capstudy.launch.latency import log_latencies
 from capstudy.launch.live import LiveView
 from capstudy.launch.pretraining import have_weights_fn, pretrain_resources_ask, run_pretraining
@@ -49,6 +50,7 @@ from capstudy.study.cells import expand_cells
 from capstudy.study.plan import plan
 
 STATE_FILE = "capstudy_study.json"
+log = logging.getLogger(__name__)
 # Env vars a local launch's workers get from the driver. A cluster's nodes keep their own
 # (set where `ray start` ran): home and cache are node-local by design (README, "Scaling out").
 _FORWARDED_ENV = ("CAPSTUDY_HOME", "CAPSTUDY_DATA", "CAPSTUDY_CACHE")
@@ -108,7 +110,7 @@ def launch(
     # A scripted trainable reads no data and needs no pretrained weights.
     scripted = trainable_fn is not None
     if opts.address is None and not scripted:
-        _check_local_datasets(spec)  # on a cluster the data lives on the workers
+        check_local_datasets(spec)  # on a cluster the data lives on the workers
     exp_path = storage / spec.name
     _ray_init(opts.address, uri)
     # One probe per node: storage, tracking, and the data (present, readable, equal copies,
@@ -140,9 +142,7 @@ def launch(
         done, failed = _count(trials)
         total = len(expand_cells(spec)) * spec.tune.samples_per_cell
         status = "FINISHED" if done + failed >= total else "KILLED"
-        _print_results(console, uri, spec, time.monotonic() - started)
-        for warning in recorder.warnings:  # damaged checkpoints trials fell back from
-            console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        _print_results(console, uri, spec, time.monotonic() - started, recorder.warnings)
         if status == "FINISHED":
             log_latencies(spec, parent, uri, say=lambda m: console.print(m, soft_wrap=True))
         where = exp_path.local if exp_path.local is not None else str(exp_path)
@@ -150,21 +150,40 @@ def launch(
     except KeyboardInterrupt:
         status = "KILLED"
         raise
+    except Exception as exc:
+        if isinstance(exc, CapstudyError):
+            raise
+        # The storage filled up or turned read-only: said by the error, or else by a probe
+        # (Ray reports some refusals as other errors, e.g. an error file read back empty).
+        refused = storage_fault(exc) or exp_path.refused_write()
+        if refused is None:
+            raise
+        status = "KILLED"  # resumable once the storage takes writes again
+        where = f" --storage {opts.storage}" if opts.storage else ""
+        then = f"finish the study with `capstudy launch --space {opts.space}{where} --resume`"
+        raise storage_write_error(f"the study's storage {exp_path}", refused, then) from None
     finally:
         # Queued writes are flushed; trials Ray left unfinished (Ctrl-C, a failed driver) end
         # KILLED, never RUNNING; --resume reopens them.
         recorder.close("KILLED")
         tracking.end_run(parent, status, uri)
-        _write_state(exp_path, {"parent_run_id": parent, "status": status, "study": spec.name})
+        _end_state(exp_path, {"parent_run_id": parent, "status": status, "study": spec.name})
 
 
-def _print_results(console: Console, uri: str, spec: StudySpec, seconds: float) -> None:
-    """The results table; a store that cannot be read back must not fail a finished study."""
+def _print_results(
+    console: Console, uri: str, spec: StudySpec, seconds: float, warnings: list[str]
+) -> None:
+    """The results table; a store that cannot be read back must not fail a finished study.
+
+    Then the warnings of the launch (trials that fell back from a damaged checkpoint).
+    """
     try:
         table = results_table(uri, spec.name, spec.mode, seconds)
         console.print(table, highlight=False, soft_wrap=True)  # a table must not wrap
     except Exception as exc:  # the runs are recorded; only the table is lost
         console.print(f"[yellow]note:[/] no results table ({exc}); see `capstudy status`")
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
 def _dry_run(
@@ -193,28 +212,6 @@ def _dry_run(
     print(render(checks))
     total = len(expand_cells(spec)) * spec.tune.samples_per_cell
     return LaunchOutcome(spec.name, None, total, 0, 0, "PLANNED", None)
-
-
-def _check_local_datasets(spec: StudySpec) -> None:
-    """Fail before anything starts when a real dataset the study reads is not on disk.
-
-    A single-machine launch only: a presence check, no listing (the probe lists and
-    fingerprints each split once Ray is up). Synthetic datasets are generated on demand.
-    """
-    from capstudy.data.domains import SYNTHETIC, dataset_root, parse_domain
-
-    datasets = {parse_domain(domain)[0] for domain, _ in data_needs(spec)}
-    missing = sorted(
-        f"{name} (looked in {dataset_root(name, spec.data)})"
-        for name in datasets
-        if name not in SYNTHETIC and not dataset_root(name, spec.data).is_dir()
-    )
-    if missing:
-        raise CapstudyError(
-            f"{spec.source}: the study reads datasets that are not on this machine: "
-            f"{', '.join(missing)}. Put them there (README, 'Data'), set CAPSTUDY_DATA, or "
-            "name their folders in the study's `data:` section."
-        )
 
 
 def _parent_run(
@@ -391,6 +388,15 @@ def _read_state(exp_path: Place) -> dict:
         return json.loads((exp_path / STATE_FILE).read_text())
     except (OSError, ValueError):
         return {}
+
+
+def _end_state(exp_path: Place, state: dict) -> None:
+    """The launch's last state write; a storage that refuses it keeps the state before
+    (written atomically: never a partial file) and must not hide why the launch ended."""
+    try:
+        _write_state(exp_path, state)
+    except OSError as exc:
+        log.warning("could not record the study's state in %s: %s", exp_path, exc)
 
 
 def _write_state(exp_path: Place, state: dict) -> None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import ray
 from ray import tune
 
 from capstudy.config import TrialConfig
+from capstudy.errors import storage_fault, storage_write_error
 from capstudy.launch.checkpoints import restore_verified
 from capstudy.launch.searcher import STUDY_KEYS, TRIAL_KEY
 
@@ -98,14 +100,34 @@ def capstudy_trainable(params: dict[str, Any]) -> None:
                 **note,
             }
             note.clear()  # once: the driver warns and tags the run on the first report
-            tune.report({**metrics, **extra}, checkpoint=ckpt)
+            with refused_writes(
+                f"the study's storage (the trial's folder {tune.get_context().get_trial_dir()})"
+            ):
+                tune.report({**metrics, **extra}, checkpoint=ckpt)
 
-        run_trial(
-            config,
-            report,
-            init_path=init_path,
-            checkpoint_dir=checkpoint_dir,
-            resume_from=resume_from,
-            # A packed trial (gpu: 0.25) caps its CUDA memory at its share.
-            gpu_share=ray.get_runtime_context().get_assigned_resources().get("GPU"),
-        )
+        with refused_writes(f"this node's temporary folder {tmp}"):
+            run_trial(
+                config,
+                report,
+                init_path=init_path,
+                checkpoint_dir=checkpoint_dir,
+                resume_from=resume_from,
+                # A packed trial (gpu: 0.25) caps its CUDA memory at its share.
+                gpu_share=ray.get_runtime_context().get_assigned_resources().get("GPU"),
+            )
+
+
+@contextmanager
+def refused_writes(where: str) -> Iterator[None]:
+    """A write refused in the block (full, read-only) raises a
+    :class:`~capstudy.errors.StorageWriteError` naming ``where`` and the fix. Ray copies a
+    checkpoint folder in place, so a copy cut short stays unregistered: the trial resumes
+    from its last registered checkpoint, which a restore checks before trusting it."""
+    try:
+        yield
+    except OSError as exc:
+        fault = storage_fault(exc)
+        if fault is None:
+            raise
+        then = "resume the study with `capstudy launch --space STUDY --resume`"
+        raise storage_write_error(where, fault, then) from None

@@ -3,6 +3,7 @@ disk), and what a study does about them: it finishes, and nothing damaged is tak
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from e2e_helpers import HERE, capstudy, run_rows
+from mounts import tmpfs
 
 from capstudy import keys, tracking
 
@@ -20,11 +22,11 @@ pytestmark = pytest.mark.slow
 STUDY = HERE / "faults.yaml"
 
 
-def _driver(home: Path, log: Path) -> subprocess.Popen:
+def _driver(home: Path, log: Path, *more: str) -> subprocess.Popen:
     """``capstudy launch`` of the faults study, in its own session (to be SIGKILLed whole)."""
     env = {**os.environ, "CAPSTUDY_HOME": str(home), "CAPSTUDY_SYNTH_SCALE": "0.15"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    args = [sys.executable, "-m", "capstudy.cli.main", "launch", "--space", str(STUDY)]
+    args = [sys.executable, "-m", "capstudy.cli.main", "launch", "--space", str(STUDY), *more]
     with log.open("w") as out:
         return subprocess.Popen(
             args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -41,8 +43,8 @@ def _wait_for(what, driver: subprocess.Popen, log: Path, timeout: float = 400) -
         time.sleep(0.5)
 
 
-def _trial_folder(home: Path) -> Path | None:
-    found = [p for p in (home / "ray_results" / "faults").glob("*-s0") if p.is_dir()]
+def _trial_folder(storage: Path) -> Path | None:
+    found = [p for p in (storage / "faults").glob("*-s0") if p.is_dir()]
     return found[0] if found else None
 
 
@@ -101,4 +103,50 @@ def test_a_truncated_checkpoint_is_skipped_on_resume(tmp_path):
     history = tracking.client(uri).get_metric_history(run.info.run_id, "val/map50")
     assert sorted({m.step for m in history}) == list(range(1, 31))  # every epoch
     assert outcome in run.data.tags[keys.T_CHECKPOINT_DAMAGED]
+    assert [s for _, s, _ in run_rows(tmp_path, "study")] == ["FINISHED"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 16 MB filesystem for the study's storage."""
+    with tmpfs(tmp_path / "disk", "size=16m") as disk:
+        yield disk
+
+
+def test_a_full_storage_stops_the_study_clearly_and_resume_finishes_it(tmp_path, small_disk):
+    """Fill the study's storage mid-training (less room left than one checkpoint): the launch
+    ends with an error naming the storage and the fix, no run is left RUNNING, the state file
+    is the last whole one; once the space is back, --resume finishes the study."""
+    storage = small_disk / "ray_results"
+    log = tmp_path / "launch.log"
+    driver = _driver(tmp_path, log, "--storage", str(storage))
+    ballast = small_disk / "ballast"
+    try:
+        _wait_for(lambda: len(_checkpoints(_trial_folder(storage))) >= 2, driver, log)
+        free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+        with ballast.open("wb") as out:  # a real file: the disk is really full
+            out.write(b"\0" * (free - 100_000))
+        assert driver.wait(timeout=300) == 2, log.read_text()[-3000:]
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+    out = log.read_text()
+    error = out[out.rindex("error: ") :]
+    assert f"cannot write to the study's storage {storage / 'faults'}" in error, out[-3000:]
+    assert "No space left on device. Free space there" in error
+    assert f"capstudy launch --space {STUDY} --storage {storage} --resume" in error
+    state = json.loads((storage / "faults" / "capstudy_study.json").read_text())  # whole
+    assert state["study"] == "faults"
+    statuses = {s for _, s, _ in run_rows(tmp_path, "trial") + run_rows(tmp_path, "study")}
+    assert "RUNNING" not in statuses, statuses
+
+    ballast.unlink()  # the space is back
+    args = ["launch", "--space", str(STUDY), "--resume", "--storage", str(storage)]
+    resumed = capstudy(args, tmp_path, timeout=600)
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
+    run, uri = _trial_run(tmp_path)
+    assert run.info.status == "FINISHED"
+    history = tracking.client(uri).get_metric_history(run.info.run_id, "val/map50")
+    assert sorted({m.step for m in history}) == list(range(1, 31))
     assert [s for _, s, _ in run_rows(tmp_path, "study")] == ["FINISHED"]
