@@ -219,6 +219,9 @@ T_RETRY_OF = "capstudy.retry_of"  # run id of the FAILED run a --retry-failed tr
 # A resumed trial found its checkpoint damaged and fell back: what it skipped and where it
 # resumed (also printed by the launch as a warning).
 T_CHECKPOINT_DAMAGED = "capstudy.checkpoint_damaged"
+# Times Ray retried the trial (FailureConfig), by cause: JSON ``{cause line: count}``
+# (a lost node, out of memory, ...); `capstudy status` sums them over the study.
+T_RETRIES = "capstudy.retries"
 # The batch size a `--retry-failed --retry-batch-size` rerun trained with (the run's
 # ``batch_size`` param keeps the study's value: MLflow params cannot change).
 T_RETRY_BATCH_SIZE = "capstudy.retry_batch_size"

@@ -22,6 +22,7 @@ status from Ray's trial states, so no run stays RUNNING.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -132,7 +133,11 @@ class StudyRecorder(Callback):
         self.sink.call("open run", self._open, dict(trial.config))
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        self.on_trial_start(iteration, trials, trial)  # retried: the same run continues
+        # Retried after a failure (its node lost, say): the same run continues, and counts
+        # the retry by its cause (Ray appends each failure to the trial's error file).
+        self.on_trial_start(iteration, trials, trial)
+        cause = trialfacts.error_tags(trial).get(keys.T_ERROR, "(no error recorded)")
+        self.sink.call("retry", self._count_retry, trial.config[TRIAL_KEY], cause)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         tic = time.perf_counter()
@@ -259,6 +264,14 @@ class StudyRecorder(Callback):
 
     def _set_tags(self, key: str, tags: dict[str, str]) -> None:
         tracking.set_tags(self._run_of(key), tags, self.uri)
+
+    def _count_retry(self, key: str, cause: str) -> None:
+        """Add one retry of ``cause`` to the run's retry counts (kept across drivers)."""
+        run_id = self._run_of(key)
+        tags = self._client().get_run(run_id).data.tags
+        counts = json.loads(tags.get(keys.T_RETRIES) or "{}")
+        counts[cause] = counts.get(cause, 0) + 1
+        tracking.set_tags(run_id, {keys.T_RETRIES: json.dumps(counts)}, self.uri)
 
     def _end(self, key: str, status: str) -> None:
         tracking.end_run(self._run_of(key), status, self.uri)

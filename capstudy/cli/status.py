@@ -89,6 +89,7 @@ def study_report(uri: str, study: str | None, storage: str | None = None) -> dic
     Raises:
         CapstudyError: no such study, or no study at all.
     """
+    from capstudy.status.causes import count_causes
     from capstudy.status.view import failures, list_studies, study_state, variant_rows
 
     if study is None:
@@ -113,6 +114,11 @@ def study_report(uri: str, study: str | None, storage: str | None = None) -> dic
         "trials": st.counts(),
         "variants": rows,
         "failures": failures(st),
+        # Ray's retries of trials (a lost node, out of memory, ...), summed by cause.
+        "retries": [
+            {"cause": cause, "count": n}
+            for cause, n in count_causes([t.retries for t in st.trials])
+        ],
         "next": next_commands(st),
     }
 
@@ -186,5 +192,8 @@ def render_report(report: dict) -> str:
         for f in report["failures"]:
             shown = ", ".join(f["trials"][:3]) + (" ..." if f["count"] > 3 else "")
             lines.append(f"  {f['count']} x {f['cause']}  ({shown})")
+    if report.get("retries"):
+        lines += ["", "retries by cause (each from the trial's last checkpoint):"]
+        lines += [f"  {r['count']} x {r['cause']}" for r in report["retries"]]
     lines += ["", "next:", *(f"  {cmd}" for cmd in report["next"])]
     return "\n".join(lines)

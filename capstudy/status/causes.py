@@ -1,8 +1,11 @@
 """A failed trial's cause in one line, from its error text (pure: stdlib only).
 
-Shared by the launch's recorder (the ``capstudy.error`` tag), ``capstudy status`` and the
-launch's results table, so a cause is named the same way everywhere. Out of memory is named
-as such whatever raised it, since its fix is the same: a smaller batch, or more memory.
+Shared by the launch's recorder (the ``capstudy.error`` tag, the retries by cause), ``capstudy
+status`` and the launch's results table, so a cause is named the same way everywhere. Out of
+memory is named as such whatever raised it, since its fix is the same: a smaller batch, or
+more memory. A lost trial process or node (preempted, rebooted, its raylet or the process
+killed) is named as such too: Ray retries the trial from its last checkpoint, on a node that
+is left, and the study goes on.
 """
 
 from __future__ import annotations
@@ -17,6 +20,16 @@ OUT_OF_MEMORY = "out of memory"
 _OOM = re.compile(
     r"OutOfMemoryError|out of memory|\bMemoryError\b|can't allocate memory|"
     r"cannot allocate memory|Unable to allocate",
+    re.IGNORECASE,
+)
+LOST = "process or node lost"
+# How Ray says a trial's process went away, alone or with its node: before the cluster has
+# marked a lost node dead, its actors are only "unavailable" (the socket closed); after, they
+# "died because the node died".
+_LOST = re.compile(
+    r"actor \S+ is unavailable|actor is temporarily unavailable|actor died|ActorDiedError|"
+    r"ActorUnavailableError|node has died|node died|NodeDiedError|node was terminated|"
+    r"health check failed|raylet (?:died|crashed|is dead)|worker (?:process )?(?:has )?died",
     re.IGNORECASE,
 )
 MAX_LINE = 300  # a tag value and a table cell stay readable
@@ -34,11 +47,25 @@ def is_out_of_memory(text: str) -> bool:
 
 
 def cause_line(text: str) -> str:
-    """The line that names a failure: its last line, prefixed ``out of memory:`` for OOMs."""
+    """The line that names a failure: its last line, prefixed ``out of memory:`` for OOMs;
+    for a lost process or node, ``process or node lost:`` and the line of Ray's that says so."""
     line = last_line(text)
     if line and is_out_of_memory(line) and not line.lower().startswith(OUT_OF_MEMORY):
         line = f"{OUT_OF_MEMORY}: {line}"
+    elif not line.lower().startswith(LOST):
+        said = [ln.strip() for ln in text.splitlines() if _LOST.search(ln)]
+        if said:
+            line = f"{LOST}: {said[-1]}"
     return line[:MAX_LINE]
+
+
+def count_causes(counts: list[dict[str, int]]) -> list[tuple[str, int]]:
+    """Per-trial ``{cause: count}`` summed over trials, most frequent first."""
+    total: dict[str, int] = {}
+    for one in counts:
+        for cause, n in one.items():
+            total[cause] = total.get(cause, 0) + int(n)
+    return sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 def retry_hint(study: str, causes: list[str]) -> str | None:

@@ -50,6 +50,7 @@ class TrialRow:
     end_ms: int | None
     metrics: dict[str, float]
     error: str = ""
+    retries: dict = field(default_factory=dict)  # cause line -> times Ray retried the trial
 
     @property
     def state(self) -> str:
@@ -147,6 +148,7 @@ def _trial_row(run, ray_folder: Place | None) -> TrialRow:
         end_ms=int(run.info.end_time) if run.info.end_time else None,
         metrics=dict(run.data.metrics),
         error=_error_line(run, ray_folder) if status == "FAILED" else "",
+        retries=json.loads(t.get(keys.T_RETRIES) or "{}"),
     )
 
 

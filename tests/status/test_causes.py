@@ -6,7 +6,7 @@ import pytest
 
 from capstudy.errors import CapstudyError
 from capstudy.launch.summary import check_retry_batch_size, retry_changes
-from capstudy.status.causes import cause_line, retry_hint
+from capstudy.status.causes import cause_line, count_causes, retry_hint
 
 TRACE = "Traceback (most recent call last):\n  File 'x.py', line 1\n{}\n\n"
 
@@ -48,3 +48,22 @@ def test_retry_batch_size_goes_with_retry_failed():
         check_retry_batch_size(True, 0)
     assert retry_changes(True, 4) == {"batch_size": 4, "_retry_batch_size": 4}
     assert retry_changes(True, None) == {} and retry_changes(False, 4) == {}
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        # Ray 2.60 before the cluster marks the lost node dead (what the lost-node test sees).
+        "The actor c625 is unavailable: The actor is temporarily unavailable: RpcError: RPC "
+        "error: Socket closed rpc_code: 14. The task may or may not have been executed.",
+        "The actor died because its node has died. Node Id: 5c1e",
+    ],
+)
+def test_a_lost_process_or_node_is_named(said):
+    text = f"Failure # 1 (occurred at 2026-01-01)\n{said}\n"
+    assert cause_line(text) == f"process or node lost: {said}"[:300]
+
+
+def test_retries_are_summed_by_cause():
+    per_trial = [{"process or node lost: x": 1}, {"process or node lost: x": 2, "MemoryError": 1}]
+    assert count_causes(per_trial) == [("process or node lost: x", 3), ("MemoryError", 1)]
