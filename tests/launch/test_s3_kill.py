@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from s3server import BUCKET
+from s3server import BUCKET, study_text
 
 from capstudy import keys
 from capstudy.launch.scripted import EPOCH_SECONDS_ENV, RUNGS_ENV
@@ -20,20 +20,6 @@ from capstudy.storage import place
 from capstudy.util import mlflow_client
 
 pytestmark = pytest.mark.slow
-STUDY = """
-study: {name: s3kill, task: detection, metric: val/map50, mode: max}
-fixed: {epochs: 4}
-space:
-  family: {grid_search: [efficientnet_b0]}
-  phi: {grid_search: [0, -7]}
-  init: {grid_search: [random]}
-  train: {grid_search: [synth_a/rgb]}
-  seed: {grid_search: [0]}
-  lr: {loguniform: [1.0e-4, 1.0e-1]}
-evaluate: [synth_a/rgb]
-tune: {samples_per_cell: 3, search: random, asha: {grace: 1, reduction: 2, scope: cell}}
-resources: {cpu: 1, gpu: 0}
-"""
 # One trial at a time: ASHA sees results in one order, so two runs decide alike.
 DRIVER = (
     "import sys\n"
@@ -76,7 +62,7 @@ def _uri(endpoint: str) -> str:
 
 def test_a_sigkilled_driver_resumes_from_the_bucket(s3_endpoint, tmp_path):
     space = tmp_path / "s3kill.yaml"
-    space.write_text(STUDY)
+    space.write_text(study_text("s3kill", cpu=1))
     homes = {name: tmp_path / name for name in ("straight", "killed")}
     for home in homes.values():
         home.mkdir()

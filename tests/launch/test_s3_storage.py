@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from s3server import BUCKET, free_port
+from s3server import BUCKET, free_port, study_text
 
 from capstudy import keys, tracking
 from capstudy.errors import CapstudyError
@@ -191,25 +191,10 @@ def _dead_pid() -> int:
 
 # --- a real launch and resume in the bucket ----------------------------------------------------
 
-STUDY = """
-study: {name: s3study, task: detection, metric: val/map50, mode: max}
-fixed: {epochs: 4}
-space:
-  family: {grid_search: [efficientnet_b0]}
-  phi: {grid_search: [0, -7]}
-  init: {grid_search: [random]}
-  train: {grid_search: [synth_a/rgb]}
-  seed: {grid_search: [0]}
-  lr: {loguniform: [1.0e-4, 1.0e-1]}
-evaluate: [synth_a/rgb]
-tune: {samples_per_cell: 3, search: random, asha: {grace: 1, reduction: 2, scope: cell}}
-resources: {cpu: 0.5, gpu: 0}
-"""
-
 
 def _study(tmp_path: Path) -> str:
     path = tmp_path / "s3study.yaml"
-    path.write_text(STUDY)
+    path.write_text(study_text("s3study", cpu=0.5))
     return str(path)
 
 
