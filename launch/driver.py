@@ -24,7 +24,7 @@ from rich.console import Console
 
 from capstudy import keys, paths, tracking
 from capstudy.cost import cost_lines
-from capstudy.errors import CapstudyError, storage_fault, storage_write_error
+from capstudy.errors import CapstudyError
 from capstudy.launch.asha import CellASHA
 from capstudy.launch.clusterchecks import (
     ERROR,
@@ -42,7 +42,12 @@ from capstudy.launch.pretraining import have_weights_fn, pretrain_resources_ask,
 from capstudy.launch.recorder import StudyRecorder
 from capstudy.launch.scheduler import CellASHAScheduler, asha_state_path, load_asha
 from capstudy.launch.searcher import TRIAL_KEY, CellSearcher
-from capstudy.launch.summary import check_retry_batch_size, results_table, retry_changes
+from capstudy.launch.summary import (
+    check_retry_batch_size,
+    print_results,
+    retry_changes,
+    storage_refusal,
+)
 from capstudy.launch.trainable import capstudy_trainable
 from capstudy.storage import Place, place
 from capstudy.study import StudySpec, load
@@ -142,7 +147,7 @@ def launch(
         done, failed = _count(trials)
         total = len(expand_cells(spec)) * spec.tune.samples_per_cell
         status = "FINISHED" if done + failed >= total else "KILLED"
-        _print_results(console, uri, spec, time.monotonic() - started, recorder.warnings)
+        print_results(console, uri, spec, time.monotonic() - started, recorder.warnings)
         if status == "FINISHED":
             log_latencies(spec, parent, uri, say=lambda m: console.print(m, soft_wrap=True))
         where = exp_path.local if exp_path.local is not None else str(exp_path)
@@ -151,39 +156,17 @@ def launch(
         status = "KILLED"
         raise
     except Exception as exc:
-        if isinstance(exc, CapstudyError):
-            raise
-        # The storage filled up or turned read-only: said by the error, or else by a probe
-        # (Ray reports some refusals as other errors, e.g. an error file read back empty).
-        refused = storage_fault(exc) or exp_path.refused_write()
-        if refused is None:
+        refusal = storage_refusal(exc, exp_path, opts.space, opts.storage)
+        if refusal is None:
             raise
         status = "KILLED"  # resumable once the storage takes writes again
-        where = f" --storage {opts.storage}" if opts.storage else ""
-        then = f"finish the study with `capstudy launch --space {opts.space}{where} --resume`"
-        raise storage_write_error(f"the study's storage {exp_path}", refused, then) from None
+        raise refusal from None
     finally:
         # Queued writes are flushed; trials Ray left unfinished (Ctrl-C, a failed driver) end
         # KILLED, never RUNNING; --resume reopens them.
         recorder.close("KILLED")
         tracking.end_run(parent, status, uri)
         _end_state(exp_path, {"parent_run_id": parent, "status": status, "study": spec.name})
-
-
-def _print_results(
-    console: Console, uri: str, spec: StudySpec, seconds: float, warnings: list[str]
-) -> None:
-    """The results table; a store that cannot be read back must not fail a finished study.
-
-    Then the warnings of the launch (trials that fell back from a damaged checkpoint).
-    """
-    try:
-        table = results_table(uri, spec.name, spec.mode, seconds)
-        console.print(table, highlight=False, soft_wrap=True)  # a table must not wrap
-    except Exception as exc:  # the runs are recorded; only the table is lost
-        console.print(f"[yellow]note:[/] no results table ({exc}); see `capstudy status`")
-    for warning in warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
 def _dry_run(

@@ -11,6 +11,7 @@ is left, and the study goes on.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 OUT_OF_MEMORY = "out of memory"
 # What each allocator says when it runs out: torch on a GPU (OutOfMemoryError, "CUDA out of
@@ -39,6 +40,15 @@ def last_line(text: str) -> str:
     """The last non-empty line of an error text (the exception and its message), or ''."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[-1] if lines else ""
+
+
+def last_error_line(path: Any) -> str:
+    """The cause line (:func:`cause_line`) of an error file (a path or a storage place), or ''
+    when it cannot be read."""
+    try:
+        return cause_line(path.read_text(errors="replace"))
+    except OSError:
+        return ""
 
 
 def is_out_of_memory(text: str) -> bool:

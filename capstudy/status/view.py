@@ -24,7 +24,7 @@ from statistics import mean
 
 from capstudy import keys, paths
 from capstudy.errors import CapstudyError
-from capstudy.status.causes import cause_line
+from capstudy.status.causes import last_error_line
 from capstudy.storage import Place, place
 
 STATE_FILE = "capstudy_study.json"  # written by the launch driver next to Ray's state
@@ -119,14 +119,6 @@ def _error_line(run, ray_folder: Place | None) -> str:
     if ray_folder is None or not trial_id:
         return ""
     return last_error_line(ray_folder / trial_id / "error.txt")
-
-
-def last_error_line(path: Path | Place) -> str:
-    """The line naming an error file's cause (see :func:`~.causes.cause_line`), or ''."""
-    try:
-        return cause_line(path.read_text(errors="replace"))
-    except OSError:
-        return ""
 
 
 def _trial_row(run, ray_folder: Place | None) -> TrialRow:
