@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from e2e_helpers import MlflowServer, capstudy, free_port, kill_node, ray_start
+from e2e_helpers import MlflowServer, capstudy, forget_cluster, free_port, kill_node, ray_start
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def two_node_cluster(tmp_path, monkeypatch):
     fingerprint records), reading the datasets from one shared folder, as README says.
 
     Stopped by killing the two nodes' own processes by PID (never `ray stop`, which would stop
-    every Ray instance on the machine).
+    every Ray instance on the machine), and forgetting the address `ray start` recorded.
     """
     # Ray 2.60: a multi-node `ray start` fails after ~20 s without token auth (DESIGN.md).
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
@@ -55,3 +55,4 @@ def two_node_cluster(tmp_path, monkeypatch):
     finally:
         for home in (homes["worker"], homes["head"]):
             kill_node(home)
+        forget_cluster(address)

@@ -197,3 +197,15 @@ def wait_for_nodes(address: str, count: int, timeout: float = 60) -> str:
         if out.count(" node_") >= count or time.monotonic() > deadline:
             return out
         time.sleep(2)
+
+
+def forget_cluster(address: str) -> None:
+    """Remove the address file `ray start --head` wrote for the cluster at ``address``, as
+    `ray stop` would: a stale one makes every later `ray.init()` on the machine try to join a
+    dead cluster. Another cluster's file (another port) is left alone."""
+    from ray._common.utils import get_ray_address_file
+
+    recorded = Path(get_ray_address_file(None))
+    with contextlib.suppress(OSError):
+        if recorded.read_text().strip().endswith(":" + address.rsplit(":", 1)[1]):
+            recorded.unlink()
