@@ -217,6 +217,16 @@ def class_set_tag(domain: str) -> str:
 # --- issue 12: status, cost, lineage of launched trials ---------------------------------
 T_ERROR = "capstudy.error"  # last line of a failed trial's error (grouped by `status`)
 T_RETRY_OF = "capstudy.retry_of"  # run id of the FAILED run a --retry-failed trial replaces
+# --- faults: damaged checkpoints, out of memory ------------------------------------------
+# A resumed trial found its checkpoint damaged and fell back: what it skipped and where it
+# resumed (also printed by the launch as a warning).
+T_CHECKPOINT_DAMAGED = "capstudy.checkpoint_damaged"
+# Times Ray retried the trial (FailureConfig), by cause: JSON ``{cause line: count}``
+# (a lost node, out of memory, ...); `capstudy status` sums them over the study.
+T_RETRIES = "capstudy.retries"
+# The batch size a `--retry-failed --retry-batch-size` rerun trained with (the run's
+# ``batch_size`` param keeps the study's value: MLflow params cannot change).
+T_RETRY_BATCH_SIZE = "capstudy.retry_batch_size"
 # Device time a trial used: wall seconds x its share of a device (GPU fraction, else CPUs).
 M_DEVICE_SECONDS = "cost/device_seconds"
 # CPU inference latency at batch 1 (ms per image), on the launch's parent run per variant.

@@ -35,7 +35,7 @@ import urllib.parse
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from capstudy.errors import CapstudyError
+from capstudy.errors import CapstudyError, storage_fault
 from capstudy.util import atomic_write_text
 
 _OBJECT_STORES = ("s3", "gcs")  # pyarrow type_name: uploads are visible whole
@@ -198,6 +198,20 @@ class Place:
         with self._fs.open_output_stream(tmp) as out:
             out.write(data)
         self._fs.move(tmp, self._fs_path)
+
+    def refused_write(self) -> OSError | None:
+        """Write and remove a small probe file in this folder: the refusal (full, read-only,
+        not permitted), or None when the storage takes writes (other errors propagate)."""
+        probe = self / f".capstudy-probe-{secrets.token_hex(4)}"
+        try:
+            probe.write_text("probe " * 700)  # a few KB: more than a nearly full disk has
+            probe.delete()
+        except OSError as exc:
+            refused = storage_fault(exc)
+            if refused is None:
+                raise
+            return refused
+        return None
 
     def delete(self) -> None:
         """Remove this file or folder (nothing here: nothing to do)."""

@@ -10,15 +10,27 @@ missing, the trial resumes from the newest checkpoint on storage that the driver
 result of (its row is in the trial's result log), else from scratch. Either way the scheduler
 had seen every epoch up to that checkpoint, and the trial reports every epoch after it again,
 so its ASHA decisions and final results are those of an uninterrupted run.
+
+A checkpoint that exists can still be damaged: Ray's copy of it to storage cut short by a
+killed process or a full disk. :func:`restore_verified` runs inside the trial: it checks the
+checkpoint it was handed (the trainable's ``verify``, e.g. the engine's sha256 and safe load)
+and, when that is damaged, the trial's older checkpoints on storage, newest first; with none
+good left the trial starts from scratch. What it skipped comes back as a note the trial
+reports, so the driver warns and tags the run.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import posixpath
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from capstudy.errors import DamagedCheckpoint
 
 log = logging.getLogger(__name__)
 _CHECKPOINT_DIR = re.compile(r"^checkpoint_(\d+)$")
@@ -136,3 +148,71 @@ def repair_checkpoint(trial: Any) -> str | None:
         change,
     )
     return change
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What :func:`restore_verified` restored.
+
+    Attributes:
+        folder: A local copy of the newest good checkpoint; None: start from scratch.
+        note: What was skipped and why ("" when the checkpoint Ray named was good).
+    """
+
+    folder: Path | None
+    note: str = ""
+
+
+def older_checkpoints(checkpoint: Any) -> list[Any]:
+    """The trial's checkpoints on storage older than ``checkpoint``, newest first."""
+    from pyarrow.fs import FileSelector, FileType
+    from ray.train import Checkpoint
+
+    parent, name = posixpath.split(checkpoint.path.rstrip("/"))
+    match = _CHECKPOINT_DIR.match(name)
+    if match is None:
+        return []
+    fs = checkpoint.filesystem
+    found = []
+    for info in fs.get_file_info(FileSelector(parent, allow_not_found=True)):
+        other = _CHECKPOINT_DIR.match(info.base_name)
+        if other and info.type == FileType.Directory and int(other[1]) < int(match[1]):
+            found.append((int(other[1]), info.path))
+    return [Checkpoint(path, fs) for _, path in sorted(found, reverse=True)]
+
+
+def restore_verified(
+    checkpoint: Any, dest: str, verify: Callable[[Path], None] | None = None
+) -> Restored:
+    """Copy the trial's newest good checkpoint into a folder under ``dest``.
+
+    Tries ``checkpoint`` (Ray's latest), then :func:`older_checkpoints`. A candidate is
+    skipped when it is gone from storage or ``verify(folder)`` raises
+    :class:`~capstudy.errors.DamagedCheckpoint`; the note names each one skipped.
+    """
+    if checkpoint is None:
+        return Restored(None)
+    skipped: list[str] = []
+    for candidate in [checkpoint, *older_checkpoints(checkpoint)]:
+        name = posixpath.basename(candidate.path.rstrip("/"))
+        folder = Path(dest) / name
+        try:
+            folder = Path(candidate.to_directory(str(folder)))
+            if verify is not None:
+                verify(folder)
+        except DamagedCheckpoint as exc:
+            skipped.append(str(exc).replace(str(folder), candidate.path))
+            continue
+        except (FileNotFoundError, OSError) as exc:
+            skipped.append(f"checkpoint {candidate.path} is gone from storage ({exc})")
+            continue
+        if skipped:
+            return Restored(folder, _skip_note(skipped, f"resumed from {name}"))
+        return Restored(folder)
+    return Restored(None, _skip_note(skipped, "restarted from scratch"))
+
+
+def _skip_note(skipped: list[str], outcome: str) -> str:
+    note = "; ".join(skipped) + f"; the trial {outcome}"
+    log.warning("%s", note)
+    return note

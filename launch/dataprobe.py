@@ -141,3 +141,25 @@ def data_checks(
             Check("datasets", OK, f"{len(agreed)} splits present and equal on {len(answers)} nodes")
         )
     return checks, agreed
+
+
+def check_local_datasets(spec: Any) -> None:
+    """Fail before anything starts when a real dataset the study reads is not on disk.
+
+    A single-machine launch only: a presence check, no listing (the probe lists and
+    fingerprints each split once Ray is up). Synthetic datasets are generated on demand.
+    """
+    from capstudy.data.domains import SYNTHETIC, dataset_root, parse_domain
+
+    datasets = {parse_domain(domain)[0] for domain, _ in data_needs(spec)}
+    missing = sorted(
+        f"{name} (looked in {dataset_root(name, spec.data)})"
+        for name in datasets
+        if name not in SYNTHETIC and not dataset_root(name, spec.data).is_dir()
+    )
+    if missing:
+        raise CapstudyError(
+            f"{spec.source}: the study reads datasets that are not on this machine: "
+            f"{', '.join(missing)}. Put them there (README, 'Data'), set CAPSTUDY_DATA, or "
+            "name their folders in the study's `data:` section."
+        )

@@ -10,6 +10,7 @@ and opens a new parent run.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -34,14 +35,19 @@ from capstudy.launch.clusterchecks import (
     storage_checks,
     tracking_checks,
 )
-from capstudy.launch.dataprobe import data_needs
+from capstudy.launch.dataprobe import check_local_datasets, data_needs
 from capstudy.launch.latency import log_latencies
 from capstudy.launch.live import LiveView
 from capstudy.launch.pretraining import have_weights_fn, pretrain_resources_ask, run_pretraining
 from capstudy.launch.recorder import StudyRecorder
 from capstudy.launch.scheduler import CellASHAScheduler, asha_state_path, load_asha
 from capstudy.launch.searcher import TRIAL_KEY, CellSearcher
-from capstudy.launch.summary import results_table
+from capstudy.launch.summary import (
+    check_retry_batch_size,
+    print_results,
+    retry_changes,
+    storage_refusal,
+)
 from capstudy.launch.trainable import capstudy_trainable
 from capstudy.storage import Place, place
 from capstudy.study import StudySpec, load
@@ -49,6 +55,7 @@ from capstudy.study.cells import expand_cells
 from capstudy.study.plan import plan
 
 STATE_FILE = "capstudy_study.json"
+log = logging.getLogger(__name__)
 # Env vars a local launch's workers get from the driver. A cluster's nodes keep their own
 # (set where `ray start` ran): home and cache are node-local by design (docs/guide/scaling-out.md).
 _FORWARDED_ENV = ("CAPSTUDY_HOME", "CAPSTUDY_DATA", "CAPSTUDY_CACHE")
@@ -68,6 +75,7 @@ class LaunchOptions:
     max_failures: int = 2
     seed: int = 0
     retry_failed: bool = False  # rerun only the FAILED trials of the latest launch
+    retry_batch_size: int | None = None  # ...with this batch size (after out of memory)
     devices: int | None = None  # for the dry run's wall-time estimate
 
 
@@ -93,6 +101,7 @@ def launch(
     drive the real driver with a scripted one); None runs :func:`capstudy_trainable`.
     """
     console = console or Console()
+    check_retry_batch_size(opts.retry_failed, opts.retry_batch_size)
     spec = load(opts.space)
     for message in spec.warnings:
         console.print(f"[yellow]warning:[/] {message}")
@@ -106,7 +115,7 @@ def launch(
     # A scripted trainable reads no data and needs no pretrained weights.
     scripted = trainable_fn is not None
     if opts.address is None and not scripted:
-        _check_local_datasets(spec)  # on a cluster the data lives on the workers
+        check_local_datasets(spec)  # on a cluster the data lives on the workers
     exp_path = storage / spec.name
     _ray_init(opts.address, uri)
     # One probe per node: storage, tracking, and the data (present, readable, equal copies,
@@ -138,7 +147,7 @@ def launch(
         done, failed = _count(trials)
         total = len(expand_cells(spec)) * spec.tune.samples_per_cell
         status = "FINISHED" if done + failed >= total else "KILLED"
-        _print_results(console, uri, spec, time.monotonic() - started)
+        print_results(console, uri, spec, time.monotonic() - started, recorder.warnings)
         if status == "FINISHED":
             log_latencies(spec, parent, uri, say=lambda m: console.print(m, soft_wrap=True))
         where = exp_path.local if exp_path.local is not None else str(exp_path)
@@ -146,21 +155,18 @@ def launch(
     except KeyboardInterrupt:
         status = "KILLED"
         raise
+    except Exception as exc:
+        refusal = storage_refusal(exc, exp_path, opts.space, opts.storage)
+        if refusal is None:
+            raise
+        status = "KILLED"  # resumable once the storage takes writes again
+        raise refusal from None
     finally:
         # Queued writes are flushed; trials Ray left unfinished (Ctrl-C, a failed driver) end
         # KILLED, never RUNNING; --resume reopens them.
         recorder.close("KILLED")
         tracking.end_run(parent, status, uri)
-        _write_state(exp_path, {"parent_run_id": parent, "status": status, "study": spec.name})
-
-
-def _print_results(console: Console, uri: str, spec: StudySpec, seconds: float) -> None:
-    """The results table; a store that cannot be read back must not fail a finished study."""
-    try:
-        table = results_table(uri, spec.name, spec.mode, seconds)
-        console.print(table, highlight=False, soft_wrap=True)  # a table must not wrap
-    except Exception as exc:  # the runs are recorded; only the table is lost
-        console.print(f"[yellow]note:[/] no results table ({exc}); see `capstudy status`")
+        _end_state(exp_path, {"parent_run_id": parent, "status": status, "study": spec.name})
 
 
 def _dry_run(
@@ -349,6 +355,7 @@ def build_tuner(
         spec.metric,
         spec.mode,
         exp_path,
+        retry_changes(opts.retry_failed, opts.retry_batch_size),
     ).attach()
     recorder.attach()
     if opts.resume or opts.retry_failed:
@@ -404,6 +411,15 @@ def _read_state(exp_path: Place) -> dict:
         return json.loads((exp_path / STATE_FILE).read_text())
     except (OSError, ValueError):
         return {}
+
+
+def _end_state(exp_path: Place, state: dict) -> None:
+    """The launch's last state write; a storage that refuses it keeps the state before
+    (written atomically: never a partial file) and must not hide why the launch ended."""
+    try:
+        _write_state(exp_path, state)
+    except OSError as exc:
+        log.warning("could not record the study's state in %s: %s", exp_path, exc)
 
 
 def _write_state(exp_path: Place, state: dict) -> None:

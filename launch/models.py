@@ -9,6 +9,7 @@ from torch import nn
 
 from capstudy.config import TrialConfig
 from capstudy.engine import CHECKPOINT_NAME, build_model, variant_of
+from capstudy.engine.checkpoint import read_checkpoint
 
 
 def num_classes_of(config: TrialConfig, state: dict[str, torch.Tensor]) -> int:
@@ -20,8 +21,12 @@ def num_classes_of(config: TrialConfig, state: dict[str, torch.Tensor]) -> int:
 
 
 def model_from_checkpoint_dir(config: TrialConfig, folder: str | Path) -> nn.Module:
-    """The model of ``config`` with the weights of ``folder/checkpoint.pt`` (CPU, eval)."""
-    payload = torch.load(Path(folder) / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
+    """The model of ``config`` with the weights of ``folder/checkpoint.pt`` (CPU, eval).
+
+    Raises:
+        DamagedCheckpoint: the file is truncated or unreadable (the model is then not logged).
+    """
+    payload = read_checkpoint(Path(folder) / CHECKPOINT_NAME)
     state = payload["model"]
     model = build_model(config, variant_of(config), num_classes_of(config, state))
     model.load_state_dict(state)

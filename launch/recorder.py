@@ -22,6 +22,7 @@ status from Ray's trial states, so no run stays RUNNING.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -33,10 +34,11 @@ from capstudy import keys, tracking
 from capstudy.errors import CapstudyError
 from capstudy.launch import trialfacts
 from capstudy.launch.checkpoints import result_rows
-from capstudy.launch.searcher import CELL_ID_KEY, TRIAL_KEY
+from capstudy.launch.searcher import CELL_ID_KEY, RETRY_BATCH_KEY, TRIAL_KEY
 from capstudy.launch.sink import MetricWrite, TrackingSink
 from capstudy.launch.trainable import (
     CHECKPOINT_FILE,
+    CHECKPOINT_NOTE,
     DATA_FINGERPRINT,
     VAL_FINGERPRINT,
     trial_config,
@@ -118,6 +120,7 @@ class StudyRecorder(Callback):
         # were lost, and epochs before the trial's checkpoint are not reported again, so
         # :meth:`reconcile` writes their whole result log again (idempotent).
         self.continued: set[str] = set()
+        self.warnings: list[str] = []  # damaged checkpoints trials skipped (printed at the end)
         self.results = 0  # results seen
         self.callback_s = 0.0  # time spent in on_trial_result: what tune.report waits on
 
@@ -137,7 +140,11 @@ class StudyRecorder(Callback):
         self.sink.call("open run", self._open, dict(trial.config))
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        self.on_trial_start(iteration, trials, trial)  # retried: the same run continues
+        # Retried after a failure (its node lost, say): the same run continues, and counts
+        # the retry by its cause (Ray appends each failure to the trial's error file).
+        self.on_trial_start(iteration, trials, trial)
+        cause = trialfacts.error_tags(trial).get(keys.T_ERROR, "(no error recorded)")
+        self.sink.call("retry", self._count_retry, trial.config[TRIAL_KEY], cause)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         tic = time.perf_counter()
@@ -154,8 +161,18 @@ class StudyRecorder(Callback):
             if tags:
                 self.sink.call("trial facts", self._set_tags, key, tags)
                 self._fingerprinted.add(key)
+        if result.get(CHECKPOINT_NOTE):
+            self._checkpoint_note(key, str(result[CHECKPOINT_NOTE]))
         self.results += 1
         self.callback_s += time.perf_counter() - tic
+
+    def _checkpoint_note(self, key: str, note: str) -> None:
+        """A trial skipped a damaged checkpoint: warn now and at the end, tag its run."""
+        self.warnings.append(f"trial {key}: {note}")
+        log.warning("trial %s: %s", key, note)
+        self.sink.call(
+            "checkpoint note", self._set_tags, key, {keys.T_CHECKPOINT_DAMAGED: note[:4000]}
+        )
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         key = trial.config[TRIAL_KEY]
@@ -214,6 +231,10 @@ class StudyRecorder(Callback):
             run_id = found[0].info.run_id
             if found[0].info.status != "RUNNING":
                 tracking.reopen_run(run_id, self.uri)
+            if config.get(RETRY_BATCH_KEY):  # rerun with a smaller batch than its param says
+                tracking.set_tags(
+                    run_id, {keys.T_RETRY_BATCH_SIZE: str(config[RETRY_BATCH_KEY])}, self.uri
+                )
         else:
             from capstudy.engine import variant_of
 
@@ -251,6 +272,14 @@ class StudyRecorder(Callback):
 
     def _set_tags(self, key: str, tags: dict[str, str]) -> None:
         tracking.set_tags(self._run_of(key), tags, self.uri)
+
+    def _count_retry(self, key: str, cause: str) -> None:
+        """Add one retry of ``cause`` to the run's retry counts (kept across drivers)."""
+        run_id = self._run_of(key)
+        tags = self._client().get_run(run_id).data.tags
+        counts = json.loads(tags.get(keys.T_RETRIES) or "{}")
+        counts[cause] = counts.get(cause, 0) + 1
+        tracking.set_tags(run_id, {keys.T_RETRIES: json.dumps(counts)}, self.uri)
 
     def _end(self, key: str, status: str) -> None:
         tracking.end_run(self._run_of(key), status, self.uri)

@@ -83,6 +83,8 @@ class CellASHAScheduler(FIFOScheduler):
         mode: ``max`` or ``min``.
         exp_path: The Ray experiment folder; the rungs are saved beside it
             (:func:`asha_state_path`). None: not saved.
+        retry_changes: Config values every trial started by this driver gets before it
+            runs (``--retry-failed --retry-batch-size``: only failed trials run again).
     """
 
     # Ray may otherwise hand a scheduler several buffered epochs at once, so a STOP would
@@ -90,9 +92,15 @@ class CellASHAScheduler(FIFOScheduler):
     _supports_buffered_results = False
 
     def __init__(
-        self, asha: CellASHA, metric: str, mode: str, exp_path: Place | Path | None = None
+        self,
+        asha: CellASHA,
+        metric: str,
+        mode: str,
+        exp_path: Place | Path | None = None,
+        retry_changes: dict | None = None,
     ) -> None:
         super().__init__()
+        self.retry_changes = dict(retry_changes or {})
         self.asha = asha
         self._metric = metric
         self._mode = mode
@@ -144,6 +152,10 @@ class CellASHAScheduler(FIFOScheduler):
                 self._checked.add(trial.trial_id)
                 if repair_checkpoint(trial) is not None:
                     self.repaired += 1
+                if self.retry_changes:
+                    # Before Ray builds the trial's process: it reads trial.config then.
+                    trial.config.update(self.retry_changes)
+                    trial.invalidate_json_state()  # the next snapshot keeps the change
             stop = self.asha.stopped.get(trial.config.get(TRIAL_KEY, trial.trial_id))
             reached = int((trial.last_result or {}).get(EPOCH_ATTR, 0) or 0)
             if stop is not None and reached >= stop[1]:

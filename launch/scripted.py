@@ -31,6 +31,7 @@ from typing import Any
 from ray import tune
 
 from capstudy import keys
+from capstudy.errors import DamagedCheckpoint
 from capstudy.launch.searcher import TRIAL_KEY
 from capstudy.launch.trainable import DATA_FINGERPRINT, restore_checkpoint
 
@@ -95,6 +96,20 @@ def metrics_for(config: dict[str, Any], epoch: int, domains: list[str]) -> dict[
     return out
 
 
+def scripted_epoch(folder: Path) -> int:
+    """The epoch a scripted checkpoint folder holds.
+
+    Raises:
+        DamagedCheckpoint: its state file is missing or cut short (the trial then resumes
+            from an older checkpoint, see :func:`restore_checkpoint`).
+    """
+    path = Path(folder) / STATE_FILE
+    try:
+        return int(json.loads(path.read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DamagedCheckpoint(f"checkpoint {path} is unreadable ({exc})") from None
+
+
 def scripted_trainable(config: dict[str, Any]) -> None:
     """A function trainable reporting :func:`metrics_for` every epoch (see module docstring)."""
     epochs = int(config["epochs"])
@@ -104,9 +119,9 @@ def scripted_trainable(config: dict[str, Any]) -> None:
     rungs = {int(r) for r in os.environ.get(RUNGS_ENV, "").split(",") if r.strip()}
     start = 0
     with tempfile.TemporaryDirectory(prefix="scripted-restore-") as tmp:
-        folder = restore_checkpoint(tune.get_checkpoint(), tmp)
+        folder = restore_checkpoint(tune.get_checkpoint(), tmp, scripted_epoch)
         if folder is not None:
-            start = int(json.loads((folder / STATE_FILE).read_text())["epoch"])
+            start = scripted_epoch(folder)
     fingerprint = (
         "scripted-" + hashlib.sha256(str(config.get("train_domain")).encode()).hexdigest()[:12]
     )

@@ -28,7 +28,10 @@ from capstudy.study.plan import asha_rungs
 CELL_KEY = "_cell"
 CELL_ID_KEY = "_cell_id"
 TRIAL_KEY = "_trial_key"
-STUDY_KEYS = (CELL_KEY, CELL_ID_KEY, TRIAL_KEY)
+# Set on a trial rerun by `--retry-failed --retry-batch-size N` (with batch_size = N), so the
+# recorder can tag its run: the run's batch_size param keeps the study's value.
+RETRY_BATCH_KEY = "_retry_batch_size"
+STUDY_KEYS = (CELL_KEY, CELL_ID_KEY, TRIAL_KEY, RETRY_BATCH_KEY)
 
 
 def ray_space(spec: StudySpec) -> dict[str, Any]:

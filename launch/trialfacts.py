@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from capstudy import keys
-from capstudy.status.view import last_error_line
+from capstudy.status.causes import last_error_line
 
 # Result keys the trainable adds so the driver can tag lineage (strings, not metrics).
 INIT_MODEL = "_init_model"

@@ -56,6 +56,15 @@ def register(app: typer.Typer) -> None:
                 help="Rerun only the FAILED trials of STUDY's latest launch (same parent run).",
             ),
         ] = None,
+        retry_batch_size: Annotated[
+            int | None,
+            typer.Option(
+                "--retry-batch-size",
+                metavar="N",
+                help="With --retry-failed: the failed trials rerun with batch size N (after "
+                "out of memory; their runs are tagged with it).",
+            ),
+        ] = None,
         devices: Annotated[
             int | None,
             typer.Option(help="Devices (GPUs, or CPU cores) for --dry-run's wall-time estimate."),
@@ -93,6 +102,7 @@ def register(app: typer.Typer) -> None:
                     max_failures=max_failures,
                     seed=hpo_seed if old_seed is None else old_seed,
                     retry_failed=retry_failed is not None,
+                    retry_batch_size=retry_batch_size,
                     devices=devices,
                 ),
                 console,

@@ -86,6 +86,7 @@ def study_report(uri: str, study: str | None, storage: str | None = None) -> dic
     Raises:
         CapstudyError: no such study, or no study at all.
     """
+    from capstudy.status.causes import count_causes
     from capstudy.status.view import failures, list_studies, study_state, variant_rows
 
     if study is None:
@@ -110,6 +111,11 @@ def study_report(uri: str, study: str | None, storage: str | None = None) -> dic
         "trials": st.counts(),
         "variants": rows,
         "failures": failures(st),
+        # Ray's retries of trials (a lost node, out of memory, ...), summed by cause.
+        "retries": [
+            {"cause": cause, "count": n}
+            for cause, n in count_causes([t.retries for t in st.trials])
+        ],
         "next": next_commands(st),
     }
 
@@ -145,6 +151,9 @@ def _cell_totals(spec, st) -> dict | None:
 
 def next_commands(st) -> list[str]:
     """What to run next, from the latest launch's state."""
+    from capstudy.status.causes import retry_hint
+    from capstudy.status.view import failures
+
     space = st.study_file or st.study
     counts = st.counts()
     if st.state == "RUNNING":
@@ -154,6 +163,9 @@ def next_commands(st) -> list[str]:
         out.append(f"capstudy launch --space {space} --resume")
     if counts["failed"]:
         out.append(f"capstudy launch --retry-failed {st.study}   # after fixing the cause")
+        hint = retry_hint(st.study, [f["cause"] for f in failures(st)])
+        if hint:
+            out.append(hint)
     if counts["done"] + counts["stopped"]:
         out.append(f"capstudy analyze --study {st.study} --find-threshold")
     return out
@@ -177,5 +189,8 @@ def render_report(report: dict) -> str:
         for f in report["failures"]:
             shown = ", ".join(f["trials"][:3]) + (" ..." if f["count"] > 3 else "")
             lines.append(f"  {f['count']} x {f['cause']}  ({shown})")
+    if report.get("retries"):
+        lines += ["", "retries by cause (each from the trial's last checkpoint):"]
+        lines += [f"  {r['count']} x {r['cause']}" for r in report["retries"]]
     lines += ["", "next:", *(f"  {cmd}" for cmd in report["next"])]
     return "\n".join(lines)

@@ -24,6 +24,7 @@ from statistics import mean
 
 from capstudy import keys, paths
 from capstudy.errors import CapstudyError
+from capstudy.status.causes import last_error_line
 from capstudy.storage import Place, place
 
 STATE_FILE = "capstudy_study.json"  # written by the launch driver next to Ray's state
@@ -49,6 +50,7 @@ class TrialRow:
     end_ms: int | None
     metrics: dict[str, float]
     error: str = ""
+    retries: dict = field(default_factory=dict)  # cause line -> times Ray retried the trial
 
     @property
     def state(self) -> str:
@@ -119,16 +121,6 @@ def _error_line(run, ray_folder: Place | None) -> str:
     return last_error_line(ray_folder / trial_id / "error.txt")
 
 
-def last_error_line(path: Path | Place) -> str:
-    """The last non-empty line of an error file (the exception and its message), or ''."""
-    try:
-        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines()]
-    except OSError:
-        return ""
-    lines = [ln for ln in lines if ln]
-    return lines[-1][:300] if lines else ""
-
-
 def _trial_row(run, ray_folder: Place | None) -> TrialRow:
     p, t = run.data.params, run.data.tags
     status = run.info.status
@@ -148,6 +140,7 @@ def _trial_row(run, ray_folder: Place | None) -> TrialRow:
         end_ms=int(run.info.end_time) if run.info.end_time else None,
         metrics=dict(run.data.metrics),
         error=_error_line(run, ray_folder) if status == "FAILED" else "",
+        retries=json.loads(t.get(keys.T_RETRIES) or "{}"),
     )
 
 

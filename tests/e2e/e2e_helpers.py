@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 from capstudy import keys
 
 HERE = Path(__file__).parent
+RAY = str(Path(sys.executable).with_name("ray"))
 
 
 def capstudy(
@@ -155,3 +157,55 @@ def headless_chromium(args: list[str], profile: Path) -> subprocess.CompletedPro
     return subprocess.run(
         [CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=180, check=False
     )
+
+
+def ray_start(args: list[str], env: dict) -> None:
+    """`ray start ARGS` with ``env`` (a head or a worker node on this machine)."""
+    subprocess.run([RAY, "start", *args], env=env, check=True, capture_output=True, timeout=120)
+
+
+def node_processes(home: Path) -> list[int]:
+    """PIDs of the processes of the Ray node started with ``CAPSTUDY_HOME=home``: its raylet,
+    agents and trial workers (they inherit the node's environment), and nothing else."""
+    needle = f"CAPSTUDY_HOME={home}".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and needle in (proc / "environ").read_bytes().split(b"\0"):
+                pids.append(int(proc.name))
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+    return pids
+
+
+def kill_node(home: Path) -> list[int]:
+    """SIGKILL every process of the node with ``home`` (a lost machine); returns the PIDs."""
+    pids = node_processes(home)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):  # ended meanwhile
+            os.kill(pid, signal.SIGKILL)
+    return pids
+
+
+def wait_for_nodes(address: str, count: int, timeout: float = 60) -> str:
+    """``ray status`` output once ``count`` nodes are active (a worker registers late)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run(
+            [RAY, "status", "--address", address], capture_output=True, text=True, timeout=60
+        ).stdout
+        if out.count(" node_") >= count or time.monotonic() > deadline:
+            return out
+        time.sleep(2)
+
+
+def forget_cluster(address: str) -> None:
+    """Remove the address file `ray start --head` wrote for the cluster at ``address``, as
+    `ray stop` would: a stale one makes every later `ray.init()` on the machine try to join a
+    dead cluster. Another cluster's file (another port) is left alone."""
+    from ray._common.utils import get_ray_address_file
+
+    recorded = Path(get_ray_address_file(None))
+    with contextlib.suppress(OSError):
+        if recorded.read_text().strip().endswith(":" + address.rsplit(":", 1)[1]):
+            recorded.unlink()

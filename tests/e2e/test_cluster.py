@@ -3,66 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from e2e_helpers import HERE, capstudy, free_port, run_rows
+from e2e_helpers import HERE, capstudy, run_rows, wait_for_nodes
 
 pytestmark = pytest.mark.slow
-RAY = str(Path(sys.executable).with_name("ray"))
-
-
-def _ray_start(args: list[str], env: dict) -> None:
-    subprocess.run([RAY, "start", *args], env=env, check=True, capture_output=True, timeout=120)
-
-
-@pytest.fixture
-def two_node_cluster(tmp_path, monkeypatch):
-    """Two `ray start` nodes, each with its own CAPSTUDY_HOME (node-local caches, locks and
-    fingerprint records), reading the datasets from one shared folder (docs: Scaling out)."""
-    # Ray 2.60: a multi-node `ray start` fails after ~20 s without token auth (DESIGN.md).
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-    data = tmp_path / "shared" / "data"
-    made = capstudy(
-        ["data", "synth", "--root", str(data), "--only", "synth_a", "--only", "synth_imagenet"]
-        + ["--scale", "0.15"],
-        tmp_path / "writer",
-    )
-    assert made.returncode == 0, made.stderr[-2000:]
-    address = f"127.0.0.1:{free_port()}"
-    homes = {"head": tmp_path / "node-head", "worker": tmp_path / "node-worker"}
-    base = {**os.environ, "CAPSTUDY_DATA": str(data)}
-    base.pop("CAPSTUDY_SYNTH_SCALE", None)  # nodes must not generate data: it is shared
-    try:
-        _ray_start(
-            ["--head", f"--port={address.split(':')[1]}", "--num-cpus=1"]
-            + ["--include-dashboard=false", "--disable-usage-stats"],
-            {**base, "CAPSTUDY_HOME": str(homes["head"])},
-        )
-        _ray_start(
-            [f"--address={address}", "--num-cpus=1"],
-            {**base, "CAPSTUDY_HOME": str(homes["worker"])},
-        )
-        yield address, homes
-    finally:
-        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
-
-
-def _wait_for_nodes(address: str, count: int, timeout: float = 60) -> str:
-    """``ray status`` output once ``count`` nodes are active (a worker registers late)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        out = subprocess.run(
-            [RAY, "status", "--address", address], capture_output=True, text=True, timeout=60
-        ).stdout
-        if out.count(" node_") >= count or time.monotonic() > deadline:
-            return out
-        time.sleep(2)
 
 
 def _records(home: Path) -> dict[str, int]:
@@ -78,11 +24,11 @@ def _records(home: Path) -> dict[str, int]:
 
 def test_study_runs_on_both_nodes(two_node_cluster, mlflow_server, tmp_path):
     address, homes = two_node_cluster
-    status = _wait_for_nodes(address, 2)
+    status = wait_for_nodes(address, 2)
     assert status.count(" node_") == 2, status
     home = tmp_path / "driver"  # the driver's machine has no data and is not a node
     space = str(HERE / "cluster.yaml")
-    # A SQLite store with --address is refused before anything starts (docs/guide/scaling-out.md).
+    # A SQLite store with --address is refused before anything starts (README, Scaling out).
     refused = capstudy(["launch", "--space", space, "--address", address], home)
     assert refused.returncode == 2
     assert "is a file on this machine" in refused.stderr and "mlflow server" in refused.stderr

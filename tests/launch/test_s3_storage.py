@@ -10,64 +10,20 @@ pyarrow's S3 filesystem.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import socket
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
+from s3server import BUCKET, free_port, study_text
 
 from capstudy import keys, tracking
 from capstudy.errors import CapstudyError
 from capstudy.launch.clusterchecks import ERROR, OK, storage_checks
 from capstudy.storage import place
-
-BUCKET = "capstudy"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    """A moto S3 server with one bucket; AWS test credentials in the environment.
-
-    The environment is set before any Ray starts here, so Ray's workers (which upload
-    checkpoints) inherit the same credentials, as nodes would from where `ray start` ran.
-    """
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        mp.delenv("AWS_PROFILE", raising=False)
-        port = _free_port()
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        server.start()
-        try:
-            endpoint = f"127.0.0.1:{port}"
-            boto3.client("s3", endpoint_url=f"http://{endpoint}").create_bucket(Bucket=BUCKET)
-            yield endpoint
-        finally:
-            server.stop()
-
-
-@pytest.fixture
-def s3_root(s3_endpoint) -> str:
-    """A fresh prefix in the bucket, as a ``--storage`` URI with query parameters."""
-    prefix = f"ray-{uuid.uuid4().hex[:8]}"
-    return f"s3://{BUCKET}/{prefix}?endpoint_override={s3_endpoint}&scheme=http"
-
 
 # --- the storage abstraction --------------------------------------------------------------
 
@@ -163,7 +119,7 @@ def test_storage_checks_pass_a_writable_bucket_and_leave_nothing(s3_root):
     ids=["unknown-scheme", "missing-bucket", "bad-endpoint"],
 )
 def test_storage_checks_name_the_setting_the_uri_and_the_fix(s3_endpoint, uri, says):
-    uri = uri.format(ep=s3_endpoint, closed=_free_port())
+    uri = uri.format(ep=s3_endpoint, closed=free_port())
     (check,) = storage_checks(uri)
     assert check.level == ERROR and check.setting == "--storage"
     assert uri in check.message and says.lower() in check.message.lower(), check.message
@@ -238,25 +194,10 @@ def _dead_pid() -> int:
 
 # --- a real launch and resume in the bucket ----------------------------------------------------
 
-STUDY = """
-study: {name: s3study, task: detection, metric: val/map50, mode: max}
-fixed: {epochs: 4}
-space:
-  family: {grid_search: [efficientnet_b0]}
-  phi: {grid_search: [0, -7]}
-  init: {grid_search: [random]}
-  train: {grid_search: [synth_a/rgb]}
-  seed: {grid_search: [0]}
-  lr: {loguniform: [1.0e-4, 1.0e-1]}
-evaluate: [synth_a/rgb]
-tune: {samples_per_cell: 3, search: random, asha: {grace: 1, reduction: 2, scope: cell}}
-resources: {cpu: 0.5, gpu: 0}
-"""
-
 
 def _study(tmp_path: Path) -> str:
     path = tmp_path / "s3study.yaml"
-    path.write_text(STUDY)
+    path.write_text(study_text("s3study", cpu=0.5))
     return str(path)
 
 
