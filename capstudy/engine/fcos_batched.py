@@ -138,7 +138,19 @@ def batched_fcos_loss(
         ``classification``, ``bbox_regression`` and ``bbox_ctrness`` (0-d tensors).
     """
     anchors = anchors[0] if isinstance(anchors, list | tuple) else anchors
-    boxes, labels, valid = pad_targets(targets, slots)
+    padded = pad_targets(targets, slots)
+    return padded_fcos_loss(model, padded, head_outputs, anchors, per_level)
+
+
+def padded_fcos_loss(
+    model, padded: tuple, head_outputs: dict, anchors: torch.Tensor, per_level: list[int]
+) -> dict[str, torch.Tensor]:
+    """:func:`batched_fcos_loss` of ground truth already padded by :func:`pad_targets`.
+
+    Every shape here is fixed by the batch size, the box slots and the anchors, so the
+    function can be captured in a CUDA graph or vectorised over trials.
+    """
+    boxes, labels, valid = padded
     index, fg = assign(boxes, valid, anchors, per_level, model.center_sampling_radius)
     gt_boxes = boxes.gather(1, index[..., None].expand(-1, -1, 4))
     gt_labels = labels.gather(1, index)
