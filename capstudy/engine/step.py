@@ -88,11 +88,14 @@ class GraphedStep:
         self.graph: torch.cuda.CUDAGraph | None = None
         self.eager_steps = 0  # batches that did not fit the graph (counted for tests)
 
-    def __call__(self, images: torch.Tensor, targets: list[dict]) -> torch.Tensor:
-        fits = len(images) == self.batch_size and all(
+    def fits(self, images: torch.Tensor, targets: list[dict]) -> bool:
+        """Whether a batch has the graph's shapes (its size, at most ``slots`` boxes each)."""
+        return len(images) == self.batch_size and all(
             len(t["labels"]) <= self.slots for t in targets
         )
-        if not fits:
+
+    def __call__(self, images: torch.Tensor, targets: list[dict]) -> torch.Tensor:
+        if not self.fits(images, targets):
             self.eager_steps += 1
             loss = detection_loss(self.model, images, targets, self.precision)
             optimizer_step(loss, self.model, self.optimizer, self.precision.scaler)
@@ -110,6 +113,16 @@ class GraphedStep:
         self.labels.copy_(labels)
         self.valid.copy_(valid)
 
+    def _prepare_static(self, images: torch.Tensor, targets: list[dict]) -> None:
+        """The graph's input buffers (shaped like this batch) and its anchors, made once."""
+        self.images = images.clone()
+        self.boxes, self.labels, self.valid = pad_targets(targets, self.slots)
+        with torch.no_grad():
+            _, _, features, _, anchors = detection_features(
+                self.model, images, None, self.precision
+            )
+        self.anchors = (anchors[0], [f.size(2) * f.size(3) for f in features])
+
     def _loss(self) -> torch.Tensor:
         _, _, _, head_outputs = head_outputs_of(self.model, self.images, None, self.precision)
         losses = padded_fcos_loss(
@@ -125,13 +138,7 @@ class GraphedStep:
 
     def _capture(self, images: torch.Tensor, targets: list[dict]) -> None:
         """Warm up on a side stream, undo the warm-up's updates, capture one step."""
-        self.images = images.clone()
-        self.boxes, self.labels, self.valid = pad_targets(targets, self.slots)
-        with torch.no_grad():
-            _, _, features, _, anchors = detection_features(
-                self.model, images, None, self.precision
-            )
-        self.anchors = (anchors[0], [f.size(2) * f.size(3) for f in features])
+        self._prepare_static(images, targets)
         saved = _snapshot(self.model, self.optimizer)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
