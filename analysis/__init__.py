@@ -10,3 +10,15 @@ import os
 # Figures are written to files only and never need a display: the headless backend, chosen
 # before any analysis module imports pyplot (a backend already chosen by the caller stays).
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+__all__ = ["analyze_study", "compare_studies"]
+
+
+def __getattr__(name: str):
+    # The one-call entry points, loaded on first use: importing a submodule (the power
+    # analysis's workers, say) need not pay for pandas, matplotlib and MLflow through them.
+    if name in __all__:
+        from capstudy.analysis import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'capstudy.analysis' has no attribute {name!r}")

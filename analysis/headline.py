@@ -14,6 +14,7 @@ unadjusted.
 from __future__ import annotations
 
 import base64
+import html
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ import pandas as pd
 from capstudy.analysis import pareto
 from capstudy.analysis.figures import human
 from capstudy.analysis.paper import write_paper
+from capstudy.analysis.report import shared_statement
 
 VERDICT_COLUMNS = ["comparison", "threshold (95% CI)", "direction", "p (adjusted)"]
 HEADLINE_MARK = "<!-- capstudy:headline -->"
@@ -53,7 +55,7 @@ def _p_value(row: pd.Series) -> str:
     return f"{max(map(float, ps)):.3g} (unadjusted)" if ps else "-"
 
 
-def verdict_table(fits: pd.DataFrame | None) -> pd.DataFrame:
+def headline_table(fits: pd.DataFrame | None) -> pd.DataFrame:
     """One line per comparison: family, init vs random, train -> eval; the answer."""
     rows = []
     for _, r in (fits if fits is not None else pd.DataFrame()).iterrows():
@@ -134,25 +136,30 @@ def finish(result, extras: Extras | None = None, mode: str = "max") -> list[Path
     files += pareto.pareto_figures(
         result.selected, result.capacity, result.metric, out / "pareto", mode, extras.latency
     )
-    verdicts, costs = verdict_table(result.fits), cost_table(extras.costs)
+    verdicts, costs = headline_table(result.fits), cost_table(extras.costs)
     tables = {"verdicts.csv": verdicts, "cost.csv": costs}
     for name, df in tables.items():
         if not df.empty:
             df.to_csv(out / "tables" / name, index=False)
             files.append(out / "tables" / name)
     figure = out / "paper" / "figure1.png"
-    _lead_markdown(out / "report.md", verdicts, costs, figure if figure.exists() else None)
-    _lead_html(out / "report.html", verdicts, costs, figure if figure.exists() else None)
+    answer = shared_statement(
+        getattr(result, "pooled", None), getattr(result, "contrasts", None), result.metric
+    )
+    fig = figure if figure.exists() else None
+    _lead_markdown(out / "report.md", verdicts, costs, fig, answer)
+    _lead_html(out / "report.html", verdicts, costs, fig, answer)
     result.files.extend(files)
     return files
 
 
-def _lead_markdown(path: Path, verdicts, costs, figure: Path | None) -> None:
+def _lead_markdown(path: Path, verdicts, costs, figure: Path | None, answer: str = "") -> None:
     text = path.read_text(encoding="utf-8")
     if HEADLINE_MARK in text:
         return
     title, _, rest = text.partition("\n")
     parts = [title, "", HEADLINE_MARK, "## Headline", ""]
+    parts += [answer, ""] if answer else []
     if figure is not None:
         parts += [f"![Figure 1: gain vs capacity]({figure.relative_to(path.parent).as_posix()})"]
         parts += [""]
@@ -162,11 +169,14 @@ def _lead_markdown(path: Path, verdicts, costs, figure: Path | None) -> None:
     path.write_text("\n".join(parts) + rest, encoding="utf-8")
 
 
-def _lead_html(path: Path, verdicts, costs, figure: Path | None) -> None:
+def _lead_html(path: Path, verdicts, costs, figure: Path | None, answer: str = "") -> None:
     text = path.read_text(encoding="utf-8")
     if HEADLINE_MARK in text:
         return
     parts = [HEADLINE_MARK, "<section id='headline'><h2>Headline</h2>"]
+    if answer:
+        bold = html.escape(answer).replace("**", "")
+        parts.append(f"<p id='shared-threshold'>{bold}</p>")
     if figure is not None:
         data = base64.b64encode(figure.read_bytes()).decode("ascii")
         parts.append(

@@ -4,9 +4,11 @@ Models of gain ``y`` on ``x = log10(capacity)``:
 
 * constant: ``y = a``
 * linear:   ``y = a + b x``
-* smooth:   ``y = a + b * C ** (-beta)`` with ``C = 10 ** x``, ``beta > 0``: a power law in
-  capacity that saturates at ``a`` (transfer scaling laws predict such smooth growth, not a
-  kink). ``b`` takes either sign, so it rises or falls; as ``beta -> 0`` it becomes the line.
+* smooth:   ``y = a + b * C ** (-beta)`` with ``C = 10 ** x`` and ``beta`` of either sign: a
+  power law in capacity. ``beta > 0`` saturates at ``a`` (concave growth); ``beta < 0``
+  grows as ``C ** |beta|`` (convex in log capacity: the smooth growth transfer scaling laws
+  predict, with no capacity where the gain vanishes). ``b`` takes either sign, so it rises
+  or falls; as ``beta -> 0`` it becomes the line.
 * hinge:    ``y = a + b * max(0, x - x0)``: flat at the plateau ``a`` below the breakpoint
   ``x0``, a straight line of slope ``b`` above it (continuous at ``x0``).
 
@@ -37,10 +39,15 @@ from scipy.optimize import minimize_scalar
 # Grid resolution for the breakpoint: 241 points over a 2.5-decade capacity range is
 # ~0.01 decade (2%) per step, far below any breakpoint CI seen in practice.
 DEFAULT_GRID_POINTS = 241
-# Power-law exponents searched for the smooth model: 0.01 (practically the line) to 2 (gain
-# gone within a decade of capacity); transfer scaling-law exponents reported in the
-# literature lie well inside (about 0.05 to 1). Log-spaced, as exponents act multiplicatively.
-POWER_EXPONENTS = np.geomspace(0.01, 2.0, 60)
+# Power-law exponents searched for the smooth model, of either sign: |beta| from 0.01
+# (practically the line) to 2 (the whole change within about a decade of capacity). The
+# regressor is C ** -beta, so with its free coefficient b a positive beta gives curves that
+# saturate (concave in log capacity when rising) and a negative beta curves that accelerate
+# (gain ~ C ** |beta|, convex in log capacity: smooth growth as transfer scaling laws
+# predict, with no capacity where it vanishes). Reported scaling-law exponents lie well
+# inside (about 0.05 to 1). Log-spaced, as exponents act multiplicatively.
+_MAGNITUDES = np.geomspace(0.01, 2.0, 60)
+POWER_EXPONENTS = np.concatenate([-_MAGNITUDES[::-1], _MAGNITUDES])
 # Relative floor on a residual sum of squares so that noiseless data (RSS = 0) give finite
 # log-likelihoods instead of -inf.
 _RSS_FLOOR = 1e-12
@@ -126,7 +133,7 @@ def power_regressor(x: np.ndarray, betas: np.ndarray) -> np.ndarray:
 
 
 def best_power(x: np.ndarray, y: np.ndarray, betas: np.ndarray = POWER_EXPONENTS) -> tuple:
-    """Smooth (saturating power-law) fit over the exponent grid: ``(beta, rss)`` per row."""
+    """Smooth (power-law, either curvature) fit over the exponent grid: ``(beta, rss)``."""
     rss = _rss_one_regressor(power_regressor(x, betas), _as_2d(y))
     idx = np.argmin(rss, axis=1)
     return np.asarray(betas)[idx], rss[np.arange(rss.shape[0]), idx]

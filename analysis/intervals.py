@@ -31,6 +31,9 @@ MIN_RELIABLE_SEEDS = 3
 def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
     """Student-t interval of a mean and the two-sided p-value of "mean = 0".
 
+    One sample's form of :func:`t_from_moments` (the function the analysis runs), so the two
+    cannot drift apart.
+
     Args:
         values: one gain per seed (NaNs dropped).
         level: confidence level.
@@ -41,30 +44,12 @@ def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, f
     """
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
-    n = v.size
-    if n < 2:
+    if v.size < 2:
         return float("nan"), float("nan"), float("nan")
-    mean, se = float(v.mean()), float(v.std(ddof=1) / np.sqrt(n))
-    if se == 0.0:
-        return mean, mean, 1.0 if mean == 0.0 else 0.0
-    half = float(stats.t.ppf(0.5 + level / 2.0, n - 1)) * se
-    p = float(2.0 * stats.t.sf(abs(mean) / se, n - 1))
-    return mean - half, mean + half, p
-
-
-def t_intervals(gains: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, ...]:
-    """Vectorized :func:`t_interval` over rows of a (replicates, seeds) array.
-
-    Used by the coverage simulation; returns ``(lo, hi, p)`` arrays.
-    """
-    g = np.asarray(gains, dtype=float)
-    n = g.shape[1]
-    mean = g.mean(axis=1)
-    se = g.std(axis=1, ddof=1) / np.sqrt(n)
-    half = stats.t.ppf(0.5 + level / 2.0, n - 1) * se
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = 2.0 * stats.t.sf(np.abs(mean) / se, n - 1)
-    return mean - half, mean + half, p
+    lo, hi, p = t_from_moments(
+        np.array([v.mean()]), np.array([v.std(ddof=1)]), np.array([v.size]), level
+    )
+    return float(lo[0]), float(hi[0]), float(p[0])
 
 
 def t_from_moments(

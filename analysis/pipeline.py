@@ -1,7 +1,9 @@
 """The analysis from a tidy table to an output folder: selection, gains, thresholds, report.
 
-The CLI (``capstudy analyze``) loads the table and calls :func:`run_analysis`; tests call it
-directly on hand-made tables.
+:func:`run_analysis` writes the whole folder: tables, figures, the paper's figures and
+tables, Pareto figures, cost, and the report led by its headline. Loading a study, choosing
+the folder and logging the MLflow run are :func:`capstudy.analysis.analyze_study`'s job
+(what ``capstudy analyze`` calls).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from capstudy.analysis import figures, report, verdicts
+from capstudy.analysis import figures, headline, report, selection, shared, threshold, verdicts
 
 METHODS = (
     "Splits: val/* metrics come from a validation subset held out of the train domain's "
@@ -31,24 +33,39 @@ METHODS = (
     "metric of the same variant and domain. Threshold: hinge gain = a + b max(0, log10 "
     "capacity - x0) by profile least squares, at least two capacities on each arm; breakpoint "
     "CI by a seed bootstrap within each variant calibrating the profile likelihood ratio; the "
-    "hinge must beat a constant, a straight line and a smooth saturating power law a + b "
-    "C^-beta in parametric-bootstrap likelihood-ratio tests (p_threshold = the largest of the "
-    "three), Benjamini-Hochberg adjusted across all threshold tests of the study "
-    "(p_threshold_adj < alpha). AICc differences say by how much."
+    "hinge must beat a constant, a straight line and a smooth power law a + b C^beta of either "
+    "curvature (beta of either sign; its p-value the largest over the exponents the data do "
+    "not reject) in parametric-bootstrap likelihood-ratio tests (p_threshold = the largest of "
+    "the three), Benjamini-Hochberg adjusted across all threshold tests of the study "
+    "(p_threshold_adj < alpha). AICc differences say by how much. Shared threshold (the "
+    "study's answer, tables/pooled.csv): one breakpoint for all comparisons, each with its own "
+    "plateau, slope and noise level, by profile likelihood on a common grid; its test (against "
+    "each comparison's own constant, line and power law) and its CI come from a joint "
+    "bootstrap that resamples runs (a drawn seed carries all its evaluation domains and its "
+    "random-init baseline of both pretrained inits). The gain vanishes below it when two "
+    "one-sided tests put the mean plateau within the plateau margin; breakpoint differences "
+    "between families and domains (tables/contrasts.csv) are stated against a margin in "
+    "decades."
 )
 
 
 @dataclass
 class AnalysisOptions:
-    """What to analyze and how (the CLI flags)."""
+    """What to analyze and how (the options of ``capstudy analyze``).
+
+    ``mode`` None takes the study's recorded mode (see
+    :func:`capstudy.analysis.selection.resolve_mode`).
+    """
 
     capacity: str = "backbone"
     metric: str | None = None
-    find_threshold: bool = False
+    find_threshold: bool = verdicts.FIND_THRESHOLD
     n_boot: int = 1000
     seed: int = 0
     mode: str | None = None
     alpha: float = 0.05
+    plateau_margin: float = threshold.PLATEAU_MARGIN
+    decade_margin: float = shared.DECADE_MARGIN
 
 
 @dataclass
@@ -58,6 +75,7 @@ class AnalysisResult:
     study: str
     metric: str
     capacity: str
+    mode: str
     out_dir: Path
     selected: pd.DataFrame
     per_seed: pd.DataFrame
@@ -67,6 +85,10 @@ class AnalysisResult:
     files: list[Path] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     min_seeds: int = 0
+    pooled: pd.DataFrame | None = None
+    contrasts: pd.DataFrame | None = None
+    verdicts: pd.DataFrame | None = None  # the headline: one line per comparison
+    run_id: str | None = None  # the MLflow analysis run, when one was logged
 
 
 def run_analysis(
@@ -76,8 +98,23 @@ def run_analysis(
     options: AnalysisOptions,
     source: str = "",
     skipped: Counter | None = None,
+    extras: headline.Extras | None = None,
 ) -> AnalysisResult:
-    """Run the whole analysis on a normalized tidy table and write the output folder."""
+    """Run the whole analysis on a normalized tidy table and write the output folder.
+
+    Args:
+        table: the tidy table (:mod:`capstudy.analysis.tables`).
+        study: the study's name (titles, MLflow experiment).
+        out_dir: the folder to write (created).
+        options: what to analyze and how.
+        source: where the table came from, for the report.
+        skipped: trial runs left out of the table, by reason (counted in the report).
+        extras: cost and CPU latency read from MLflow (None: neither).
+
+    Returns:
+        The tables, conclusions and written files.
+    """
+    mode = selection.resolve_mode(table, options.mode)
     v = verdicts.analyze_table(
         table,
         metric=options.metric,
@@ -85,13 +122,16 @@ def run_analysis(
         find_threshold=options.find_threshold,
         n_boot=options.n_boot,
         seed=options.seed,
-        mode=options.mode,
+        mode=mode,
         alpha=options.alpha,
+        plateau_margin=options.plateau_margin,
+        decade_margin=options.decade_margin,
     )
     result = AnalysisResult(
         study=study,
         metric=v.metric,
         capacity=v.capacity,
+        mode=mode,
         out_dir=out_dir,
         selected=v.selected,
         per_seed=v.per_seed,
@@ -100,8 +140,12 @@ def run_analysis(
         conclusions=_conclusions(v),
         counts={**v.counts, **{f"skipped ({why})": n for why, n in (skipped or {}).items()}},
         min_seeds=v.min_seeds,
+        pooled=v.pooled,
+        contrasts=v.contrasts,
     )
     _write_outputs(result, table, options, source)
+    headline.finish(result, extras, mode)
+    result.verdicts = headline.headline_table(result.fits)
     return result
 
 
@@ -114,8 +158,11 @@ def _conclusions(v: verdicts.Verdicts) -> list[str]:
         ]
     if v.fits is None:
         return []
-    lines = [report.study_statement(v.fits, v.min_seeds)]
-    return lines + [report.conclusion(r, v.metric) for _, r in v.fits.iterrows()]
+    lines = [report.shared_statement(v.pooled, v.contrasts, v.metric)]
+    lines += [report.study_statement(v.fits, v.min_seeds)]
+    return [line for line in lines if line] + [
+        report.conclusion(r, v.metric) for _, r in v.fits.iterrows()
+    ]
 
 
 def _write_outputs(
@@ -131,6 +178,9 @@ def _write_outputs(
     }
     if result.fits is not None:
         named["thresholds.csv"] = result.fits
+    if result.pooled is not None:
+        named["pooled.csv"] = result.pooled
+        named["contrasts.csv"] = result.contrasts
     for name, df in named.items():
         df.to_csv(out / "tables" / name, index=False)
         result.files.append(out / "tables" / name)

@@ -263,3 +263,37 @@ def render_table(summary: pd.DataFrame, design: Design) -> list[str]:
             f"{pct(r.get('false', np.nan), r.get('false_se')):>15}"
         )
     return lines
+
+
+# Replicates of the one-line estimate under `launch --dry-run`: about 10 s on a loaded
+# 2-core machine for full_grid; its ± says how rough it is.
+PLAN_REPLICATES = 8
+
+
+def plan_line(design: Design, study: str, workers: int = 2) -> str:
+    """One line for ``launch --dry-run``: power at the study's seed count, default effect.
+
+    Args:
+        design: the study's grid (:func:`capstudy.analysis.power_design.design_from_study`).
+        study: the study's name, for the command that prints the full table.
+        workers: processes for the simulation.
+    """
+    n = max(design.n_seeds, 2)
+    effect = Effect()
+    kink = capacity_text(effect.kink)
+    if not any(findable_families(design, effect.kink).values()):
+        return (
+            f"power: n/a under the default effect: no family has 2+ capacities on each side "
+            f"of its kink at {kink} params; set your own: capstudy power --space {study} "
+            "--kink N"
+        )
+    reps = simulate_power(
+        design, effect, (n,), PLAN_REPLICATES, scenarios=("kink",), workers=workers
+    )
+    row = summarize_power(reps).iloc[0]
+    return (
+        f"power (simulated, {PLAN_REPLICATES} studies): threshold found in "
+        f"{pct(row['found'], row['found_se'])} of comparisons at {n} seeds if the gain "
+        f"rises {effect.slope:g}/decade above {kink} params with seed SD {effect.seed_sd:g}; "
+        f"full table: capstudy power --space {study}"
+    )

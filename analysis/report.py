@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from capstudy.analysis.intervals import MIN_RELIABLE_SEEDS
+from capstudy.analysis.shared import factor_summary
 from capstudy.analysis.threshold import MIN_CAPACITIES, VERDICT_INSUFFICIENT, VERDICT_THRESHOLD
 
 _UNITS = {"backbone_params": "backbone parameters", "detector_params": "detector parameters"}
@@ -246,3 +247,64 @@ _CSS = (
     "border-bottom:1px solid #ddd;text-align:right}img{max-width:100%}"
     "figure{display:inline-block;margin:8px;width:48%}"
 )
+
+
+def shared_statement(pooled: pd.DataFrame | None, contrasts: pd.DataFrame | None, metric: str):
+    """The study's answer in one paragraph: the shared threshold, or why there is none.
+
+    Three outcomes are worded differently: a threshold below which the gain vanishes
+    (plateau equivalent to zero within its margin), a kink below which the gain persists or
+    may persist, and no threshold (with the pooled model that describes the gain instead).
+    """
+    if pooled is None or pooled.empty:
+        return ""
+    row = pooled.iloc[0]
+    if row["verdict"] == VERDICT_INSUFFICIENT:
+        return (
+            "**Shared threshold: insufficient data** (no comparison has the "
+            f"{MIN_CAPACITIES} capacities and two seeds per capacity a fit needs)."
+        )
+    unit = _UNITS.get(row["capacity"], row["capacity"])
+    n = int(row["comparisons"])
+    tests = (
+        f"shared hinge vs each comparison's own constant p = {row['p_vs_constant']:.3g}, line "
+        f"p = {row['p_vs_linear']:.3g}, power law of either curvature p = "
+        f"{row['p_vs_smooth']:.3g}; joint bootstrap of runs, {int(row['n_boot'])} replicates"
+    )
+    if row["verdict"] != VERDICT_THRESHOLD:
+        shape = {
+            "smooth": "a smooth power law in capacity",
+            "linear": "a straight line in log capacity",
+            "constant": "a constant gain",
+        }.get(row["best_model"], row["best_model"])
+        return (
+            f"**Shared threshold: none.** Pooled over {n} comparisons, the data do not prefer "
+            f"one capacity threshold to a smooth curve: the gain in {metric} is described by "
+            f"{shape} ({tests})."
+        )
+    margin = float(row["plateau_margin"])
+    plateau = f"{row['plateau']:+.3g} (95% CI {row['plateau_lo']:+.3g} to {row['plateau_hi']:+.3g})"
+    below = {
+        "vanishes": f"below it the gain vanishes: the mean plateau {plateau} is within ±{margin:g}"
+        " of zero (two one-sided tests)",
+        "persists": f"but the gain persists below it: the mean plateau is {plateau}",
+        "undetermined": f"whether the gain vanishes below it is undetermined: the mean plateau "
+        f"{plateau} is neither shown within ±{margin:g} of zero nor different from it",
+    }[row["plateau_vanishes"]]
+    kind = "threshold" if row["plateau_vanishes"] == "vanishes" else "kink"
+    text = (
+        f"**Shared threshold: {row['threshold']:,.0f} {unit}** (95% CI "
+        f"{row['threshold_lo']:,.0f} to {row['threshold_hi']:,.0f}), one {kind} for all {n} "
+        f"comparisons; {below}. Above it the gain "
+        f"{_DIRECTION[int(row['direction'])]} ({tests})."
+    )
+    return text + pooling_statement(contrasts)
+
+
+def pooling_statement(contrasts: pd.DataFrame | None) -> str:
+    """Whether the breakpoint differs between families and domains, one clause per factor."""
+    if contrasts is None or contrasts.empty:
+        return ""
+    names = {"family": "families", "train_domain": "train domains", "eval_domain": "eval domains"}
+    parts = [f"{names.get(f, f)}: {s}" for f, s in factor_summary(contrasts).items()]
+    return " Is pooling honest? Breakpoint between " + "; ".join(parts) + "."

@@ -30,6 +30,7 @@ _PARAM_COLUMNS = {
     "train_domain": keys.P_TRAIN_DOMAIN,
     "seed": keys.P_SEED,
     "selection_metric": keys.P_STUDY_METRIC,
+    "selection_mode": keys.P_STUDY_MODE,
 }
 
 

@@ -28,9 +28,36 @@ class Selection:
 
 
 def infer_mode(selection_metric: str) -> str:
-    """``min`` for loss/error-like metrics, ``max`` for everything else (mAP, accuracy)."""
+    """``min`` for loss/error-like metric names, ``max`` for everything else (mAP, accuracy)."""
     name = selection_metric.rsplit("/", 1)[-1].lower()
     return "min" if any(w in name for w in ("loss", "error", "err")) else "max"
+
+
+def resolve_mode(table: pd.DataFrame, mode: str | None = None) -> str:
+    """The direction of the study metric: the one rule every part of the analysis uses.
+
+    In order: ``mode`` when given; else the study's recorded ``mode`` (the tidy table's
+    ``selection_mode`` column, from the study file via the trial runs); else a guess from the
+    metric's name (:func:`infer_mode`); else ``max``.
+
+    Raises:
+        CapstudyError: ``mode`` or a recorded mode is not max/min, or trials record two modes.
+    """
+    source = "selection mode"
+    if mode is None and "selection_mode" in table.columns:
+        recorded = sorted({str(m) for m in table["selection_mode"].dropna().unique() if str(m)})
+        if len(recorded) > 1:
+            raise CapstudyError(
+                f"column selection_mode: trials record different modes {recorded}; "
+                "analyse one study at a time or pass --mode"
+            )
+        mode, source = (recorded[0], "column selection_mode") if recorded else (None, source)
+    if mode is None:
+        metrics = [str(m) for m in table["selection_metric"].unique() if str(m)]
+        mode = infer_mode(metrics[0]) if metrics else "max"
+    if mode not in ("max", "min"):
+        raise CapstudyError(f"{source} must be max or min, not {mode!r}")
+    return mode
 
 
 def check_in_domain(table: pd.DataFrame) -> None:
@@ -53,18 +80,14 @@ def select_best(table: pd.DataFrame, mode: str | None = None) -> Selection:
 
     Args:
         table: the tidy table.
-        mode: ``max`` or ``min``; inferred from the selection metric's name when None.
+        mode: ``max`` or ``min``; when None, :func:`resolve_mode` decides.
 
     Returns:
         The selection. Ties go to the smallest ``trial_id`` so reruns pick the same trial.
         Trials without a selection value (NaN) cannot win and are counted.
     """
     check_in_domain(table)
-    if mode is None:
-        metrics = [m for m in table["selection_metric"].unique() if m]
-        mode = infer_mode(metrics[0]) if metrics else "max"
-    if mode not in ("max", "min"):
-        raise CapstudyError(f"selection mode must be max or min, not {mode!r}")
+    mode = resolve_mode(table, mode)
     trials = table.drop_duplicates("trial_id")[["cell", "trial_id", "selection_value"]]
     n_without = int(trials["selection_value"].isna().sum())
     valid = trials.dropna(subset=["selection_value"])

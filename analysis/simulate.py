@@ -4,7 +4,9 @@ Metrics are simulated per run, not per gain: each (variant, init, seed) run gets
 ``base(x) + gain(x) + noise`` with independent seed noise, so a paired gain carries the noise
 of two runs, as in a real study. ``gain(x)`` is the hinge ``plateau + slope * max(0, x - x0)``
 when a threshold is given, or ``plateau + slope * (x - x_mid)`` (a line, or a constant with
-``slope = 0``) when it is not.
+``slope = 0``) when it is not. With ``power`` set, the gain instead grows smoothly as a power
+of capacity, ``gain ~ C ** power`` (:func:`power_gain`): no threshold, and no capacity where
+the gain vanishes, the shape transfer scaling laws predict.
 """
 
 from __future__ import annotations
@@ -27,6 +29,17 @@ def true_gain(
     return plateau + slope * np.maximum(0.0, x - x0)
 
 
+def power_gain(x: np.ndarray, exponent: float, rise: float, x_min: float, x_max: float):
+    """A gain growing as ``C ** exponent`` from 0 at ``x_min`` to ``rise`` at ``x_max``.
+
+    ``x`` is log10 capacity; a positive exponent is convex in log capacity (each decade adds
+    more than the last).
+    """
+    x = np.asarray(x, dtype=float)
+    span = 10.0 ** (exponent * (x_max - x_min)) - 1.0
+    return rise * (10.0 ** (exponent * (x - x_min)) - 1.0) / span
+
+
 def simulate_gain_arrays(
     rng: np.random.Generator,
     *,
@@ -36,16 +49,26 @@ def simulate_gain_arrays(
     plateau: float = 0.0,
     slope: float = 0.1,
     seed_sd: float = 0.015,
+    power: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-seed paired gains: ``(x, gain, capacity_index)``, each of length caps x seeds.
 
     ``seed_sd`` is the run-to-run SD of one run's metric; a paired gain's noise SD is
-    ``sqrt(2) * seed_sd`` since it differences two independent runs.
+    ``sqrt(2) * seed_sd`` since it differences two independent runs. With ``power``, the
+    gain grows as ``C ** power`` by the hinge's total rise (``slope`` per decade above 100 k).
     """
-    x = np.repeat(np.asarray(log10_capacity, dtype=float), n_seeds)
-    idx = np.repeat(np.arange(len(log10_capacity)), n_seeds)
+    caps = np.asarray(log10_capacity, dtype=float)
+    x = np.repeat(caps, n_seeds)
+    idx = np.repeat(np.arange(len(caps)), n_seeds)
     noise = seed_sd * (rng.standard_normal(x.size) - rng.standard_normal(x.size))
-    return x, true_gain(x, x0=x0, plateau=plateau, slope=slope) + noise, idx
+    return x, _gain(x, caps, x0, plateau, slope, power) + noise, idx
+
+
+def _gain(x, caps, x0, plateau, slope, power) -> np.ndarray:
+    if power is None:
+        return true_gain(x, x0=x0, plateau=plateau, slope=slope)
+    rise = slope * (caps.max() - 5.0)
+    return plateau + power_gain(x, power, rise, caps.min(), caps.max())
 
 
 def simulate_study_table(
@@ -58,12 +81,14 @@ def simulate_study_table(
     family: str = "efficientnet_b0",
     eval_domains: tuple[str, ...] = ("synth_a/rgb", "synth_a/ir"),
     inits: tuple[str, ...] = ("random", "imagenet"),
+    power: float | None = None,
 ) -> pd.DataFrame:
     """A tidy results table (one selected trial per cell) of a synthetic study.
 
     Every pretrained init gets the same true gain curve on every evaluation domain; the
     metric is ``map50`` and the selection value is the in-domain one. Useful as a hand-made
-    ``--from`` file in tests and demos.
+    ``--from`` file in tests and demos. ``power`` replaces the hinge by a gain growing as
+    ``C ** power`` with the same total rise (no threshold).
     """
     rows = []
     log10_caps = ULTRASMALL_LOG10_PARAMS
@@ -72,7 +97,8 @@ def simulate_study_table(
         phi = -k
         base = 0.15 + 0.08 * (xc - log10_caps.min())
         for init in inits:
-            gain = 0.0 if init == "random" else float(true_gain(xc, x0=x0, plateau=0, slope=slope))
+            curve = _gain(xc, log10_caps, x0, 0.0, slope, power)
+            gain = 0.0 if init == "random" else float(curve)
             for seed in range(n_seeds):
                 in_domain = base + gain + seed_sd * rng.standard_normal()
                 for domain in eval_domains:

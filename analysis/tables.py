@@ -136,7 +136,7 @@ def normalize(table: pd.DataFrame, source: str, study: str = "") -> pd.DataFrame
     if missing:
         raise CapstudyError(
             f"{source}: missing required column(s) {', '.join(missing)} "
-            f"(required: {', '.join(REQUIRED_COLUMNS)}; see the README's tidy table)"
+            f"(required: {', '.join(REQUIRED_COLUMNS)}; see docs/guide/analyze.md, the tidy table)"
         )
     df = table.copy()
     df = _coerce_types(df, source)
@@ -185,12 +185,12 @@ def _coerce_types(df: pd.DataFrame, source: str) -> pd.DataFrame:
 
 
 def _fill_optional(df: pd.DataFrame, study: str) -> None:
-    """Fill absent optional columns in place (each choice documented in the README)."""
+    """Fill absent optional columns in place (each choice documented in docs/guide/analyze.md)."""
     for col in _FLOAT_COLUMNS:
         if col not in df.columns:
             df[col] = np.nan
     defaults = {"study": study, "run_id": "", "task": "", "selection_metric": ""}
-    defaults.update(parent_run_id="", class_set="")
+    defaults.update(parent_run_id="", class_set="", selection_mode="")
     for col, value in defaults.items():
         if col not in df.columns:
             df[col] = value

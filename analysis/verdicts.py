@@ -1,7 +1,9 @@
 """From a tidy trial table to the verdict table, in memory: no files, no figures.
 
-selection -> paired gains -> t intervals with Holm across capacities -> hinge vs constant,
-line and smooth power law -> Benjamini-Hochberg across the study's threshold tests.
+selection -> paired gains -> t intervals with Holm across capacities -> per comparison: hinge
+vs constant, line and smooth power law, Benjamini-Hochberg across the study's threshold
+tests -> the study's primary answer: one breakpoint shared by every comparison, tested and
+bounded by a joint bootstrap of runs (:mod:`capstudy.analysis.shared`).
 
 :func:`analyze_table` is what ``capstudy analyze`` runs before writing anything, and what a
 power analysis calls on hundreds of simulated tables: lower ``n_boot`` and ``grid_points``
@@ -15,11 +17,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from capstudy.analysis import gains, hinge, intervals, selection, tables, threshold
+from capstudy.analysis import gains, hinge, intervals, selection, shared, tables, threshold
 from capstudy.errors import CapstudyError
 
 FAST_N_BOOT = 199
 FAST_GRID_POINTS = 61
+# Thresholds are fitted when asked for (``capstudy analyze --find-threshold``); the one default.
+FIND_THRESHOLD = False
 
 
 @dataclass
@@ -34,6 +38,8 @@ class Verdicts:
     fits: pd.DataFrame | None
     counts: dict[str, int] = field(default_factory=dict)
     min_seeds: int = 0
+    pooled: pd.DataFrame | None = None
+    contrasts: pd.DataFrame | None = None
 
     @property
     def reliable(self) -> bool:
@@ -76,7 +82,7 @@ def analyze_table(
     *,
     metric: str | None = None,
     capacity: str = "backbone",
-    find_threshold: bool = True,
+    find_threshold: bool = FIND_THRESHOLD,
     n_boot: int = 1000,
     seed: int = 0,
     mode: str | None = None,
@@ -84,6 +90,8 @@ def analyze_table(
     level: float = 0.95,
     grid_points: int = hinge.DEFAULT_GRID_POINTS,
     fast: bool = False,
+    plateau_margin: float = threshold.PLATEAU_MARGIN,
+    decade_margin: float = shared.DECADE_MARGIN,
 ) -> Verdicts:
     """Run the statistics of a study on a tidy table (pure: no file I/O, no figures).
 
@@ -94,16 +102,21 @@ def analyze_table(
         find_threshold: fit thresholds (else only gains and their intervals).
         n_boot: bootstrap replicates of the breakpoint CI and of each LR test.
         seed: seed of the random generator (results are reproducible).
-        mode: selection mode ``max``/``min`` (default: from the metric name).
+        mode: selection mode ``max``/``min`` (default: the study's recorded mode, else from
+            the metric name; :func:`capstudy.analysis.selection.resolve_mode`).
         alpha: family-wise error across capacities (Holm) and false discovery rate across
             threshold tests (Benjamini-Hochberg).
         level: confidence level of the intervals.
         grid_points: breakpoint grid resolution.
         fast: use ``FAST_N_BOOT`` replicates and ``FAST_GRID_POINTS`` grid points at most.
+        plateau_margin: equivalence margin of "the gain vanishes" (metric units).
+        decade_margin: equivalence margin of "the breakpoint is shared" (decades).
 
     Returns:
         The :class:`Verdicts`; ``fits`` holds one row per family x train x eval domain x
-        init with the threshold verdict and the smallest significant capacity.
+        init with the threshold verdict and the smallest significant capacity; ``pooled``
+        the one-row shared threshold (the study's answer) and ``contrasts`` its breakpoint
+        differences between families and domains.
     """
     if "pair_key" not in table.columns or "cell" not in table.columns:
         table = tables.normalize(table, source="table")
@@ -115,15 +128,27 @@ def analyze_table(
     chosen = selection.select_best(table, mode)
     paired = gains.paired_gains(chosen.table, metric)
     summary = gains.summarize_gains(paired.per_seed, chosen.table, metric, level)
-    fits = None
+    fits = pooled = contrasts = None
     if find_threshold and not paired.per_seed.empty:
         fits = threshold.fit_thresholds(
-            paired.per_seed, column, n_boot=n_boot, rng=rng, alpha=alpha, grid_points=grid_points
+            paired.per_seed,
+            column,
+            n_boot=n_boot,
+            rng=rng,
+            alpha=alpha,
+            grid_points=grid_points,
+            plateau_margin=plateau_margin,
         )
         first = gains.smallest_significant(summary, column)
         fits = fits.merge(first, on=gains.GROUP_KEYS, how="left", validate="one_to_one")
         classes = summary.groupby(gains.GROUP_KEYS, as_index=False)["class_set"].first()
         fits = fits.merge(classes, on=gains.GROUP_KEYS, how="left", validate="one_to_one")
+        options = shared.SharedOptions(
+            n_boot, alpha, level, grid_points, plateau_margin, decade_margin
+        )
+        row = shared.fit_shared(paired.per_seed, column, rng, options)
+        contrasts = row.pop("contrasts")
+        pooled = pd.DataFrame([row])
     min_seeds = int(summary["n_seeds"].min()) if not summary.empty else 0
     return Verdicts(
         metric=metric,
@@ -139,6 +164,8 @@ def analyze_table(
             "unpaired_seeds": paired.n_unpaired,
         },
         min_seeds=min_seeds,
+        pooled=pooled,
+        contrasts=contrasts,
     )
 
 

@@ -33,6 +33,18 @@ def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def free_backbone_params(family: str, width: float, depth: float) -> int:
+    """Backbone parameters of a free-scale variant, measured by building its trunk.
+
+    Preset variants are looked up in the golden counts; a free ``(width, depth)`` pair has
+    none, so the power analysis counts it with this.
+    """
+    from capstudy.scaling import free_scale
+    from capstudy.variants import free_variant
+
+    return count_params(build_trunk(free_variant(family, free_scale(width, depth))))
+
+
 @torch.no_grad()
 def count_macs(module: nn.Module, image_size: int) -> int:
     """MACs of ``module`` on one ``3 x image_size x image_size`` image (see module doc)."""

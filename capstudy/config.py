@@ -68,7 +68,7 @@ class TrialConfig:
     # Share of the train domain's training split held out, by a hash of image ids (not the
     # seed), as the validation subset that ASHA and selection read (``val/*``). The published
     # evaluation split of every domain is reported as ``eval/<domain>/*`` and never selects.
-    # 0.1: see README "Held-out validation".
+    # 0.1: see docs/guide/data.md, "Held-out validation".
     val_fraction: float = 0.1
     # dataset name -> comma-separated classes it annotates, overriding the declaration in
     # capstudy.data.domains (for a real dataset folder that labels fewer classes).
@@ -215,7 +215,7 @@ class TrialConfig:
         to a multiple of 32. ``ultrasmall`` fixes resolution at 224, so its trials train at
         ``image_size``; under ``efficientnet`` B-4 (resolution 128) at ``image_size`` 224
         trains at 128, as EfficientNet's compound scaling prescribes; a free triple's
-        ``resolution`` acts the same way. (README, "Study files": resolution.)
+        ``resolution`` acts the same way. (docs/reference/capacity.md: resolution.)
         """
         return round_resolution(self.image_size * self.variant_resolution / BASE_RESOLUTION)
 

@@ -34,6 +34,7 @@ P_HEAD_WIDTH = "head_width"
 P_EPOCHS = "epochs"
 P_BATCH_SIZE = "batch_size"
 P_STUDY_METRIC = "study_metric"  # the selection metric key, e.g. val/map50
+P_STUDY_MODE = "study_mode"  # its direction from the study file: max | min
 # HPO values are logged as params ``hpo/<name>`` (``hpo/lr``) and become ``hpo_<name>``
 # columns in the tidy table, so they cannot collide with design columns.
 P_HPO_PREFIX = "hpo/"
@@ -125,7 +126,7 @@ def split_eval_metric(key: str) -> tuple[str, str] | None:
     return (domain, name) if domain and name else None
 
 
-# --- the tidy results table (analysis input; README documents it) ---------------------
+# --- the tidy results table (analysis input; docs/guide/analyze.md) ---------------------
 # One row per trial x evaluation domain.
 TIDY_COLUMNS = (
     "study",  # study name
@@ -194,6 +195,7 @@ TIDY_COLUMNS = TIDY_COLUMNS + (
     "variant_key",  # pair_key without seed: one model variant
     "parent_run_id",  # the launch (parent study run) the trial belongs to; "" if unknown
     "class_set",  # classes the eval-domain metrics were scored on; "" if not recorded
+    "selection_mode",  # the study's mode (max | min) for selection_metric; "" if not recorded
 )
 
 # --- issue 11: GPU throughput, determinism, divergence ---------------------------------------

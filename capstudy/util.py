@@ -76,7 +76,7 @@ def file_lock(path: Path | str) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``path`` (created if needed) for the block.
 
     flock is per node: it is not reliable across NFS clients, so lock files, like the caches
-    they guard, belong on node-local disk (README, "Scaling out").
+    they guard, belong on node-local disk (docs/guide/scaling-out.md).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

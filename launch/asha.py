@@ -10,8 +10,10 @@ fair across capacities"). ``scope="global"`` puts every trial in one cell; it mu
 for, and the schema warns.
 
 The decision rule matches Ray's ``AsyncHyperBandScheduler`` with one bracket (percentile
-cutoff with ``numpy.nanpercentile``'s linear interpolation), so per-cell results equal what
-Ray would decide if each cell ran alone.
+cutoff with ``numpy.nanpercentile``'s linear interpolation, strictly-below stops, NaNs recorded
+but never stopping), so per-cell results equal what Ray would decide if each cell ran alone:
+``tests/launch/test_asha_vs_ray.py`` feeds random result streams to both and requires the same
+decision at every result.
 """
 
 from __future__ import annotations
@@ -25,12 +27,21 @@ CONTINUE = "CONTINUE"
 STOP = "STOP"
 
 
-def _percentile(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (numpy's default), without numpy."""
-    ordered = sorted(values)
+def _percentile(values: list[float], q: float) -> float | None:
+    """Linear-interpolated percentile ignoring NaNs (``numpy.nanpercentile``), without numpy.
+
+    None when no value is a number (Ray's cutoff is then NaN, which stops nothing).
+    """
+    ordered = sorted(v for v in values if not math.isnan(v))
+    if not ordered:
+        return None
     pos = (len(ordered) - 1) * q / 100.0
     lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    a, b, t = ordered[lo], ordered[hi], pos - lo
+    # numpy's own lerp, to the last bit: from the upper value when t >= 0.5. The textbook
+    # a + (b - a) * t differs in the last bit (0.1, 0.5 at the median: 0.30000000000000004
+    # against numpy's 0.3), and a trial tied at the cutoff would then stop where Ray's does not.
+    return b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
 
 
 @dataclass
@@ -72,7 +83,10 @@ class CellASHA:
             trial_id: The trial.
             cell: Its cell id (ignored with ``scope="global"``).
             epoch: Epochs completed (1-based).
-            value: Metric value; None or NaN never stops a trial.
+            value: Metric value. None (a result without the metric) is no result: nothing is
+                recorded. NaN is recorded at the rung, as Ray records it, and never stops a
+                trial: the trial passes that rung undecided, and NaNs are left out of the
+                cutoffs of the trials that come after it.
         """
         if epoch >= self.max_t:
             return STOP  # done: the normal end of a trial
@@ -80,7 +94,7 @@ class CellASHA:
             # Stopped here before a driver restart that Ray's own state did not see: the
             # decision stands (re-deciding against a fuller rung could differ).
             return STOP
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        if value is None:
             return CONTINUE
         signed = value if self.mode == "max" else -value
         rungs = self._rungs(cell)
@@ -90,12 +104,10 @@ class CellASHA:
             recorded = rungs.recorded.setdefault(milestone, {})
             if trial_id in recorded:
                 return CONTINUE  # this rung already decided for the trial
-            cutoff = (
-                _percentile(list(recorded.values()), (1 - 1 / self.reduction) * 100)
-                if recorded
-                else None
-            )
+            cutoff = _percentile(list(recorded.values()), (1 - 1 / self.reduction) * 100)
             recorded[trial_id] = signed
+            # Strictly below, as Ray: trials tied at the cutoff (many tiny models sit at
+            # 0.0 mAP early on) all continue. A NaN compares False: it never stops.
             if cutoff is not None and signed < cutoff:
                 self.stopped[trial_id] = (cell, milestone)
                 return STOP

@@ -35,8 +35,8 @@ OK, WARN, ERROR = "ok", "warning", "error"
 MLFLOW_SERVER_HINT = (
     "start a tracking server on the head node, e.g. `MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false "
     "mlflow server --host 0.0.0.0 --port 5000 --workers 1 --backend-store-uri "
-    "sqlite:///$HOME/mlflow.db --default-artifact-root /shared/mlartifacts` (README, 'Scaling "
-    "out'), and pass --tracking-uri http://<head>:5000"
+    "sqlite:///$HOME/mlflow.db --default-artifact-root /shared/mlartifacts` (docs/guide/"
+    "scaling-out.md), and pass --tracking-uri http://<head>:5000"
 )
 
 
@@ -309,13 +309,11 @@ def _storage_check(storage: Place, answers: list, names: dict) -> Check:
     return Check("--storage", OK, f"{storage} readable on all {len(answers)} nodes")
 
 
-def raise_on_errors(checks: list[Check]) -> None:
+def raise_on_errors(checks: list[Check], lead: str = "cannot launch: ") -> None:
     """One :class:`CapstudyError` listing every failed check (nothing has started yet)."""
     errors = [c for c in checks if c.level == ERROR]
     if errors:
-        raise CapstudyError(
-            "cannot launch: " + "; ".join(f"{c.setting}: {c.message}" for c in errors)
-        )
+        raise CapstudyError(lead + "; ".join(f"{c.setting}: {c.message}" for c in errors))
 
 
 def render(checks: list[Check]) -> str:

@@ -103,7 +103,7 @@ def data_checks(
                 "datasets",
                 ERROR,
                 f"nodes lack datasets the study reads ({'; '.join(lacking)}); put them at "
-                "that path on every node (README, 'Scaling out': datasets are shared) or set "
+                "that path on every node (docs/guide/scaling-out.md: datasets are shared) or set "
                 "CAPSTUDY_DATA / the study's data: section to where they are",
             )
         )
@@ -113,7 +113,7 @@ def data_checks(
                 "datasets",
                 ERROR,
                 f"nodes cannot read datasets the study reads ({'; '.join(broken)}); fix the "
-                "files or their permissions (README, 'Data' lists each format's layout)",
+                "files or their permissions (docs/guide/data.md lists each format's layout)",
             )
         )
     seen: dict[str, dict[str, list[str]]] = {}

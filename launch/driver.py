@@ -50,7 +50,7 @@ from capstudy.study.plan import plan
 
 STATE_FILE = "capstudy_study.json"
 # Env vars a local launch's workers get from the driver. A cluster's nodes keep their own
-# (set where `ray start` ran): home and cache are node-local by design (README, "Scaling out").
+# (set where `ray start` ran): home and cache are node-local by design (docs/guide/scaling-out.md).
 _FORWARDED_ENV = ("CAPSTUDY_HOME", "CAPSTUDY_DATA", "CAPSTUDY_CACHE")
 
 
@@ -122,7 +122,7 @@ def launch(
     raise_on_errors(checks)
     parent = _parent_run(spec, opts, uri, exp_path, console, storage)
     status, started = "FAILED", time.monotonic()
-    recorder = StudyRecorder(spec.name, uri, parent, spec.metric).attach()
+    recorder = StudyRecorder(spec.name, uri, parent, spec.metric, spec.mode).attach()
     try:
         if not scripted:
             run_pretraining(
@@ -183,12 +183,29 @@ def _dry_run(
     the_plan = plan(spec, have_weights=have)
     print(the_plan.render())
     print(cost_lines(the_plan, opts.devices))
+    console.print(_power_line(spec), highlight=False, soft_wrap=True)
     for problem in problems:
         console.print(f"[yellow]note:[/] {problem}")
     print("settings:")
     print(render(checks))
+    # The whole plan is printed first; a setting that would stop the launch then fails the
+    # dry run too (exit 2), so a script that plans before it launches learns it here.
+    raise_on_errors(checks, "the settings above hold errors: ")
     total = len(expand_cells(spec)) * spec.tune.samples_per_cell
     return LaunchOutcome(spec.name, None, total, 0, 0, "PLANNED", None)
+
+
+def _power_line(spec: StudySpec) -> str:
+    """Will this grid answer the question? The plan's one simulated line (the library's)."""
+    from capstudy.analysis.power import plan_line
+    from capstudy.analysis.power_design import design_from_study
+    from capstudy.capacity import free_backbone_params
+
+    try:
+        design = design_from_study(spec, count=free_backbone_params)
+    except CapstudyError as exc:  # nothing to compare (no pretrained init, say): no power
+        return f"power: n/a ({exc})"
+    return plan_line(design, spec.name)
 
 
 def _check_local_datasets(spec: StudySpec) -> None:
@@ -208,8 +225,8 @@ def _check_local_datasets(spec: StudySpec) -> None:
     if missing:
         raise CapstudyError(
             f"{spec.source}: the study reads datasets that are not on this machine: "
-            f"{', '.join(missing)}. Put them there (README, 'Data'), set CAPSTUDY_DATA, or "
-            "name their folders in the study's `data:` section."
+            f"{', '.join(missing)}. Put them there (docs/guide/data.md lists each layout), "
+            "set CAPSTUDY_DATA, or name their folders in the study's `data:` section."
         )
 
 
@@ -255,6 +272,7 @@ def _parent_run(
             "study_file": str(spec.source),
             keys.P_TASK: spec.task,
             keys.P_STUDY_METRIC: spec.metric,
+            keys.P_STUDY_MODE: spec.mode,
             "cells": len(cells),
             "samples_per_cell": spec.tune.samples_per_cell,
             "search": spec.tune.search,

@@ -21,7 +21,7 @@ NOISE = (
         "ray._private.authentication.authentication_token_setup",
         "Token authentication is",
         "a local Ray started by capstudy listens on this machine only; clusters are set up "
-        "as the README's 'Scaling out' says (RAY_AUTH_MODE=token)",
+        "as docs/guide/scaling-out.md says (RAY_AUTH_MODE=token)",
     ),
     (
         "ray.tune.tune",

@@ -97,10 +97,17 @@ class StudyRecorder(Callback):
     last_stats: dict[str, Any] = {}
 
     def __init__(
-        self, study: str, tracking_uri: str, parent_run_id: str, metric: str, **sink_kw: Any
+        self,
+        study: str,
+        tracking_uri: str,
+        parent_run_id: str,
+        metric: str,
+        mode: str = "max",
+        **sink_kw: Any,
     ) -> None:
         self.study = study
-        self.metric = metric  # the selection metric, recorded on every trial for the analysis
+        # The selection metric and its direction, recorded on every trial for the analysis.
+        self.metric, self.mode = metric, mode
         self.uri = tracking_uri
         self.parent = parent_run_id
         self.sink = TrackingSink(self._write_metrics, permanent=_permanent, **sink_kw)
@@ -226,6 +233,7 @@ class StudyRecorder(Callback):
             run_id = tracking.create_run(self.study, f"{variant.label} {key}", tags, self.uri)
             params = tracking.trial_params(trial_cfg, variant.label)
             params[keys.P_STUDY_METRIC] = self.metric
+            params[keys.P_STUDY_MODE] = self.mode
             tracking.log_params(run_id, params, self.uri)
         self._runs[key] = run_id
         return run_id

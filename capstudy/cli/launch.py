@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from capstudy.cli.options import TrackingUri
+
 
 def register(app: typer.Typer) -> None:
     """Add ``capstudy launch``."""
@@ -20,15 +22,12 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(help="Ray cluster address ('auto' inside a cluster); default: local."),
         ] = None,
-        tracking_uri: Annotated[
-            str | None,
-            typer.Option(help="MLflow tracking URI (default: SQLite in $CAPSTUDY_HOME)."),
-        ] = None,
+        tracking_uri: TrackingUri = None,
         storage: Annotated[
             str | None,
             typer.Option(
                 help="Ray Tune storage: a path, or a URI such as s3://bucket/ray_results "
-                "(shared storage for clusters; README, 'Scaling out')."
+                "(shared storage for clusters; docs/guide/scaling-out.md)."
             ),
         ] = None,
         resume: Annotated[
@@ -43,7 +42,12 @@ def register(app: typer.Typer) -> None:
         max_failures: Annotated[
             int, typer.Option(help="Retries of a failed trial, from its last checkpoint.")
         ] = 2,
-        seed: Annotated[int, typer.Option(help="Seed of the HPO samplers.")] = 0,
+        hpo_seed: Annotated[
+            int, typer.Option("--hpo-seed", help="Seed of the HPO samplers (not a trial seed).")
+        ] = 0,
+        old_seed: Annotated[
+            int | None, typer.Option("--seed", hidden=True, help="Former name of --hpo-seed.")
+        ] = None,
         retry_failed: Annotated[
             str | None,
             typer.Option(
@@ -87,7 +91,7 @@ def register(app: typer.Typer) -> None:
                     dry_run=dry_run,
                     max_concurrent=max_concurrent,
                     max_failures=max_failures,
-                    seed=seed,
+                    seed=hpo_seed if old_seed is None else old_seed,
                     retry_failed=retry_failed is not None,
                     devices=devices,
                 ),
@@ -98,11 +102,6 @@ def register(app: typer.Typer) -> None:
             console.print(f"interrupted; finish it with: capstudy launch --space {space} --resume")
             raise typer.Exit(130) from None
         if outcome.status == "PLANNED":
-            # Issue 14: will this grid answer the question? One simulated line, then the
-            # command for the full table (capstudy power).
-            from capstudy.cli.power import dry_run_line
-
-            console.print(dry_run_line(space), highlight=False, soft_wrap=True)
             return
         console.print(
             f"study {outcome.study}: {outcome.status}; {outcome.trials_done}/"

@@ -15,56 +15,17 @@ from typing import Annotated
 
 import typer
 
+from capstudy.cli.options import TrackingUri
 from capstudy.errors import CapstudyError
-
-# Replicates of the one-line estimate under `launch --dry-run`: about 10 s on a loaded
-# 2-core machine for full_grid; its ± says how rough it is.
-DRY_RUN_REPLICATES = 8
-
-
-def measure_backbone_params(family: str, width: float, depth: float) -> int:
-    """Backbone parameters of a free-scale variant, measured by building its trunk (torch)."""
-    from capstudy.backbones import build_trunk
-    from capstudy.capacity import count_params
-    from capstudy.scaling import free_scale
-    from capstudy.variants import free_variant
-
-    return count_params(build_trunk(free_variant(family, free_scale(width, depth))))
 
 
 def _design(space: str):
     from capstudy.analysis.power_design import design_from_study
+    from capstudy.capacity import free_backbone_params
     from capstudy.study import load
 
     spec = load(space)
-    return spec, design_from_study(spec, count=measure_backbone_params)
-
-
-def dry_run_line(space: str, workers: int = 2) -> str:
-    """One line for ``launch --dry-run``: power at the study's seed count, default effect."""
-    from capstudy.analysis import power
-    from capstudy.analysis.power_sim import Effect
-
-    spec, design = _design(space)
-    n = max(design.n_seeds, 2)
-    effect = Effect()
-    kink = power.capacity_text(effect.kink)
-    if not any(power.findable_families(design, effect.kink).values()):
-        return (
-            f"power: n/a under the default effect: no family has 2+ capacities on each side "
-            f"of its kink at {kink} params; set your own: capstudy power --space {spec.name} "
-            "--kink N"
-        )
-    reps = power.simulate_power(
-        design, effect, (n,), DRY_RUN_REPLICATES, scenarios=("kink",), workers=workers
-    )
-    row = power.summarize_power(reps).iloc[0]
-    return (
-        f"power (simulated, {DRY_RUN_REPLICATES} studies): threshold found in "
-        f"{power.pct(row['found'], row['found_se'])} of comparisons at {n} seeds if the gain "
-        f"rises {effect.slope:g}/decade above {kink} params with seed SD {effect.seed_sd:g}; "
-        f"full table: capstudy power --space {spec.name}"
-    )
+    return spec, design_from_study(spec, count=free_backbone_params)
 
 
 def _pilot_table(from_study: str | None, from_file: Path | None, tracking_uri: str | None):
@@ -128,9 +89,7 @@ def register(app: typer.Typer) -> None:
         from_file: Annotated[
             Path | None, typer.Option("--from", help="...or on this tidy table (.csv/.parquet).")
         ] = None,
-        tracking_uri: Annotated[
-            str | None, typer.Option(help="MLflow tracking URI for --from-study.")
-        ] = None,
+        tracking_uri: TrackingUri = None,
         workers: Annotated[int, typer.Option(help="Processes.")] = 2,
         seed: Annotated[int, typer.Option(help="Random seed of the simulation.")] = 0,
         out: Annotated[

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from capstudy.cli.options import TrackingUri
 from capstudy.errors import CapstudyError
 
 pretrain_app = typer.Typer(
@@ -30,7 +31,7 @@ Data = Annotated[
     ),
 ]
 Epochs = Annotated[int | None, typer.Option(help="Epochs (default: the pretraining recipe).")]
-Uri = Annotated[str | None, typer.Option(help="MLflow tracking URI (default: SQLite in home).")]
+Uri = TrackingUri
 Force = Annotated[bool, typer.Option(help="Train a new version even if a matching one exists.")]
 
 

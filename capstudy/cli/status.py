@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from capstudy.cli.options import TrackingUri
 from capstudy.errors import CapstudyError
 from capstudy.status import text as studytext
 
@@ -24,9 +25,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("ls")
     def ls(
-        tracking_uri: Annotated[
-            str | None, typer.Option(help="MLflow tracking URI; default: capstudy's store.")
-        ] = None,
+        tracking_uri: TrackingUri = None,
         storage: Annotated[
             str | None, typer.Option(help=_STORAGE_HELP + " Lists its studies too.")
         ] = None,
@@ -64,9 +63,7 @@ def register(app: typer.Typer) -> None:
         study: Annotated[
             str | None, typer.Argument(help="Study name; default: the latest study.")
         ] = None,
-        tracking_uri: Annotated[
-            str | None, typer.Option(help="MLflow tracking URI; default: capstudy's store.")
-        ] = None,
+        tracking_uri: TrackingUri = None,
         storage: Annotated[str | None, typer.Option(help=_STORAGE_HELP)] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from capstudy.cli.options import TrackingUri
 from capstudy.errors import CapstudyError
 
 TRAIN_EXPERIMENT = "capstudy-train"  # runs made by `capstudy train` (not part of a study)
@@ -46,7 +47,7 @@ def register(app: typer.Typer) -> None:
         set_: Annotated[
             list[str] | None, typer.Option("--set", help="Override a key: --set lr=0.001.")
         ] = None,
-        tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+        tracking_uri: TrackingUri = None,
         no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Log nothing.")] = False,
         experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = TRAIN_EXPERIMENT,
         checkpoint_dir: Annotated[

@@ -4,7 +4,7 @@ A family is one module in this package that calls :func:`register` with a :class
 its builder, paper-label prefix, phi range and channel-divisor rule. Everything else — the
 variant table (:mod:`capstudy.variants`), ``capstudy models``, study-file validation, the plan
 and the golden parameter-count test — reads this registry, so adding a family means adding one
-module here and one import line in this file (README, "Adding a family").
+module here and one import line in this file (docs/contributing.md, "Adding a family").
 """
 
 from __future__ import annotations

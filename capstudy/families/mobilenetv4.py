@@ -1,7 +1,7 @@
 """MobileNetV4-Conv-Small scaled down to M-1 … M-6, built with timm's ``_create_mnv3``.
 
-The third family, added as one module to show the registry at work (README, "Adding a
-family"). timm's ``_gen_mobilenet_v4`` takes a width multiplier but neither a depth
+The third family, added as one module to show the registry at work (docs/contributing.md,
+"Adding a family"). timm's ``_gen_mobilenet_v4`` takes a width multiplier but neither a depth
 multiplier nor a channel divisor, so its ``mobilenetv4_conv_small`` arch def is restated here
 (variants as data) and built with the same ``_create_mnv3`` arguments timm uses; a test holds
 phi 0 equal to timm's ``mobilenetv4_conv_small`` (parameter count and state-dict shapes).

@@ -1,6 +1,6 @@
 """Study files: a search-space YAML becomes a validated :class:`StudySpec` (pure module).
 
-The format is documented in the README ("Study files"); sections are parsed in
+The format is documented in docs/reference/study-files.md; sections are parsed in
 :mod:`capstudy.study.parse`, into the types of :mod:`capstudy.study.spec`.
 Everything is checked before anything runs: an unknown key, a bad value, an unknown variant
 or a value the trial config rejects fails here, naming the key path, the file and the line.

@@ -5,7 +5,7 @@
 #   CAPSTUDY_SHARED=/shared/capstudy sbatch launch/cluster/slurm.sh full_grid
 #
 # One Ray head on the first node, one worker per other node; the driver and the tracking
-# server run on the head. What must be shared and what must not (README, "Scaling out"):
+# server run on the head. What must be shared and what must not (docs/guide/scaling-out.md):
 #   shared  ($CAPSTUDY_SHARED, every node, same path): the checkout with .venv
 #           ($CAPSTUDY_ROOT), the datasets (data/), Ray Tune storage (ray_results/: checkpoints
 #           restored on any node, --resume after a requeue) and MLflow artifacts (mlartifacts/);

@@ -19,7 +19,7 @@ def results_csv(tmp_path):
     path = tmp_path / "results.csv"
     # A clear threshold (0.15 mAP50 per tenfold above 100 k parameters, 3 seeds): found in
     # 20 of 20 simulated tables after the study-wide adjustment.
-    simulate_study_table(np.random.default_rng(3), slope=0.15).to_csv(path, index=False)
+    simulate_study_table(np.random.default_rng(3), slope=0.15, n_seeds=5).to_csv(path, index=False)
     return path
 
 
@@ -48,8 +48,12 @@ def test_from_file_writes_report_figures_and_tables(tmp_path, results_csv, capsy
     assert "## Conclusions" in md and "](figures/gain_" in md
     fits = pd.read_csv(out / "tables" / "thresholds.csv")
     found = fits[fits["verdict"] == "threshold"]
-    assert len(found) >= 1  # simulated truth: a threshold at 100 k parameters
     assert ((found["threshold_lo"] < 1e5) & (found["threshold_hi"] > 1e5)).all()
+    # The study's answer: one shared threshold, whose CI covers the simulated 100 k.
+    pooled = pd.read_csv(out / "tables" / "pooled.csv")
+    assert len(pooled) == 1 and pooled.loc[0, "verdict"] == "threshold"
+    assert pooled.loc[0, "threshold_lo"] < 1e5 < pooled.loc[0, "threshold_hi"]
+    assert "Shared threshold: " in printed.splitlines()[0] + md
     # A second run into the same folder says it replaces the earlier one.
     args = ["--no-mlflow", "--bootstrap", "100", "--out", str(out)]
     assert run_cli(["analyze", "--from", str(results_csv), *args]) == 0

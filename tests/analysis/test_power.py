@@ -103,7 +103,7 @@ def _direct_power(effect: Effect, n_seeds: int, reps: int, seed: int) -> np.ndar
 def test_power_estimate_agrees_with_a_direct_simulation():
     """The power of the whole chain (table, selection, pairing, analyze_table, BH over one
     test) equals that of the threshold test on directly simulated gains, within MC error."""
-    effect = Effect(seed_sd=0.02, slope=0.06, hpo_spread=0.0, val_noise=0.0)
+    effect = Effect(seed_sd=0.02, slope=0.12, hpo_spread=0.0, val_noise=0.0)
     reps = 100
     chain = power.simulate_power(
         small_design(), effect, (3,), reps, scenarios=("kink",), workers=1, base_seed=3
@@ -117,13 +117,13 @@ def test_power_estimate_agrees_with_a_direct_simulation():
 
 def test_power_rises_with_seeds_and_with_effect_size():
     design = small_design()
-    base = Effect(seed_sd=0.02, slope=0.05)
+    base = Effect(seed_sd=0.02, slope=0.08)
     reps = 25
     by_seeds = power.summarize_power(
         power.simulate_power(design, base, (2, 8), reps, scenarios=("kink",), workers=1)
     ).set_index("n_seeds")["found"]
     assert by_seeds[8] > by_seeds[2] + 0.2, by_seeds.to_dict()
-    strong = Effect(seed_sd=0.02, slope=0.15)
+    strong = Effect(seed_sd=0.02, slope=0.25)
     by_effect = [
         power.summarize_power(
             power.simulate_power(design, e, (3,), reps, scenarios=("kink",), workers=1)
@@ -171,10 +171,13 @@ def test_noise_scale_shrinks_noise_that_selection_would_add():
 
 @pytest.mark.parametrize("study", available_studies())
 def test_dry_run_line_for_every_shipped_study(study, monkeypatch):
-    from capstudy.cli import power as power_cli
+    from capstudy.analysis import power
+    from capstudy.analysis.power_design import design_from_study
+    from capstudy.capacity import free_backbone_params
 
-    monkeypatch.setattr(power_cli, "DRY_RUN_REPLICATES", 2)
-    line = power_cli.dry_run_line(study, workers=1)
+    monkeypatch.setattr(power, "PLAN_REPLICATES", 2)
+    design = design_from_study(load(study), count=free_backbone_params)
+    line = power.plan_line(design, load(study).name, workers=1)
     assert line.startswith(
         ("power (simulated, 2 studies): threshold found in ", "power: n/a under the default")
     )

@@ -43,7 +43,8 @@ def test_clear_threshold_found_and_clear_line_is_not():
     assert hinge_fit.x0_lo < 5.0 < hinge_fit.x0_hi
     assert hinge_fit.p_vs_linear < 0.05 and hinge_fit.delta_aicc > 0
     line_fit = find_threshold(X, 0.05 * X + noise, n_boot=300, rng=rng)
-    assert line_fit.verdict == VERDICT_NONE and line_fit.best_model == "linear"
+    # A power law with a tiny exponent is the line again: either may describe it best.
+    assert line_fit.verdict == VERDICT_NONE and line_fit.best_model in ("linear", "smooth")
     flat_fit = find_threshold(X, 0.03 + noise, n_boot=300, rng=rng)
     assert flat_fit.verdict == VERDICT_NONE and flat_fit.best_model == "constant"
 

@@ -23,7 +23,7 @@ def _ray_start(args: list[str], env: dict) -> None:
 @pytest.fixture
 def two_node_cluster(tmp_path, monkeypatch):
     """Two `ray start` nodes, each with its own CAPSTUDY_HOME (node-local caches, locks and
-    fingerprint records), reading the datasets from one shared folder, as README says."""
+    fingerprint records), reading the datasets from one shared folder (docs: Scaling out)."""
     # Ray 2.60: a multi-node `ray start` fails after ~20 s without token auth (DESIGN.md).
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
@@ -82,7 +82,7 @@ def test_study_runs_on_both_nodes(two_node_cluster, mlflow_server, tmp_path):
     assert status.count(" node_") == 2, status
     home = tmp_path / "driver"  # the driver's machine has no data and is not a node
     space = str(HERE / "cluster.yaml")
-    # A SQLite store with --address is refused before anything starts (README, Scaling out).
+    # A SQLite store with --address is refused before anything starts (docs/guide/scaling-out.md).
     refused = capstudy(["launch", "--space", space, "--address", address], home)
     assert refused.returncode == 2
     assert "is a file on this machine" in refused.stderr and "mlflow server" in refused.stderr

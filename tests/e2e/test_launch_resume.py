@@ -89,7 +89,7 @@ def test_resume_without_a_study_is_a_clear_error(tmp_path):
 
 @pytest.mark.timeout(1800)  # about 11 min on 2 cores (two runs of 4-6 min), over the 600 s default
 def test_full_grid_shape_survives_three_driver_kills(tmp_path):
-    """full_grid's shape, shrunk to 120 scripted trials (benchmarks/README.md): SIGKILL the
+    """full_grid's shape, shrunk to 120 scripted trials (docs/benchmarks/index.md): SIGKILL the
     driver at three random points during training, --resume each time; the per-trial results
     equal the uninterrupted run's.
 

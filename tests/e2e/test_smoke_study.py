@@ -1,7 +1,7 @@
 """The shipped smoke study, end to end: launch (pretraining + 48 trials) then analyze.
 
 About ten minutes on 2 cores; the slowest test of the suite (`-m slow`). Beyond counting
-files, it checks that the numbers mean something (README "Smoke study sanity"):
+files, it checks that the numbers mean something (docs/methods/protocol.md, sanity checks):
 
 * learning: every init's mean in-domain mAP@.5 (``eval/synth_a/rgb/map50``, the published
   evaluation split) beats untrained models of the same variants on the same images, and

@@ -4,7 +4,6 @@ import json
 import random
 
 import numpy as np
-import pytest
 
 from capstudy.launch.asha import CONTINUE, STOP, CellASHA, _percentile
 
@@ -13,7 +12,11 @@ def test_percentile_matches_numpy():
     rng = random.Random(0)
     for _ in range(50):
         values = [rng.random() for _ in range(rng.randint(1, 9))]
-        assert _percentile(values, 66.7) == pytest.approx(np.nanpercentile(values, 66.7))
+        for q in (50.0, 66.7, (1 - 1 / 3) * 100, 75.0):
+            # Exactly, not approximately: a value tied at the cutoff decides by the last bit.
+            assert _percentile(values, q) == np.nanpercentile(values, q)
+    assert _percentile([0.1, 0.5], 50.0) == 0.3  # the textbook lerp gives 0.30000000000000004
+    assert _percentile([float("nan"), 0.2], 50.0) == 0.2 and _percentile([float("nan")], 50) is None
 
 
 def test_weak_trial_in_same_cell_is_stopped():

@@ -58,3 +58,35 @@ def test_dry_run_prints_the_checked_settings(capsys):
     assert run_cli(["launch", "--space", "full_grid", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "settings:" in out and "[ok] --tracking-uri: sqlite:///" in out
+
+
+def test_dry_run_with_a_settings_error_prints_the_whole_plan_then_exits_2(capstudy_home, capsys):
+    db = capstudy_home / "x.db"
+    args = ["launch", "--space", "full_grid", "--dry-run", "--address", "auto"]
+    assert run_cli([*args, "--tracking-uri", f"sqlite:///{db}"]) == 2
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "trials                       1080" in out and "cost: " in out
+    assert "power" in out and "settings:" in out
+    assert f"[error] --tracking-uri: sqlite:///{db} is a file on this machine" in out
+    assert out.index("trials ") < out.index("settings:")  # the plan first, then the settings
+    assert "error: the settings above hold errors: --tracking-uri" in captured.err
+    assert not db.exists()
+
+
+def test_hpo_seed_is_the_option_and_seed_its_hidden_former_name(monkeypatch, capsys):
+    from capstudy.launch import driver
+
+    seen = []
+
+    def fake_launch(opts, console):
+        seen.append(opts.seed)
+        return driver.LaunchOutcome("smoke", None, 48, 0, 0, "PLANNED", None)
+
+    monkeypatch.setattr(driver, "launch", fake_launch)
+    assert run_cli(["launch", "--space", "smoke", "--dry-run", "--hpo-seed", "7"]) == 0
+    assert run_cli(["launch", "--space", "smoke", "--dry-run", "--seed", "5"]) == 0
+    assert seen == [7, 5]
+    assert run_cli(["launch", "--help"]) == 0
+    shown = capsys.readouterr().out
+    assert "--hpo-seed" in shown and "--seed " not in shown

@@ -190,8 +190,11 @@ def test_dry_run_lists_the_storage_check(s3_root, tmp_path, capsys):
 
     space = _study(tmp_path)
     assert launch(LaunchOptions(space=space, storage=s3_root, dry_run=True)).status == "PLANNED"
-    assert f"[ok] --storage: {s3_root} (remote; a probe object" in capsys.readouterr().out
-    launch(LaunchOptions(space=space, storage="foo://bucket/ray", dry_run=True))
+    out = capsys.readouterr().out
+    assert f"[ok] --storage: {s3_root} (remote; a probe object" in out
+    assert "power: n/a (study s3study: init ['random'] needs 'random' and at least one" in out
+    with pytest.raises(CapstudyError, match="the settings above hold errors: --storage"):
+        launch(LaunchOptions(space=space, storage="foo://bucket/ray", dry_run=True))
     assert "[error] --storage: foo://bucket/ray: pyarrow cannot open" in capsys.readouterr().out
 
 

@@ -44,7 +44,7 @@ def _run(scope: str, tmp_path, local_ray, max_concurrent: int = 2, study: str = 
     spec = parse_study_text(study.replace("SCOPE", scope), tmp_path / "wiring.yaml")
     uri = tracking.configure()
     parent = tracking.create_run(spec.name, "study", {keys.T_KIND: keys.KIND_STUDY}, uri)
-    recorder = StudyRecorder(spec.name, uri, parent, spec.metric)
+    recorder = StudyRecorder(spec.name, uri, parent, spec.metric, spec.mode)
     storage = tmp_path / "ray_results"
     opts = LaunchOptions(space=str(spec.source), max_concurrent=max_concurrent, max_failures=0)
     tuner = build_tuner(spec, opts, storage, storage / spec.name, recorder, scripted_trainable)
@@ -72,6 +72,7 @@ def test_per_cell_asha_keeps_the_best_of_every_cell(tmp_path, local_ray):
         (run,) = tracking.find_runs(spec.name, trial_run_filter(key, parent), uri)
         assert run.info.status == "FINISHED"
         assert run.data.params[keys.P_STUDY_METRIC] == "val/map50"
+        assert run.data.params[keys.P_STUDY_MODE] == spec.mode == "max"  # for the analysis
         assert run.data.tags[keys.T_CELL] == epochs[key][0]
         pair_key, variant_key = keys.comparison_keys(epochs[key][0])
         assert run.data.tags[keys.T_PAIR_KEY] == pair_key  # what the analysis pairs on
