@@ -24,6 +24,7 @@ TASKS = ("detection", "classification")
 
 
 SHIFT_EVAL = ("every", "rungs", "final")
+VAL_EVAL = ("every", "rungs")
 
 
 class ConfigError(CapstudyError, ValueError):
@@ -92,6 +93,16 @@ class TrialConfig:
     eval_every: int = 1
     shift_eval: str = "every"
     rungs: tuple[int, ...] = ()
+    # val/* mAP every epoch ("every"), or only at the ASHA rungs and the end ("rungs", the
+    # only epochs where it decides anything; the other epochs report val/loss and NaN val/*).
+    val_eval: str = "every"
+    # The training step. batched_fcos: FCOS loss and post-processing for the whole batch at
+    # once (equal to torchvision's per-image code; False runs torchvision's). On CUDA only:
+    # fused_optimizer (AdamW/SGD in one kernel) and cuda_graphs (the step captured once and
+    # replayed; needs bfloat16 or float32, not float16 loss scaling).
+    batched_fcos: bool = True
+    fused_optimizer: bool = True
+    cuda_graphs: bool = False
     # dataset name -> local folder, for real datasets outside $CAPSTUDY_HOME/data.
     data_roots: tuple[tuple[str, str], ...] = ()
     # HPO dimension names (which of the fields above were sampled), for tracking.
@@ -155,6 +166,7 @@ class TrialConfig:
             ("schedule", self.schedule in ("cosine", "constant"), "must be 'cosine' or 'constant'"),
             ("checkpoint_every", self.checkpoint_every >= 1, "must be >= 1"),
             ("eval_every", self.eval_every >= 1, "must be >= 1"),
+            ("val_eval", self.val_eval in VAL_EVAL, f"must be one of {', '.join(VAL_EVAL)}"),
             (
                 "shift_eval",
                 self.shift_eval in SHIFT_EVAL,
@@ -170,6 +182,11 @@ class TrialConfig:
     def shift_eval_due(self, epoch: int) -> bool:
         """Whether the shift (non-train) domains are evaluated after ``epoch`` (1-based)."""
         return shift_eval_due(epoch, self.epochs, self.shift_eval, self.eval_every, self.rungs)
+
+    def val_map_due(self, epoch: int) -> bool:
+        """Whether val/* mAP is computed after ``epoch`` (1-based): every epoch, or at the
+        rungs and the end (``val_eval``)."""
+        return self.val_eval == "every" or epoch >= self.epochs or epoch in self.rungs
 
     def checkpoint_due(self, epoch: int) -> bool:
         """Whether a checkpoint is written after ``epoch``: every N, at rungs, at the end."""

@@ -84,6 +84,8 @@ KIND_ANALYSIS = "analysis"
 M_VAL_PREFIX = "val/"
 M_EVAL_PREFIX = "eval/"
 M_TRAIN_LOSS = "train/loss"
+# The loss on the validation subset (val_eval: rungs), on the epochs without val/* mAP.
+M_VAL_LOSS = "val/loss"
 M_BACKBONE_PARAMS = "capacity/backbone_params"
 M_DETECTOR_PARAMS = "capacity/detector_params"
 M_MACS = "capacity/macs"

@@ -5,8 +5,12 @@
 #   env    GPU, driver, torch and CUDA versions
 #   tests  tests/engine/test_gpu.py: AMP bf16 / fp16+GradScaler vs fp32, channels-last, no
 #          host sync on the loader path (sync debug mode "error"), exact deterministic resume,
-#          packed memory cap
-#   bench  capstudy bench trial: B0 B-4 B-7 S-0 S-6 at 256 and 512 px, 1/2/4/8 packed
+#          packed memory cap; tests/engine/test_gpu_graphs.py: the CUDA-graph step's 50-step
+#          loss curve against the eager step's
+#   bench  capstudy bench trial --baseline --cuda-graphs: B0 B-4 B-7 S-0 S-6 at 512 and
+#          256 px, 1 and 4 packed, the step and evaluation breakdowns, and the old step
+#          (per-image loss and post-processing, unfused optimizer, no graphs) in the same run
+#   steps  benchmarks/step_paths.py: old vs new step per variant at 256 px, interleaved
 #   determinism  the same for B-4 at 512 px with deterministic: true (what it costs)
 #   study  a tiny study launched with resources {gpu: 0.25} (4 trials share the GPU)
 #   report report.md + report.json (per-stage status and seconds, bench table, targets)
@@ -174,17 +178,24 @@ run_stage setup 300 setup_venv
 run_stage env 60 env_info
 
 if [ "$DRY" = 1 ]; then
-  BENCH=(--device cpu --variant B-7 --size 64 --images 16 --seconds 0.5 --threads 1)
+  BENCH=(--device cpu --variant B-7 --size 64 --images 16 --seconds 0.5 --threads 1 --baseline)
+  STEPS=(--device cpu --variant B-7 --size 64 --rounds 1 --seconds 0.3)
 elif [ "$QUICK" = 1 ]; then
-  BENCH=(--variant B-4 --variant B-7 --size 256 --packed 1 --packed 4 --seconds 1.5 --images 512)
+  BENCH=(--variant B-4 --variant B-7 --size 256 --packed 1 --packed 4 --seconds 1 --images 256
+         --baseline --cuda-graphs)
+  STEPS=(--device cuda --variant B-7 --rounds 1 --seconds 1 --threads 0 --cuda-graphs)
 else
   # 512 px first: the efficiency target is set there, and a cut-short run keeps those rows.
-  BENCH=(--size 512 --size 256 --packed 1 --packed 2 --packed 4 --packed 8 --seconds 1.5
-         --images 512)
+  # Every row fits the stage: 256 images per epoch, 1 s windows, 1 and 4 packed only (the
+  # targets compare those two).
+  BENCH=(--size 512 --size 256 --packed 1 --packed 4 --seconds 1 --images 256 --baseline
+         --cuda-graphs)
+  STEPS=(--device cuda --rounds 2 --seconds 1 --threads 0 --cuda-graphs)
 fi
 run_stage tests 150 .venv/bin/python -m pytest -q -p no:cacheprovider -m gpu -rs \
-  tests/engine/test_gpu.py --junitxml "$OUTDIR/tests.xml"
-run_stage bench 270 .venv/bin/capstudy bench trial "${BENCH[@]}" --json "$OUTDIR/bench.json"
+  tests/engine/test_gpu.py tests/engine/test_gpu_graphs.py --junitxml "$OUTDIR/tests.xml"
+run_stage bench 240 .venv/bin/capstudy bench trial "${BENCH[@]}" --json "$OUTDIR/bench.json"
+run_stage steps 45 .venv/bin/python benchmarks/step_paths.py "${STEPS[@]}"
 if [ "$DRY" = 1 ]; then
   DET=(--device cpu --variant B-7 --size 64 --images 16 --seconds 0.5 --threads 1)
 else
@@ -192,7 +203,7 @@ else
 fi
 run_stage determinism 60 .venv/bin/capstudy bench trial "${DET[@]}" --deterministic \
   --json "$OUTDIR/bench_deterministic.json"
-run_stage study 150 tiny_study
+run_stage study 120 tiny_study
 
 say "report"
 python3 scripts/gpu_check_report.py "$OUTDIR" || .venv/bin/python scripts/gpu_check_report.py "$OUTDIR"

@@ -19,6 +19,7 @@ from pathlib import Path
 EFFICIENCY_TARGET = 0.8  # whole trial epoch / model step, every variant at 512 px
 PACKED_TARGET = 3.0  # 4 packed trials / 1 trial, B-4 and smaller
 SMALL = ("B-4", "B-7", "S-6")  # "B-4 and smaller" among the benchmarked variants
+STEP_TARGET = 4.0  # B-7 at 256 px: step images/s over the old step's (bench --baseline)
 TAIL = 12  # log lines quoted for a stage that did not succeed
 
 
@@ -74,6 +75,14 @@ def _targets(rows: list[dict]) -> list[dict]:
                     "target": f"efficiency >= {EFFICIENCY_TARGET} ({r['label']}, 512 px)",
                     "value": round(r["efficiency"], 3),
                     "met": r["efficiency"] >= EFFICIENCY_TARGET,
+                }
+            )
+        if r["label"] == "B-7" and r["image_size"] == 256 and r.get("step_speedup"):
+            checks.append(
+                {
+                    "target": f"step >= {STEP_TARGET}x the old step (B-7, 256 px)",
+                    "value": round(r["step_speedup"], 2),
+                    "met": r["step_speedup"] >= STEP_TARGET,
                 }
             )
         packed = r.get("packed") or {}

@@ -90,6 +90,16 @@ def trial(
     json_out: Annotated[
         str, typer.Option("--json", help="Also write the rows to this JSON file.")
     ] = "",
+    baseline: Annotated[
+        bool,
+        typer.Option(
+            help="Also time the old step (per-image FCOS loss and post-processing, unfused "
+            "optimizer, no CUDA graphs) in the same run, with its ratio."
+        ),
+    ] = False,
+    cuda_graphs: Annotated[
+        bool, typer.Option(help="On a GPU: the trial key cuda_graphs (a captured step).")
+    ] = False,
 ) -> None:
     """Whole trial epoch vs. model step alone per variant: images/s and pipeline efficiency."""
     from rich.console import Console
@@ -108,9 +118,13 @@ def trial(
         threads=threads,
         deterministic=deterministic,
         images=images or (1024 if gpu else 48),
+        cuda_graphs=cuda_graphs,
     )
-    rows = _bench_rows(console, chosen, size, device, settings, counts, seconds, json_out)
+    timing = (seconds, baseline)
+    rows = _bench_rows(console, chosen, size, device, settings, counts, timing, json_out)
     console.print(_trial_table(rows, counts, _device_name(device, threads), batch_size))
+    for table in _breakdown_tables(rows):
+        console.print(table)
     _save_for_cost(console, rows, chosen, size, batch_size, gpu, threads)
 
 
@@ -152,12 +166,16 @@ def _chosen_variants(all_variants, labels: list[str]) -> list[tuple[str, int]]:
     return [by_label[label] for label in labels] if labels else list(all_variants)
 
 
-def _bench_rows(console, variants, sizes, device, settings, counts, seconds, json_out):
-    """Time every (variant, size); rows are appended to ``json_out`` as they finish."""
+def _bench_rows(console, variants, sizes, device, settings, counts, timing, json_out):
+    """Time every (variant, size); rows are appended to ``json_out`` as they finish.
+
+    ``timing`` is (seconds of each timed window, whether to time the old step too).
+    """
     import contextlib
 
     from capstudy.engine.bench import PackedPool, bench_config, trial_throughput
 
+    seconds, baseline = timing
     rows = []
     with PackedPool(max(counts)) if counts else contextlib.nullcontext() as pool:
         # Sizes outermost: a run cut short has every variant at the first size.
@@ -165,7 +183,7 @@ def _bench_rows(console, variants, sizes, device, settings, counts, seconds, jso
             for family, phi in variants:
                 config = bench_config(family, phi, px, device=device, **settings)
                 with console.status(f"timing {family} phi {phi} at {px} px …"):
-                    result = trial_throughput(config, step_seconds=seconds)
+                    result = trial_throughput(config, step_seconds=seconds, baseline=baseline)
                     packs = {n: pool.throughput(config, n, seconds) for n in counts}
                 rows.append((result, packs))
                 console.print(_row_line(result, packs))
@@ -175,9 +193,11 @@ def _bench_rows(console, variants, sizes, device, settings, counts, seconds, jso
 
 
 def _row_line(result, packs: dict[int, float]) -> str:
+    speedup = result.step_speedup
     return (
         f"{result.label} {result.image_size} px: trial {result.trial_images_per_s:,.1f} img/s, "
         f"step {result.step_images_per_s:,.1f} img/s, efficiency {result.efficiency:.2f}"
+        + (f", step vs old {speedup:.2f}x" if speedup else "")
         + "".join(f", {n} packed {v:,.1f}" for n, v in packs.items())
     )
 
@@ -188,7 +208,12 @@ def _write_rows(path: str, rows) -> None:
     from dataclasses import asdict
 
     payload = [
-        {**asdict(r), "efficiency": r.efficiency, "packed": {str(n): v for n, v in p.items()}}
+        {
+            **asdict(r),
+            "efficiency": r.efficiency,
+            "step_speedup": r.step_speedup,
+            "packed": {str(n): v for n, v in p.items()},
+        }
         for r, p in rows
     ]
     with open(path, "w") as fh:
@@ -228,6 +253,30 @@ def _trial_table(rows, counts: list[int], device_name: str, batch_size: int):
         cells += [f"{packs[n]:,.1f}" for n in counts]
         table.add_row(*cells)
     return table
+
+
+def _breakdown_tables(rows) -> list:
+    """Step phases (ms per step) and evaluation phases (s per evaluation), old step beside."""
+    from rich.table import Table
+
+    from capstudy.engine.breakdown import EVAL_PHASES
+
+    results = [r for r, _ in rows]
+    step_phases = list(dict.fromkeys(k for r in results for k in r.step_ms))
+    step = Table(
+        "variant", "px", "path", *step_phases, "total", title="step breakdown (ms per step)"
+    )
+    evals = Table("variant", "px", "path", *EVAL_PHASES, "total", title="evaluation breakdown (s)")
+    for r in results:
+        paths = [("new", r.step_ms, r.eval_s)]
+        if r.baseline:
+            paths.append(("old", r.baseline["step_ms"], r.baseline["eval_s"]))
+        for name, ms, secs in paths:
+            cells = [f"{ms[k]:.1f}" if k in ms else "-" for k in step_phases]
+            step.add_row(r.label, str(r.image_size), name, *cells, f"{sum(ms.values()):.1f}")
+            cells = [f"{secs.get(k, 0.0):.3f}" for k in EVAL_PHASES]
+            evals.add_row(r.label, str(r.image_size), name, *cells, f"{sum(secs.values()):.3f}")
+    return [step, evals]
 
 
 def register(app: typer.Typer) -> None:

@@ -20,12 +20,13 @@ at the same instant and sums their images/s.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from capstudy import keys
 from capstudy.config import TrialConfig
+from capstudy.engine.breakdown import eval_breakdown, step_timing
 from capstudy.engine.device import (
     claim_gpu,
     configure_backends,
@@ -33,8 +34,9 @@ from capstudy.engine.device import (
     release_gpu,
     resolve_device,
 )
-from capstudy.engine.model import build_model, detection_loss, variant_of
-from capstudy.engine.optim import build_optimizer, optimizer_step
+from capstudy.engine.model import build_model, variant_of
+from capstudy.engine.optim import build_optimizer
+from capstudy.engine.step import make_train_step
 
 BENCH_VARIANTS = (
     ("efficientnet_b0", 0),
@@ -43,10 +45,14 @@ BENCH_VARIANTS = (
     ("mobilenetv3_small", 0),
     ("mobilenetv3_small", -6),
 )
-NUM_CLASSES = 3  # the synthetic detection benchmark's class count
 TRAIN_DOMAIN = "synth_a/rgb"
 # As the smoke and full studies evaluate: in-domain, RGB -> thermal, cross-dataset.
 EVAL_DOMAINS = ("synth_a/rgb", "synth_a/ir", "synth_b/rgb")
+
+
+# The step before the batched FCOS loss, fused optimizer and CUDA graphs: the baseline a
+# bench run with ``baseline`` measures beside the configured step.
+OLD_STEP = {"batched_fcos": False, "fused_optimizer": False, "cuda_graphs": False}
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,10 @@ class TrialBench:
         step_images_per_s: Images per second of the model step on device-resident data.
         epoch_s: Wall time of the timed epoch.
         images: Training images in the timed epoch.
+        step_ms: Milliseconds per step of each step phase (:mod:`capstudy.engine.breakdown`).
+        eval_s: Seconds of each evaluation phase for one evaluation of every split.
+        baseline: The old step's (``OLD_STEP``) images/s, ``step_ms`` and ``eval_s``, measured
+            in the same run (empty when not asked for).
     """
 
     label: str
@@ -71,11 +81,20 @@ class TrialBench:
     step_images_per_s: float
     epoch_s: float
     images: int
+    step_ms: dict[str, float] = field(default_factory=dict)
+    eval_s: dict[str, float] = field(default_factory=dict)
+    baseline: dict = field(default_factory=dict)
 
     @property
     def efficiency(self) -> float:
         """Pipeline efficiency: whole-epoch images/s over model-step images/s."""
         return self.trial_images_per_s / self.step_images_per_s
+
+    @property
+    def step_speedup(self) -> float | None:
+        """Step images/s over the old step's, when the baseline was measured."""
+        old = self.baseline.get("step_images_per_s")
+        return self.step_images_per_s / old if old else None
 
 
 def bench_config(
@@ -105,23 +124,47 @@ def bench_config(
     return TrialConfig.from_dict({**values, **changes}, source="bench trial")
 
 
-def trial_throughput(config: TrialConfig, step_seconds: float = 2.0) -> TrialBench:
-    """Time ``config``'s trial epoch and its model step (see the module docstring)."""
+def trial_throughput(
+    config: TrialConfig, step_seconds: float = 2.0, baseline: bool = False
+) -> TrialBench:
+    """Time ``config``'s trial epoch, its model step and both breakdowns.
+
+    Args:
+        config: The benchmark trial (see :func:`bench_config`).
+        step_seconds: Timed window of the step.
+        baseline: Also time the old step and evaluation (``OLD_STEP``) in this run.
+    """
+    from capstudy.engine.datasets import open_trial_data
     from capstudy.engine.trial import run_trial
 
     result = run_trial(config)
     timed = result.history[-1]
     images = min(config.max_train_images or 10**9, _train_size(config))
-    step = step_throughput(config, seconds=step_seconds)
+    data = open_trial_data(config)
+    splits = {"val": data.val, **data.evals}
+    step = step_timing(config, seconds=step_seconds)
+    eval_s = eval_breakdown(result.model, splits, config)
+    old = {}
+    if baseline:
+        old_config = config.replace(**OLD_STEP)
+        old_step = step_timing(old_config, seconds=step_seconds)
+        old = {
+            "step_images_per_s": old_step.images_per_s,
+            "step_ms": old_step.phases_ms,
+            "eval_s": eval_breakdown(result.model, splits, old_config),
+        }
     release_gpu(resolve_device(config.device))  # the step's model is gone; so is its cache
     return TrialBench(
         label=variant_of(config).label,
         image_size=config.input_size,
         trial_images_per_s=images / timed[keys.M_EPOCH_TIME],
         train_images_per_s=timed[keys.M_IMAGES_PER_S],
-        step_images_per_s=step,
+        step_images_per_s=step.images_per_s,
         epoch_s=timed[keys.M_EPOCH_TIME],
         images=images,
+        step_ms=step.phases_ms,
+        eval_s=eval_s,
+        baseline=old,
     )
 
 
@@ -129,55 +172,6 @@ def _train_size(config: TrialConfig) -> int:
     from capstudy.data import get_split
 
     return len(get_split(config.train_domain, "train", config.input_size))
-
-
-def _random_batch(batch_size: int, size: int, device: torch.device, gen: torch.Generator):
-    images = torch.rand(batch_size, 3, size, size, generator=gen).to(device)
-    targets = []
-    for _ in range(batch_size):
-        xy = torch.rand(3, 2, generator=gen) * size * 0.6
-        wh = 8 + torch.rand(3, 2, generator=gen) * size * 0.35
-        boxes = torch.cat([xy, (xy + wh).clamp(max=size)], dim=1).to(device)
-        labels = torch.randint(1, NUM_CLASSES + 1, (3,), generator=gen).to(device)
-        targets.append({"boxes": boxes, "labels": labels})
-    return images, targets
-
-
-def step_throughput(config: TrialConfig, seconds: float = 2.0, warmup: int = 2) -> float:
-    """Images/s of the detection train step alone, on one batch resident on the device.
-
-    Args:
-        config: Family, phi, image size, batch size, device, amp, threads, determinism.
-        seconds: Keep stepping (at least two steps) until this much time has passed.
-        warmup: Untimed steps first (allocator, cuDNN autotuning, lazy init).
-    """
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
-    device = resolve_device(config.device)
-    precision = precision_for(device, config.amp)
-    configure_backends(device, config.deterministic)
-    torch.manual_seed(0)
-    model = build_model(config, variant_of(config), NUM_CLASSES).to(device)
-    if precision.channels_last:
-        model.to(memory_format=torch.channels_last)
-    model.train()
-    optimizer = build_optimizer(model, config)
-    gen = torch.Generator()
-    images, targets = _random_batch(config.batch_size, config.input_size, device, gen)
-
-    def step() -> None:
-        loss = detection_loss(model, images, targets, precision)
-        optimizer_step(loss, model, optimizer, precision.scaler)
-
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    done, tic = 0, time.perf_counter()
-    while done < 2 or time.perf_counter() - tic < seconds:
-        step()
-        done += 1
-    _sync(device)
-    return done * config.batch_size / (time.perf_counter() - tic)
 
 
 def _sync(device: torch.device) -> None:
@@ -205,12 +199,13 @@ class _Window:
         model.train()
         optimizer = build_optimizer(model, config)
         loader = train_loader(data.train, config, self.device)
+        slots = max((len(b) for b in data.train.boxes), default=1)
+        step = make_train_step(model, optimizer, precision, config, slots)
 
         def steps():
             while True:
                 for images, targets in loader:
-                    loss = detection_loss(model, images, targets, precision)
-                    optimizer_step(loss, model, optimizer, precision.scaler)
+                    step(images, targets)
                     yield len(images)
 
         self._steps = steps()

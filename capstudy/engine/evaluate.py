@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from capstudy.engine.device import Precision
-from capstudy.engine.model import classify, detect
+from capstudy.engine.model import classify, detection_features, postprocess
+from capstudy.engine.timing import NoTimer, PhaseTimer
 from capstudy.metrics import detection_metrics, top1
 
 # Batches prepared ahead of inference (as in training).
@@ -26,9 +27,24 @@ EVAL_PREFETCH = 2
 
 
 def predict_split(
-    model: nn.Module, split, task: str, precision: Precision, batch_size: int
+    model: nn.Module,
+    split,
+    task: str,
+    precision: Precision,
+    batch_size: int,
+    batched: bool = False,
+    timer: PhaseTimer | None = None,
 ) -> list[dict[str, np.ndarray]] | np.ndarray:
     """Host-side predictions of ``model`` on every image of ``split``, in order.
+
+    Args:
+        model: The model (put in eval mode here, its mode restored after).
+        split: A cached split.
+        task: detection | classification.
+        precision: Device and autocast settings.
+        batched: Detection post-processing for the whole batch at once (one NMS), else
+            torchvision's per image; the detections are the same.
+        timer: Times the phases forward, post-processing and transfer (detection).
 
     Returns:
         Detection: per image {"boxes" (n, 4), "scores" (n,), "labels" (n,)} numpy arrays.
@@ -50,34 +66,64 @@ def predict_split(
         if task != "detection":
             preds = [classify(model, images, precision) for images, _ in loader]
             return torch.cat(preds).cpu().numpy()
-        rows, counts = [], []
-        for images, _ in loader:
-            for out in detect(model, images, precision):
-                counts.append(len(out["scores"]))
-                rows.append(
-                    torch.cat(
-                        [out["boxes"], out["scores"][:, None], out["labels"][:, None].float()],
-                        dim=1,
-                    )
-                )
-        # One (n, 6) transfer for the whole split (labels are small integers: exact in float).
-        table = torch.cat(rows).cpu().numpy() if rows else np.zeros((0, 6), np.float32)
-        per_image = np.split(table, np.cumsum(counts)[:-1]) if counts else []
-        return [
-            {"boxes": t[:, :4], "scores": t[:, 4], "labels": t[:, 5].astype(np.int64)}
-            for t in per_image
-        ]
+        return _detections(model, loader, precision, batched, timer or NoTimer())
     finally:
         model.train(was_training)
 
 
-def score_split(predictions, split, task: str, classes=None) -> dict[str, float]:
+@torch.no_grad()
+def _detections(model, loader, precision: Precision, batched: bool, timer: PhaseTimer):
+    """Per-image numpy detections of every batch, moved to the host in one transfer.
+
+    Each batch becomes rows (boxes, score, label) on the device (labels are small integers:
+    exact in float); the split's rows cross once, with a per-row image index (batched: the
+    padded rows and their validity).
+    """
+    rows, owners, images_seen = [], [], 0
+    for images, _ in loader:
+        timer.start()
+        sizes = [tuple(img.shape[-2:]) for img in images]
+        image_list, _, features, head, anchors = detection_features(model, images, None, precision)
+        timer.mark("forward")
+        out = postprocess(model, image_list, features, head, anchors, sizes, batched)
+        if isinstance(out, dict):  # padded (N, D): invalid rows get image index -1
+            index = torch.arange(len(images), device=out["scores"].device)[:, None] + images_seen
+            owners.append(torch.where(out["valid"], index, -1).flatten())
+            out = [{k: v.reshape(-1, *v.shape[2:]) for k, v in out.items()}]
+        else:
+            owners += [torch.full_like(o["labels"], images_seen + i) for i, o in enumerate(out)]
+        for o in out:
+            labels = o["labels"][:, None].float()
+            rows.append(torch.cat([o["boxes"], o["scores"][:, None], labels], dim=1))
+        images_seen += len(images)
+        timer.mark("postprocess")
+    timer.start()
+    table = torch.cat(rows).cpu().numpy() if rows else np.zeros((0, 6), np.float32)
+    owner = torch.cat(owners).cpu().numpy() if owners else np.zeros(0, np.int64)
+    timer.mark("transfer")
+    order = np.argsort(owner, kind="stable")  # per image, each image's rows in their order
+    table, owner = table[order], owner[order]
+    bounds = np.searchsorted(owner, np.arange(images_seen + 1))
+    return [
+        {
+            "boxes": t[:, :4],
+            "scores": t[:, 4],
+            "labels": t[:, 5].astype(np.int64),
+        }
+        for t in (table[bounds[i] : bounds[i + 1]] for i in range(images_seen))
+    ]
+
+
+def score_split(
+    predictions, split, task: str, classes=None, timings: dict | None = None
+) -> dict[str, float]:
     """Metrics of host-side ``predictions`` against ``split``'s ground truth.
 
     The one call into :mod:`capstudy.metrics`: ``map``, ``map50``, ``ap_<class>`` for
     detection, ``top1`` for classification. ``classes`` restricts detection metrics to those
     class names (the classes the train and evaluation domain share); the split's ignore
     regions (VOC ``difficult``, COCO ``iscrowd``) are neither hits nor false positives.
+    ``timings`` collects the seconds of the COCO conversion and COCOeval (detection).
     """
     if task == "detection":
         truth = [
@@ -85,20 +131,31 @@ def score_split(predictions, split, task: str, classes=None) -> dict[str, float]
             for b, lab in zip(split.boxes, split.labels, strict=True)
         ]
         return detection_metrics(
-            predictions, truth, split.class_names, classes=classes, ignore=split.ignore_regions()
+            predictions,
+            truth,
+            split.class_names,
+            classes=classes,
+            ignore=split.ignore_regions(),
+            timings=timings,
         )
     assert split.targets is not None
     return {"top1": top1(predictions, np.asarray(split.targets))}
 
 
 def evaluate_split(
-    model: nn.Module, split, task: str, precision: Precision, batch_size: int, classes=None
+    model: nn.Module,
+    split,
+    task: str,
+    precision: Precision,
+    batch_size: int,
+    classes=None,
+    batched: bool = False,
 ) -> dict[str, float]:
     """Metrics of ``model`` on one cached split (see :func:`score_split` for the keys).
 
     The model is put in eval mode and restored to its previous mode afterwards.
     """
-    predictions = predict_split(model, split, task, precision, batch_size)
+    predictions = predict_split(model, split, task, precision, batch_size, batched)
     return score_split(predictions, split, task, classes)
 
 
@@ -109,15 +166,17 @@ def evaluate_splits(
     precision: Precision,
     batch_size: int,
     class_sets: dict | None = None,
+    batched: bool = False,
 ) -> dict[str, dict[str, float]]:
     """Metrics per split name; scoring of one split overlaps inference of the next.
 
-    ``class_sets`` maps a split name to the classes its detection metrics cover (none: all).
+    ``class_sets`` maps a split name to the classes its detection metrics cover (none: all);
+    ``batched``: see :func:`predict_split`.
     """
     class_sets = class_sets or {}
     with ThreadPoolExecutor(1, thread_name_prefix="capstudy-score") as pool:
         pending: dict[str, Future] = {}
         for name, split in splits.items():
-            predictions = predict_split(model, split, task, precision, batch_size)
+            predictions = predict_split(model, split, task, precision, batch_size, batched)
             pending[name] = pool.submit(score_split, predictions, split, task, class_sets.get(name))
         return {name: future.result() for name, future in pending.items()}

@@ -18,10 +18,20 @@ from torchvision.models.detection.image_list import ImageList
 
 from capstudy.config import TrialConfig
 from capstudy.engine.device import Precision
+from capstudy.engine.fcos_batched import batched_fcos_loss, batched_postprocess
 from capstudy.heads import build_classifier, build_detector
 from capstudy.variants import Variant, variant_of
 
-__all__ = ["build_model", "classification_loss", "detection_loss", "variant_of"]
+__all__ = [
+    "build_model",
+    "classification_loss",
+    "detection_features",
+    "detection_loss",
+    "detection_outputs",
+    "head_outputs_of",
+    "loss_of_outputs",
+    "variant_of",
+]
 
 
 def build_model(config: TrialConfig, variant: Variant, num_classes: int) -> nn.Module:
@@ -83,8 +93,17 @@ def _prepare(model: FCOS, images: torch.Tensor, targets):
     return batch, ImageList(batch, [(h, w)] * len(images)), targets
 
 
-def _features(model: FCOS, images: torch.Tensor, targets, precision: Precision):
+def detection_features(model: FCOS, images: torch.Tensor, targets, precision: Precision):
     """Run transform, trunk, FPN and head; return float32 head outputs and anchors."""
+    image_list, targets, features, head_outputs = head_outputs_of(model, images, targets, precision)
+    anchors = model.anchor_generator(image_list, features)
+    return image_list, targets, features, head_outputs, anchors
+
+
+def head_outputs_of(model: FCOS, images: torch.Tensor, targets, precision: Precision):
+    """Transform, trunk, FPN and head without the anchors: ``(image_list, targets,
+    features, head_outputs)``. The anchor generator copies Python numbers to the device,
+    which a CUDA graph cannot hold; a graphed step computes anchors once, outside it."""
     batch, image_list, targets = _prepare(model, images, targets)
     if precision.channels_last:
         batch = batch.contiguous(memory_format=torch.channels_last)
@@ -93,30 +112,78 @@ def _features(model: FCOS, images: torch.Tensor, targets, precision: Precision):
         head_outputs = model.head(features)
     head_outputs = {k: v.float() for k, v in head_outputs.items()}
     features = [f.float() for f in features]
-    anchors = model.anchor_generator(image_list, features)
-    return image_list, targets, features, head_outputs, anchors
+    return image_list, targets, features, head_outputs
 
 
-def detection_loss(
-    model: FCOS, images: torch.Tensor, targets: list[dict], precision: Precision
-) -> torch.Tensor:
-    """Sum of FCOS's classification, box regression and centerness losses (float32)."""
-    _, targets, features, head_outputs, anchors = _features(model, images, targets, precision)
+def detection_outputs(model: FCOS, images: torch.Tensor, targets, precision: Precision):
+    """Trunk, FPN and head of a batch: ``(targets, head_outputs, anchors, per_level)``.
+
+    The first half of :func:`detection_loss` (the "features forward" of a step breakdown).
+    """
+    _, targets, features, head_outputs, anchors = detection_features(
+        model, images, targets, precision
+    )
     per_level = [f.size(2) * f.size(3) for f in features]
-    losses = model.compute_loss(targets, head_outputs, anchors, per_level)
+    return targets, head_outputs, anchors, per_level
+
+
+def loss_of_outputs(model: FCOS, outputs, batched: bool = True, slots: int = 1) -> torch.Tensor:
+    """Target assignment and the summed FCOS losses of :func:`detection_outputs`' result.
+
+    Args:
+        model: The detector.
+        outputs: What :func:`detection_outputs` returned.
+        batched: The whole batch at once (:mod:`capstudy.engine.fcos_batched`, no host
+            sync), else torchvision's per-image ``compute_loss``; the two are equal.
+        slots: Ground-truth boxes per image to pad to (batched only; fixed shapes).
+    """
+    targets, head_outputs, anchors, per_level = outputs
+    if batched:
+        losses = batched_fcos_loss(model, targets, head_outputs, anchors, per_level, slots)
+    else:
+        losses = model.compute_loss(targets, head_outputs, anchors, per_level)
     return sum(losses.values())
 
 
+def detection_loss(
+    model: FCOS,
+    images: torch.Tensor,
+    targets: list[dict],
+    precision: Precision,
+    batched: bool = True,
+) -> torch.Tensor:
+    """Sum of FCOS's classification, box regression and centerness losses (float32)."""
+    outputs = detection_outputs(model, images, targets, precision)
+    return loss_of_outputs(model, outputs, batched)
+
+
 @torch.no_grad()
-def detect(model: FCOS, images: torch.Tensor, precision: Precision) -> list[dict]:
-    """Post-processed detections (boxes in input pixels, scores, labels 1..K) per image."""
+def detect(model: FCOS, images: torch.Tensor, precision: Precision, batched: bool = False):
+    """Detections (boxes in input pixels, scores, labels 1..K) of a batch.
+
+    Returns:
+        ``batched``: one dict of padded tensors (see
+        :func:`capstudy.engine.fcos_batched.batched_postprocess`: boxes, scores, labels,
+        valid), from one suppression over the whole batch; else a list of per-image dicts
+        from torchvision's per-image post-processing. Both hold the same detections.
+    """
     sizes = [tuple(img.shape[-2:]) for img in images]
-    image_list, _, features, head_outputs, anchors = _features(model, images, None, precision)
+    image_list, _, features, head_outputs, anchors = detection_features(
+        model, images, None, precision
+    )
+    return postprocess(model, image_list, features, head_outputs, anchors, sizes, batched)
+
+
+def postprocess(model: FCOS, image_list, features, head_outputs, anchors, sizes, batched: bool):
+    """Score threshold, top-k and NMS of :func:`detect` (its "post-processing" phase)."""
     per_level = [f.size(2) * f.size(3) for f in features]
+    identity = list(image_list.image_sizes) == sizes  # no resize: boxes are in input pixels
+    if batched and identity and len(set(sizes)) == 1:
+        return batched_postprocess(model, head_outputs, anchors, per_level, sizes[0])
     split_outputs = {k: list(v.split(per_level, dim=1)) for k, v in head_outputs.items()}
     split_anchors = [list(a.split(per_level)) for a in anchors]
     detections = model.postprocess_detections(split_outputs, split_anchors, image_list.image_sizes)
-    if list(image_list.image_sizes) == sizes:  # no resize happened: boxes are in input pixels
+    if identity:
         return detections
     return model.transform.postprocess(detections, image_list.image_sizes, sizes)
 

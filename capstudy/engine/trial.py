@@ -40,8 +40,9 @@ from capstudy.engine.device import (
 )
 from capstudy.engine.evaluate import evaluate_splits
 from capstudy.engine.model import build_model, classification_loss, detection_loss, variant_of
-from capstudy.engine.optim import build_optimizer, build_scheduler, optimizer_step
+from capstudy.engine.optim import build_optimizer, build_scheduler
 from capstudy.engine.progress import StepProgress
+from capstudy.engine.step import Step, make_train_step
 from capstudy.engine.weights import load_init
 from capstudy.errors import CapstudyError
 
@@ -144,7 +145,9 @@ def run_trial(
         precision.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         start, history = int(state["epoch"]), list(state["history"])
-    parts = _Parts(model, loader, optimizer, scheduler, precision, data, static)
+    slots = max((len(b) for b in data.train.boxes), default=1) if config.task == "detection" else 0
+    step = make_train_step(model, optimizer, precision, config, slots)
+    parts = _Parts(model, loader, optimizer, scheduler, precision, data, static, step)
     try:
         diverged = _epochs(parts, config, start, history, report, checkpoint_dir, progress)
     finally:
@@ -170,7 +173,7 @@ def train_loader(split, config: TrialConfig, device: torch.device):
 
 @dataclass
 class _Parts:
-    """What the epoch loop works with (one bundle instead of eight arguments)."""
+    """What the epoch loop works with (one bundle instead of nine arguments)."""
 
     model: nn.Module
     loader: Any
@@ -179,6 +182,7 @@ class _Parts:
     precision: Precision
     data: TrialData
     static: dict[str, float]
+    step: Step
 
 
 def _epochs(parts: _Parts, config, start, history, report, checkpoint_dir, progress) -> bool:
@@ -195,7 +199,8 @@ def _epochs(parts: _Parts, config, start, history, report, checkpoint_dir, progr
                 metrics.update(_diverged_metrics(config, parts.data))
             else:
                 shifts = config.shift_eval_due(epoch + 1)
-                metrics.update(_evaluate_all(parts, config, shifts))
+                val_map = config.val_map_due(epoch + 1)
+                metrics.update(_evaluate_all(parts, config, shifts, val_map))
             metrics[keys.M_IMAGES_PER_S] = images / max(train_s, 1e-9)
             metrics[keys.M_EPOCH_TIME] = time.perf_counter() - tic
             history.append(metrics)
@@ -238,13 +243,9 @@ def _train_epoch(parts: _Parts, config: TrialConfig, bar, epoch: int):
     seen = 0
     tic = time.perf_counter()
     for images, targets in parts.loader:
-        if config.task == "detection":
-            loss = detection_loss(model, images, targets, precision)
-        else:
-            loss = classification_loss(model, images, targets, precision, config.label_smoothing)
-        optimizer_step(loss, model, parts.optimizer, precision.scaler)
+        loss = parts.step(images, targets)
         parts.scheduler.step()
-        total += loss.detach() * len(images)
+        total += loss * len(images)
         seen += len(images)
         bar.advance(f"epoch {epoch + 1}/{config.epochs}")
     mean = float(total) / max(seen, 1)  # the epoch's one wait for the device
@@ -260,23 +261,59 @@ def _main_metrics(config: TrialConfig) -> tuple[str, ...]:
 _VAL = "val"
 
 
-def _evaluate_all(parts: _Parts, config: TrialConfig, shifts: bool = True) -> dict[str, float]:
+def _evaluate_all(
+    parts: _Parts, config: TrialConfig, shifts: bool = True, val_map: bool = True
+) -> dict[str, float]:
     """``val/<m>`` on the carved validation subset, ``eval/<domain>/<m>`` on published splits.
 
-    ``val/*`` (what ASHA and selection read) every epoch; the published evaluation splits,
-    which are only reported, when ``shifts`` (``config.shift_eval`` / ``eval_every``).
+    ``val/*`` (what ASHA and selection read) when ``val_map`` (every epoch, or with
+    ``val_eval: rungs`` at the rungs and the end, where ASHA decides; NaN on the others,
+    which ASHA skips); with ``val_eval: rungs`` also ``val/loss`` every epoch. The published
+    evaluation splits, which are only reported, when ``shifts``.
     """
     data = parts.data
-    splits = {_VAL: data.val, **(data.evals if shifts else {})}
+    splits = {**({_VAL: data.val} if val_map else {}), **(data.evals if shifts else {})}
     class_sets = {_VAL: data.class_sets.get(config.train_domain), **data.class_sets}
     results = evaluate_splits(
-        parts.model, splits, config.task, parts.precision, config.batch_size, class_sets
+        parts.model,
+        splits,
+        config.task,
+        parts.precision,
+        config.batch_size,
+        class_sets,
+        batched=config.batched_fcos,
     )
-    val = results.pop(_VAL)
-    out = {keys.val_metric(name): val[name] for name in _main_metrics(config)}
+    val = results.pop(_VAL, {})
+    out = {keys.val_metric(name): val.get(name, math.nan) for name in _main_metrics(config)}
+    if config.val_eval == "rungs":
+        out[keys.M_VAL_LOSS] = _validation_loss(parts, config)
     for domain, values in results.items():
         out.update({keys.eval_metric(domain, name): v for name, v in values.items()})
     return out
+
+
+@torch.no_grad()
+def _validation_loss(parts: _Parts, config: TrialConfig) -> float:
+    """Mean training loss on the validation subset, model in eval mode (one forward pass)."""
+    from capstudy.data import BatchLoader
+
+    model, precision = parts.model, parts.precision
+    loader = BatchLoader(
+        parts.data.val, config.batch_size, shuffle=False, seed=0, device=precision.device
+    )
+    model.eval()
+    total, seen = torch.zeros((), device=precision.device), 0
+    try:
+        for images, targets in loader:
+            if config.task == "detection":
+                loss = detection_loss(model, images, targets, precision, config.batched_fcos)
+            else:
+                loss = classification_loss(model, images, targets, precision, 0.0)
+            total += loss * len(images)
+            seen += len(images)
+    finally:
+        model.train()
+    return float(total) / max(seen, 1)
 
 
 def _diverged_metrics(config: TrialConfig, data: TrialData) -> dict[str, float]:

@@ -20,6 +20,16 @@ def test_bench_trial_prints_the_table_on_cpu(tmp_path, capsys):
     assert 0 < row["trial_images_per_s"] <= row["train_images_per_s"]
     assert row["efficiency"] == row["trial_images_per_s"] / row["step_images_per_s"]
     assert row["packed"] == {}  # no GPU: no packed columns
+    # The breakdowns: every phase timed, and the step phases add up to the step's wall time
+    # (on a CPU each phase ends when its operations return; the loop adds little around it).
+    assert list(row["step_ms"]) == ["forward", "loss", "backward", "optimizer"]
+    assert all(v > 0 for v in row["step_ms"].values())
+    step_ms = 1000 * 16 / row["step_images_per_s"]  # batch 16
+    assert 0.8 * step_ms <= sum(row["step_ms"].values()) <= step_ms
+    assert list(row["eval_s"]) == ["forward", "postprocess", "transfer", "convert", "cocoeval"]
+    assert row["eval_s"]["forward"] > 0 and row["eval_s"]["cocoeval"] > 0
+    assert "step breakdown (ms per step)" in printed and "evaluation breakdown" in printed
+    assert row["baseline"] == {} and row["step_speedup"] is None
     # The per-core figure is cached for the dry-run's cost estimate.
     from capstudy.cost import load_bench
 
@@ -31,3 +41,17 @@ def test_bench_trial_prints_the_table_on_cpu(tmp_path, capsys):
 def test_an_unknown_variant_is_a_clear_error(capsys):
     assert run_cli(["bench", "trial", "--device", "cpu", "--variant", "B-9"]) == 2
     assert "'B-9' is not one of" in capsys.readouterr().err
+
+
+def test_bench_trial_times_the_old_step_beside_the_new(tmp_path, capsys):
+    out = tmp_path / "rows.json"
+    args = ["bench", "trial", "--device", "cpu", "--variant", "B-7", "--size", "64", "--images"]
+    args += ["16", "--seconds", "0.2", "--threads", "1", "--baseline", "--json", str(out)]
+    assert run_cli(args) == 0
+    printed = capsys.readouterr().out
+    (row,) = json.loads(out.read_text())["rows"]
+    old = row["baseline"]
+    assert list(old["step_ms"]) == ["forward", "loss", "backward", "optimizer"]
+    assert old["eval_s"]["cocoeval"] > 0
+    assert row["step_speedup"] == row["step_images_per_s"] / old["step_images_per_s"]
+    assert "step vs old" in printed and "│ old " in printed

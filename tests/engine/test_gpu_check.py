@@ -34,7 +34,7 @@ def test_cpu_dry_run_writes_the_report(tmp_path: Path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     statuses = {s["stage"]: s["status"] for s in report["stages"]}
-    stages = ("setup", "env", "tests", "bench", "determinism", "study")
+    stages = ("setup", "env", "tests", "bench", "steps", "determinism", "study")
     assert statuses == dict.fromkeys(stages, "ok"), report
     assert all(s["seconds"] >= 0 and s["timeout"] > 0 for s in report["stages"])
     (row,) = report["bench"]

@@ -116,9 +116,9 @@ def test_engine_imports_neither_ray_nor_mlflow():
 
 
 def test_a_diverged_trial_reports_nan_once_and_stops(monkeypatch):
-    import capstudy.engine.trial as trial_module
+    import capstudy.engine.step as step_module  # the training step's loss lives there
 
-    real_loss = trial_module.detection_loss
+    real_loss = step_module.detection_loss
     steps = []
 
     def loss_that_blows_up(*args, **kwargs):
@@ -127,7 +127,7 @@ def test_a_diverged_trial_reports_nan_once_and_stops(monkeypatch):
         loss = real_loss(*args, **kwargs)
         return loss * float("nan") if len(steps) == 3 else loss
 
-    monkeypatch.setattr(trial_module, "detection_loss", loss_that_blows_up)
+    monkeypatch.setattr(step_module, "detection_loss", loss_that_blows_up)
     reports = []
     config = make_tiny_config(epochs=3, eval_domains=["synth_a/ir"])
     result = run_trial(config, lambda m, d: reports.append((m, d)))
