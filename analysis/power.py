@@ -11,8 +11,16 @@ says, per seed count:
 * ``missed``: share that says "no threshold" although there is one;
 * ``CI width``: median ratio of the breakpoint CI's ends (capacity units) where found, and
   ``covers``: share of found breakpoint CIs that contain the true kink;
-* ``false``: share of comparisons with a threshold verdict when the truth has none (the
-  straight line with the same total rise: only the kink is missing).
+* ``false``: share of comparisons with a threshold verdict when the truth has none: the
+  straight line with the same total rise (``null``: only the kink is missing), and
+  ``false (smooth)`` under power laws ``gain ~ C ** beta`` with the same rise (``smooth``,
+  exponents 0.2, 0.4 and 0.6 in turn): smooth growth, the alternative a reviewer raises first.
+
+The study's primary answer is the shared threshold (:mod:`capstudy.analysis.shared`), one
+test per study: ``shared found`` is the share of simulated studies whose shared verdict is a
+threshold in the true direction, ``shared covers`` the share whose shared CI contains the
+kink, and ``shared false`` / ``shared false (smooth)`` the share of no-kink studies with a
+shared threshold.
 
 Monte-Carlo error: comparisons of one simulated study share its random-init runs, so they
 are not independent; each rate's ± is the standard error over simulated studies.
@@ -38,11 +46,13 @@ DEFAULT_SEEDS = (2, 3, 5, 8)
 DEFAULT_REPLICATES = 30
 # A kink needs this many distinct capacities on each arm (the analysis's own rule).
 _MIN_PER_ARM = 2
-SCENARIOS = ("kink", "null")
+SCENARIOS = ("kink", "null", "smooth")
+# Exponents of the smooth scenario's power laws, used in turn across replicates.
+SMOOTH_EXPONENTS = (0.2, 0.4, 0.6)
 
 
-def _run_analysis(table: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """The one adapter to the analysis: a tidy table in, its verdict table out.
+def _run_analysis(table: pd.DataFrame, seed: int):
+    """The one adapter to the analysis: a tidy table in, its verdicts out.
 
     Calls the pure verdict function ``capstudy analyze`` itself runs, in its fast mode
     (fewer bootstrap replicates and a coarser breakpoint grid, so hundreds of tables fit in
@@ -52,7 +62,7 @@ def _run_analysis(table: pd.DataFrame, seed: int) -> pd.DataFrame:
     from capstudy.analysis import tables, verdicts
 
     table = tables.normalize(table, source="simulated study")
-    return verdicts.verdict_table(table, seed=seed, fast=True)
+    return verdicts.analyze_table(table, find_threshold=True, seed=seed, fast=True)
 
 
 @dataclass(frozen=True)
@@ -85,10 +95,12 @@ def _one_replicate(task: _Task) -> dict:
         task.effect,
         task.n_seeds,
         rng,
-        kinked=task.scenario == "kink",
+        shape=task.scenario,
+        exponent=SMOOTH_EXPONENTS[task.replicate % len(SMOOTH_EXPONENTS)],
         scale=task.scale,
     )
-    fits = _run_analysis(table, seed=int(rng.integers(2**31)))
+    result = _run_analysis(table, seed=int(rng.integers(2**31)))
+    fits = result.fits
     findable = fits["family"].map(findable_families(task.design, task.effect.kink)).fillna(False)
     verdict = fits["verdict"].astype(str)
     direction = pd.to_numeric(fits["direction"], errors="coerce")
@@ -108,6 +120,21 @@ def _one_replicate(task: _Task) -> dict:
         "ci_ratios": (hi / lo)[kink_found].tolist(),
         "ci_lo": lo[kink_found].tolist(),
         "ci_hi": hi[kink_found].tolist(),
+        **_shared_counts(result.pooled, task),
+    }
+
+
+def _shared_counts(pooled: pd.DataFrame | None, task: _Task) -> dict:
+    """The shared threshold's verdict on one simulated study, as 0/1 counts."""
+    row = pooled.iloc[0] if pooled is not None and not pooled.empty else {}
+    found = row.get("verdict") == VERDICT_THRESHOLD
+    right = found and row.get("direction") == np.sign(task.effect.slope)
+    findable = any(findable_families(task.design, task.effect.kink).values())
+    covers = found and row["threshold_lo"] <= task.effect.kink <= row["threshold_hi"]
+    return {
+        "shared_any": int(found),
+        "shared_found": int(right and findable),
+        "shared_covers": int(bool(covers)),
     }
 
 
@@ -128,7 +155,8 @@ def simulate_power(
         effect: The assumed truth.
         seeds: Seed counts to try (each at least 2: a gain CI needs two seeds).
         replicates: Simulated studies per seed count and scenario.
-        scenarios: ``kink`` (the effect) and/or ``null`` (no kink, same rise).
+        scenarios: ``kink`` (the effect), ``null`` (a line, same rise) and/or ``smooth``
+            (power laws, same rise).
         workers: Processes (default: the usable CPUs, at most 2 on a shared machine is
             what ``capstudy power`` passes); 1 runs in this process.
         base_seed: Seed of every random draw (results are reproducible).
@@ -171,6 +199,13 @@ def _rate(num: pd.Series, den: pd.Series) -> tuple[float, float]:
     return rate, float(np.sqrt((resid**2).sum() / (n * (n - 1))))
 
 
+def _share(hits: pd.Series) -> tuple[float, float]:
+    """Share of simulated studies and its binomial standard error."""
+    n = len(hits)
+    rate = float(hits.mean())
+    return rate, float(np.sqrt(rate * (1 - rate) / n)) if n > 1 else float("nan")
+
+
 def summarize_power(reps: pd.DataFrame) -> pd.DataFrame:
     """One row per seed count: rates with standard errors, CI width, false-threshold rate."""
     rows = []
@@ -178,6 +213,7 @@ def summarize_power(reps: pd.DataFrame) -> pd.DataFrame:
         row: dict = {"n_seeds": int(n_seeds)}
         kink = reps[(reps["n_seeds"] == n_seeds) & (reps["scenario"] == "kink")]
         null = reps[(reps["n_seeds"] == n_seeds) & (reps["scenario"] == "null")]
+        smooth = reps[(reps["n_seeds"] == n_seeds) & (reps["scenario"] == "smooth")]
         if not kink.empty:
             row["found"], row["found_se"] = _rate(kink["found"], kink["findable"])
             row["missed"], row["missed_se"] = _rate(kink["missed"], kink["findable"])
@@ -189,9 +225,15 @@ def summarize_power(reps: pd.DataFrame) -> pd.DataFrame:
             row["ci_lo"] = float(np.median(los)) if los else float("nan")
             row["ci_hi"] = float(np.median(his)) if his else float("nan")
             row["replicates"] = len(kink)
-        if not null.empty:
-            row["false"], row["false_se"] = _rate(null["threshold_any"], null["comparisons"])
-            row.setdefault("replicates", len(null))
+            row["shared_found"], row["shared_found_se"] = _share(kink["shared_found"])
+            found = kink["shared_any"].sum()
+            row["shared_covers"] = kink["shared_covers"].sum() / found if found else np.nan
+        for name, part in (("false", null), ("false_smooth", smooth)):
+            if part.empty:
+                continue
+            row[name], row[f"{name}_se"] = _rate(part["threshold_any"], part["comparisons"])
+            row[f"shared_{name}"], row[f"shared_{name}_se"] = _share(part["shared_any"])
+            row.setdefault("replicates", len(part))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -245,22 +287,29 @@ def design_lines(design: Design, effect: Effect) -> list[str]:
 
 
 def render_table(summary: pd.DataFrame, design: Design) -> list[str]:
-    """The power table, one line per seed count."""
+    """The power table, one line per seed count: the shared test, then per comparison."""
     head = (
-        f"  {'seeds':>5} {'trials':>7}  {'found':>9}  {'missed':>9}  "
-        f"{'breakpoint CI (median)':<26} {'covers':>6}  {'false (no kink)':>15}"
+        f"  {'':>13}  {'shared threshold (one test per study)':<44}  "
+        f"{'per comparison (descriptive)':<40}\n"
+        f"  {'seeds':>5} {'trials':>7}  {'found':>8} {'covers':>6} {'false':>8} "
+        f"{'false(sm)':>9}   {'found':>8} {'false':>8} {'false(sm)':>9}  "
+        f"{'breakpoint CI (median)':<26}"
     )
-    lines = [head]
+    lines = head.split("\n")
     for _, r in summary.iterrows():
         ci = "-"
         if np.isfinite(r.get("ci_ratio", np.nan)):
             ci = f"x{r['ci_ratio']:.2g} ({capacity_text(r['ci_lo'])}-{capacity_text(r['ci_hi'])})"
+
+        def cell(name: str, width: int, se: bool = True, r=r) -> str:
+            value = r.get(name, np.nan)
+            return f"{pct(value, r.get(f'{name}_se') if se else None):>{width}}"
+
         lines.append(
             f"  {int(r['n_seeds']):>5} {design.trials(int(r['n_seeds'])):>7}  "
-            f"{pct(r.get('found', np.nan), r.get('found_se')):>9}  "
-            f"{pct(r.get('missed', np.nan), r.get('missed_se')):>9}  {ci:<26} "
-            f"{pct(r.get('covers', np.nan)):>6}  "
-            f"{pct(r.get('false', np.nan), r.get('false_se')):>15}"
+            f"{cell('shared_found', 8)} {cell('shared_covers', 6, False)} "
+            f"{cell('shared_false', 8)} {cell('shared_false_smooth', 9)}   "
+            f"{cell('found', 8)} {cell('false', 8)} {cell('false_smooth', 9)}  {ci:<26}"
         )
     return lines
 
@@ -292,8 +341,9 @@ def plan_line(design: Design, study: str, workers: int = 2) -> str:
     )
     row = summarize_power(reps).iloc[0]
     return (
-        f"power (simulated, {PLAN_REPLICATES} studies): threshold found in "
-        f"{pct(row['found'], row['found_se'])} of comparisons at {n} seeds if the gain "
-        f"rises {effect.slope:g}/decade above {kink} params with seed SD {effect.seed_sd:g}; "
-        f"full table: capstudy power --space {study}"
+        f"power (simulated, {PLAN_REPLICATES} studies): the shared threshold is found in "
+        f"{pct(row['shared_found'], row['shared_found_se'])} of studies (per comparison: "
+        f"{pct(row['found'], row['found_se'])}) at {n} seeds if the gain rises "
+        f"{effect.slope:g}/decade above {kink} params with seed SD {effect.seed_sd:g}; false "
+        f"thresholds and more seeds: capstudy power --space {study}"
     )

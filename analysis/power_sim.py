@@ -12,9 +12,11 @@ parameters)::
     selection_value[t] = in-domain metric[t] + c * val_noise * v[t]
 
 * ``gain`` is 0 for random init; for every pretrained init and every domain it is the hinge
-  ``plateau + slope * max(0, x - log10 kink)`` (or, for the no-kink null, the straight line
-  through the hinge's values at the family's smallest and largest capacity: the same total
-  rise spread evenly, so only the kink differs).
+  ``plateau + slope * max(0, x - log10 kink)``; or, for the no-kink scenarios, a curve with
+  the same total rise between the family's smallest and largest capacity, so only the kink
+  differs: the straight line (``null``) or a power law ``gain ~ C ** exponent`` (``smooth``,
+  convex in log capacity: smooth growth as transfer scaling laws predict, no capacity where
+  the gain vanishes).
 * ``h`` (how good the trial's HPO values are), ``e`` (the run's seed noise; correlation
   ``domain_corr`` between domains, since one model is scored on all of them) and ``v`` (the
   noise of the validation subset) are standard normal.
@@ -31,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from capstudy.analysis.power_design import Design, cell_text
+from capstudy.analysis.simulate import power_gain
 
 # Draws used to calibrate the noise scale; the calibrated SD is then good to about 0.3%.
 _CALIBRATION_CELLS = 100_000
@@ -77,18 +80,27 @@ class Effect:
         """Where the value of ``name`` came from."""
         return self.sources.get(name, "default")
 
-    def gain(self, x: np.ndarray, x_min: float, x_max: float, kinked: bool) -> np.ndarray:
-        """True gain at log10 capacity ``x`` of a family spanning ``[x_min, x_max]``."""
+    def gain(
+        self, x: np.ndarray, x_min: float, x_max: float, shape: str, exponent: float = 0.4
+    ) -> np.ndarray:
+        """True gain at log10 capacity ``x`` of a family spanning ``[x_min, x_max]``.
+
+        ``shape``: ``kink`` (the hinge), ``null`` (a line) or ``smooth`` (a power law with
+        ``exponent``), the last two with the hinge's total rise over the family's range.
+        """
         x0 = np.log10(self.kink)
 
         def hinge(v):
             return self.plateau + self.slope * np.maximum(0.0, np.asarray(v, dtype=float) - x0)
 
-        if kinked:
+        if shape == "kink":
             return hinge(x)
         lo, hi = hinge(x_min), hinge(x_max)
-        frac = (np.asarray(x, dtype=float) - x_min) / (x_max - x_min) if x_max > x_min else 0.0
-        return lo + (hi - lo) * frac
+        if x_max <= x_min:
+            return lo + 0.0 * np.asarray(x, dtype=float)
+        if shape == "smooth":
+            return lo + power_gain(x, exponent, hi - lo, x_min, x_max)
+        return lo + (hi - lo) * (np.asarray(x, dtype=float) - x_min) / (x_max - x_min)
 
 
 def noise_scale(effect: Effect, samples_per_cell: int, mode: str = "max") -> float:
@@ -128,14 +140,14 @@ def _trial_grid(design: Design, n_seeds: int) -> _Grid:
     return _Grid(*idx)
 
 
-def _true_gains(design: Design, effect: Effect, kinked: bool) -> np.ndarray:
+def _true_gains(design: Design, effect: Effect, shape: str, exponent: float) -> np.ndarray:
     """Gain of each variant for a pretrained init (families keep their own range)."""
     x = np.log10([v.backbone_params for v in design.variants])
     fam = np.array([v.family for v in design.variants])
     out = np.empty_like(x)
     for family in design.families:
         sel = fam == family
-        out[sel] = effect.gain(x[sel], x[sel].min(), x[sel].max(), kinked)
+        out[sel] = effect.gain(x[sel], x[sel].min(), x[sel].max(), shape, exponent)
     return out
 
 
@@ -145,7 +157,8 @@ def simulate_table(
     n_seeds: int,
     rng: np.random.Generator,
     *,
-    kinked: bool = True,
+    shape: str = "kink",
+    exponent: float = 0.4,
     scale: float | None = None,
 ) -> pd.DataFrame:
     """One simulated tidy table of the whole grid (see the module docstring).
@@ -155,7 +168,9 @@ def simulate_table(
         effect: The assumed truth.
         n_seeds: Seeds per cell (replaces the study's own seed list).
         rng: Random generator.
-        kinked: The hinge effect (True) or the no-kink null (False).
+        shape: ``kink`` (the effect), ``null`` (a line) or ``smooth`` (a power law), the
+            last two without a kink (:meth:`Effect.gain`).
+        exponent: The power law's exponent (``smooth`` only).
         scale: ``noise_scale(...)`` if already computed (it depends only on the effect).
 
     Returns:
@@ -166,7 +181,7 @@ def simulate_table(
     n_trials, n_dom = g.variant.size, len(design.eval_domains)
     x = np.log10([v.backbone_params for v in design.variants])[g.variant]
     pretrained = np.array([i != "random" for i in design.inits])[g.init]
-    gain = np.where(pretrained, _true_gains(design, effect, kinked)[g.variant], 0.0)
+    gain = np.where(pretrained, _true_gains(design, effect, shape, exponent)[g.variant], 0.0)
     rho = effect.domain_corr
     shared = np.sqrt(rho) * rng.standard_normal(n_trials)
     own = np.sqrt(1.0 - rho) * rng.standard_normal((n_trials, n_dom + 1))

@@ -160,6 +160,6 @@ def check_local_datasets(spec: Any) -> None:
     if missing:
         raise CapstudyError(
             f"{spec.source}: the study reads datasets that are not on this machine: "
-            f"{', '.join(missing)}. Put them there (README, 'Data'), set CAPSTUDY_DATA, or "
-            "name their folders in the study's `data:` section."
+            f"{', '.join(missing)}. Put them there (docs/guide/data.md lists each "
+            "layout), set CAPSTUDY_DATA, or name their folders in the study's `data:` section."
         )

@@ -214,28 +214,6 @@ def _power_line(spec: StudySpec) -> str:
     return plan_line(design, spec.name)
 
 
-def _check_local_datasets(spec: StudySpec) -> None:
-    """Fail before anything starts when a real dataset the study reads is not on disk.
-
-    A single-machine launch only: a presence check, no listing (the probe lists and
-    fingerprints each split once Ray is up). Synthetic datasets are generated on demand.
-    """
-    from capstudy.data.domains import SYNTHETIC, dataset_root, parse_domain
-
-    datasets = {parse_domain(domain)[0] for domain, _ in data_needs(spec)}
-    missing = sorted(
-        f"{name} (looked in {dataset_root(name, spec.data)})"
-        for name in datasets
-        if name not in SYNTHETIC and not dataset_root(name, spec.data).is_dir()
-    )
-    if missing:
-        raise CapstudyError(
-            f"{spec.source}: the study reads datasets that are not on this machine: "
-            f"{', '.join(missing)}. Put them there (docs/guide/data.md lists each layout), "
-            "set CAPSTUDY_DATA, or name their folders in the study's `data:` section."
-        )
-
-
 def _parent_run(
     spec: StudySpec,
     opts: LaunchOptions,

@@ -98,9 +98,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Simulate the study's own analysis on its own grid under an assumed effect.
 
-        Prints, per seed count: how often the threshold is found, how often "no threshold"
-        is wrongly returned, the median breakpoint CI, and the false-threshold rate when the
-        truth has no kink. Defaults are stated; each can be set, or measured on a pilot.
+        Prints, per seed count, for the shared threshold (the study's answer) and per
+        comparison: how often the threshold is found, how often its CI covers the kink, and
+        the false-threshold rate when the gain is a line or a smooth power law. Defaults are
+        stated; each can be set, or measured on a pilot.
         """
         # One BLAS thread per process: the fits multiply small matrices, where threads only
         # contend with the worker processes (set before numpy is first imported).
@@ -144,12 +145,16 @@ def register(app: typer.Typer) -> None:
             *power.design_lines(design, effect),
             "Assumed effect (same curve for every pretrained init and domain):",
             *power.effect_lines(effect),
-            f"Each row: {replicates} simulated studies with a kink and {replicates} without, "
-            "each analysed as `capstudy analyze --find-threshold` does (fast mode).",
+            f"Each row: {replicates} simulated studies with a kink, {replicates} whose gain is "
+            f"a line and {replicates} whose gain is a power law (exponents "
+            f"{', '.join(map(str, power.SMOOTH_EXPONENTS))}), both with the kink's total "
+            "rise; each analysed as `capstudy analyze --find-threshold` does (fast mode).",
             *power.render_table(summary, design),
-            f"found/missed: share of comparisons with a kink to find; covers: found breakpoint "
-            f"CIs containing the kink; false: threshold verdicts when the gain has no kink. "
-            f"({time.perf_counter() - start:.0f} s)",
+            "shared: the study's answer, one shared-threshold test per study (share of "
+            "studies); per comparison: share of comparisons. found: threshold in the true "
+            "direction where there is a kink; covers: found CIs containing the kink; false: "
+            "threshold verdicts when the gain is a line; false(sm): when it is a smooth "
+            f"power law. ({time.perf_counter() - start:.0f} s)",
         ]
         typer.echo("\n".join(lines))
         if out is not None:

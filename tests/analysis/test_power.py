@@ -89,7 +89,7 @@ def _direct_power(effect: Effect, n_seeds: int, reps: int, seed: int) -> np.ndar
     val noise: the selected run is the run), fitted by the threshold test alone."""
     rng = np.random.default_rng(seed)
     x = np.repeat(np.log10(CAPS), n_seeds)
-    truth = effect.gain(x, x.min(), x.max(), kinked=True)
+    truth = effect.gain(x, x.min(), x.max(), "kink")
     found = np.zeros(reps)
     for r in range(reps):
         y = truth + effect.seed_sd * (rng.standard_normal(x.size) - rng.standard_normal(x.size))
@@ -137,6 +137,9 @@ def test_summary_reports_false_thresholds_and_breakpoint_intervals():
     reps = power.simulate_power(small_design(), Effect(slope=0.15), (5,), 6, workers=1)
     row = power.summarize_power(reps).iloc[0]
     assert 0.0 <= row["false"] <= 1.0 and np.isfinite(row["false_se"])
+    assert 0.0 <= row["false_smooth"] <= 1.0 and 0.0 <= row["shared_false_smooth"] <= 1.0
+    # One comparison: the shared test is that comparison's test without the adjustment.
+    assert row["shared_found"] >= row["found"] - 1e-9 and row["shared_covers"] > 0.5
     assert row["found"] > 0.5
     # The median CI brackets the true kink's order of magnitude.
     assert row["ci_lo"] < 3e5 and row["ci_hi"] > 3e4 and row["ci_ratio"] > 1
@@ -179,7 +182,10 @@ def test_dry_run_line_for_every_shipped_study(study, monkeypatch):
     design = design_from_study(load(study), count=free_backbone_params)
     line = power.plan_line(design, load(study).name, workers=1)
     assert line.startswith(
-        ("power (simulated, 2 studies): threshold found in ", "power: n/a under the default")
+        (
+            "power (simulated, 2 studies): the shared threshold is found in ",
+            "power: n/a under the default",
+        )
     )
     assert f"capstudy power --space {load(study).name}" in line
 
@@ -235,3 +241,14 @@ def test_power_command_refuses_an_impossible_effect(capsys):
     assert run_cli(["power", "--space", "smoke", "--seed-sd", "0", "--kink", "-5"]) == 2
     err = capsys.readouterr().err
     assert "seed_sd 0 (must be > 0); kink -5 (must be > 0)" in err
+
+
+def test_the_smooth_scenario_is_a_power_law_with_the_kinks_rise():
+    """No kink, the same total rise, and convex in log capacity (each decade adds more)."""
+    effect = Effect(slope=0.1, kink=1e5)
+    x = np.log10(np.array(CAPS, dtype=float))
+    smooth = effect.gain(x, x.min(), x.max(), "smooth", 0.6)
+    kink = effect.gain(x, x.min(), x.max(), "kink")
+    assert smooth[0] == pytest.approx(kink[0]) and smooth[-1] == pytest.approx(kink[-1])
+    steps = np.diff(smooth) / np.diff(x)
+    assert np.all(np.diff(steps) > 0) and np.all(steps > 0)
