@@ -1,10 +1,10 @@
 """full_grid's orchestration at full shape, with a scripted trainable in place of training.
 
 Runs ``capstudy launch``'s real driver, searcher, per-cell ASHA, recorder (tracking sink) and
-MLflow SQLite store on a study with full_grid's grid (270 cells x 4 samples = 1080 trials,
-50 epochs, 4 evaluation domains, per-class AP) on this machine's local Ray. Each trial is
-:func:`capstudy.launch.scripted.scripted_trainable`: deterministic learning curves per cell,
-so ASHA acts. Prints:
+MLflow SQLite store on a study with full_grid's grid (as shipped: 720 cells x 4 samples =
+2880 trials; 50 epochs, 4 evaluation domains, per-class AP) on this machine's local Ray. Each
+trial is :func:`capstudy.launch.scripted.scripted_trainable`: deterministic learning curves
+per cell, so ASHA acts. Prints:
 
 - results the driver took and results per second it sustained (wall);
 - driver overhead per reported result: the driver process's CPU time per result, and the time

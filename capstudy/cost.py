@@ -304,6 +304,11 @@ def _ratio(a: float, b: float) -> str:
     return f"{100 * a / b:.0f}%" if b else "n/a"
 
 
+def _amount(hours: float) -> str:
+    """Three significant digits, without an exponent for thousands (1,210 not 1.21e+03)."""
+    return f"{hours:,.0f}" if hours >= 1000 else f"{hours:.3g}"
+
+
 def cost_lines(p: Plan, devices: int | None = None, bench: dict | None = None) -> str:
     """The cost part of ``--dry-run``: device-hours, wall time on ``devices``, the source."""
     gpu = p.spec.resources.gpu > 0
@@ -315,8 +320,9 @@ def cost_lines(p: Plan, devices: int | None = None, bench: dict | None = None) -
     wall = est.total_s / devices
     lines = [
         volume_lines(est, p.spec),
-        f"cost: ≈{est.total_s / 3600:.3g} {unit} (training {est.train_s / 3600:.3g}, "
-        f"evaluation {est.eval_s / 3600:.3g}, pretraining {est.pretrain_s / 3600:.3g}); "
+        f"cost: ≈{_amount(est.total_s / 3600)} {unit} (training "
+        f"{_amount(est.train_s / 3600)}, evaluation {_amount(est.eval_s / 3600)}, "
+        f"pretraining {_amount(est.pretrain_s / 3600)}); "
         f"wall ≈{_hours(wall)} on {devices} {kind}{'s' if devices != 1 else ''} "
         "(perfect packing; --devices N for another count)",
     ]

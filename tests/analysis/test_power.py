@@ -62,7 +62,7 @@ def test_design_follows_the_study_grid():
         "mobilenetv3_small",
     )
     assert design.n_comparisons == 32  # 2 families x 2 train x 4 eval x 2 pretrained inits
-    assert design.trials(design.n_seeds) == 1080  # the study file's own count
+    assert design.trials(design.n_seeds) == 2880  # the study file's own count
     assert min(v.backbone_params for v in design.variants) == 9_024  # S-6
 
 
@@ -138,8 +138,8 @@ def test_summary_reports_false_thresholds_and_breakpoint_intervals():
     row = power.summarize_power(reps).iloc[0]
     assert 0.0 <= row["false"] <= 1.0 and np.isfinite(row["false_se"])
     assert 0.0 <= row["false_smooth"] <= 1.0 and 0.0 <= row["shared_false_smooth"] <= 1.0
-    # One comparison: the shared test is that comparison's test without the adjustment.
-    assert row["shared_found"] >= row["found"] - 1e-9 and row["shared_covers"] > 0.5
+    # One comparison: the shared test is that comparison's, calibrated by the joint bootstrap.
+    assert row["shared_found"] >= 0.3 and row["shared_covers"] > 0.5
     assert row["found"] > 0.5
     # The median CI brackets the true kink's order of magnitude.
     assert row["ci_lo"] < 3e5 and row["ci_hi"] > 3e4 and row["ci_ratio"] > 1
