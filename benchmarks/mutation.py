@@ -147,7 +147,8 @@ def stage(dest: Path, module: str, args: argparse.Namespace) -> None:
 def check_import_resolves_to_stage(dest: Path, source: str) -> None:
     """Fail early if the staged copy would lose to the editable install's finder."""
     module = staged_path(source).removesuffix(".py").replace("/", ".")
-    code = f"import {module} as m; print(m.__file__)"
+    # import_module: `capstudy.study.plan` is also the name of a function in capstudy.study.
+    code = f"import importlib; print(importlib.import_module({module!r}).__file__)"
     env = {**os.environ, "PYTHONPATH": str(dest)}
     out = subprocess.run(
         [sys.executable, "-c", code],

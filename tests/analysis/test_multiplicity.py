@@ -24,7 +24,9 @@ def _one_kink_among_nulls(seed: int):
     table = simulate_study_table(rng, slope=0.035, seed_sd=0.012, eval_domains=DOMAINS)
     null = (table["init"] != "random") & (table["eval_domain"] != DOMAINS[0])
     partner = table[table["init"] == "random"].set_index(["phi", "seed", "eval_domain"])["map50"]
-    keys = list(zip(table.loc[null, "phi"], table.loc[null, "seed"], table.loc[null, "eval_domain"]))
+    keys = list(
+        zip(table.loc[null, "phi"], table.loc[null, "seed"], table.loc[null, "eval_domain"])
+    )
     table.loc[null, "map50"] = partner.loc[keys].to_numpy() + 0.017 * rng.standard_normal(len(keys))
     return table
 

@@ -100,9 +100,7 @@ def test_same_decision_at_every_result(grace, eta, max_t):
             f"grace {grace}, eta {eta}, max_t {max_t}, {mode}, seed {seed}: {trial} at epoch "
             f"{epoch} with {value}: Ray says {theirs}, CellASHA says {mine}"
         )
-        stops += sum(
-            1 for _, e, _, d, _ in decisions if d == TrialScheduler.STOP and e < max_t
-        )
+        stops += sum(1 for _, e, _, d, _ in decisions if d == TrialScheduler.STOP and e < max_t)
     assert stops > 0  # the streams exercise early stops, not only the max_t end
 
 
