@@ -78,7 +78,11 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "asha": ("launch/asha.py", _tests(LAUNCH_TESTS, "asha", "asha_vs_ray", "rungs")),
     "plan": (
         "capstudy/study/plan.py",
-        ("tests/study/test_plan.py", *_tests(LAUNCH_TESTS, "rungs", "asha", "asha_vs_ray")),
+        (
+            "tests/study/test_plan.py",
+            "tests/study/test_plan_render.py",
+            *_tests(LAUNCH_TESTS, "rungs", "asha", "asha_vs_ray"),
+        ),
     ),
 }
 # checkout folder -> where it sits in the staged package
