@@ -61,3 +61,18 @@ def test_zero_spread_gives_a_point_interval_without_warnings():
         lo, hi, p = intervals.t_from_moments([0.1, 0.0, 0.2], [0.0, 0.0, 0.1], [3, 3, 3])
     assert list(p[:2]) == [0.0, 1.0] and list(lo[:2]) == list(hi[:2]) == [0.1, 0.0]
     assert 0 < p[2] < 1
+
+
+@pytest.mark.parametrize("adjust", [intervals.holm, intervals.benjamini_hochberg])
+def test_adjustments_of_one_test_none_and_missing(adjust):
+    assert list(adjust(np.array([0.03]))) == [0.03]  # one test: nothing to adjust
+    assert adjust(np.array([])).shape == (0,)
+    assert np.isnan(adjust(np.array([np.nan]))).all()
+    got = adjust([0.01, None, 0.04])  # None (an object array) is missing, like NaN
+    assert np.isnan(got[1]) and list(got[[0, 2]]) == list(adjust(np.array([0.01, 0.04])))
+
+
+def test_holm_caps_at_one():
+    # 2 x 0.6 = 1.2 is no probability; the step-down keeps the order: both 1.
+    assert list(intervals.holm(np.array([0.6, 0.7]))) == [1.0, 1.0]
+    assert intervals.holm(np.array([0.2, 0.01, 0.3])) == pytest.approx([0.4, 0.03, 0.4])
