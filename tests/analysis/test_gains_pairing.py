@@ -43,6 +43,12 @@ def test_gains_pair_each_seed_with_its_own_random_run():
     got = paired.per_seed.set_index("seed")["gain"].to_dict()
     assert got == pytest.approx({1: 0.01, 2: 0.05})
     assert paired.n_unpaired == 1
+    assert list(paired.per_seed.columns) == [
+        *gains.GROUP_KEYS,
+        *("variant_key", "pair_key", "phi", "label", "seed", "class_set"),
+        *("backbone_params", "detector_params", "macs", "metric_init", "metric_random", "gain"),
+    ]
+    assert list(paired.per_seed.index) == [0, 1]
 
 
 def test_summary_t_interval_noise_flag_and_holm_first_significant():
@@ -66,6 +72,23 @@ def test_summary_t_interval_noise_flag_and_holm_first_significant():
     first = gains.smallest_significant(summary.reset_index(), "backbone_params").iloc[0]
     assert first["first_significant_label"] == "L-1" and first["first_significant_sign"] == 1
     assert first["first_significant_status"] == "found"
+    assert first["first_significant_capacity"] == summary.loc[-1, "backbone_params"] == 5e4
+    assert first["first_significant_p_holm"] == summary.loc[-1, "p_holm"] < 0.05
+    assert summary.loc[0, "metric_init"] == pytest.approx(0.32 + 0.3)
+    assert summary.loc[0, "metric_random"] == pytest.approx(0.32)
+
+
+def test_no_significant_capacity_among_three_seeds_is_said_so():
+    rows = []
+    for phi in (-1, 0):
+        rows += _rows("random", [0, 1, 2], [0.30, 0.31, 0.32], phi)
+        rows += _rows("imagenet", [0, 1, 2], [0.31, 0.30, 0.32], phi)
+    selected = pd.DataFrame(rows)
+    summary = gains.summarize_gains(gains.paired_gains(selected, "m").per_seed, selected, "m")
+    first = gains.smallest_significant(summary, "backbone_params").iloc[0]
+    assert first["first_significant_status"] == "none" and first["first_significant_sign"] == 0
+    assert np.isnan(first["first_significant_capacity"]) and first["first_significant_label"] == ""
+    assert np.isnan(first["first_significant_p_holm"])
 
 
 def test_two_seeds_name_no_significant_capacity():
@@ -77,7 +100,10 @@ def test_two_seeds_name_no_significant_capacity():
     summary = gains.summarize_gains(gains.paired_gains(selected, "m").per_seed, selected, "m")
     first = gains.smallest_significant(summary, "backbone_params").iloc[0]
     assert first["first_significant_label"] == "" and first["first_significant_sign"] == 0
-    assert first["first_significant_status"].startswith("unreliable")
+    assert first["first_significant_status"] == "unreliable: < 3 seeds"
+    # Two seeds are enough for a run-to-run SD (n - 1 = 1) and so for the noise flag.
+    assert summary["seed_sd"].to_list() == pytest.approx([np.std([0.30, 0.31], ddof=1)] * 2)
+    assert not summary["within_noise"].astype(bool).any()  # a 0.3 gain is far above 0.007
 
 
 WIDTHS, DEPTHS, SIZES = (0.7, 0.32, 0.15), (1.0, 0.5), (128, 224)
@@ -160,5 +186,5 @@ def test_a_key_that_misses_a_grid_dim_is_refused():
         + table["seed"].astype(str)
     )
     table = tables.normalize(table.drop(columns=["image_size"]), source="missing dim")
-    with pytest.raises(CapstudyError, match="share the comparison key"):
+    with pytest.raises(CapstudyError, match="share the comparison key .* add that dim's column"):
         verdicts.analyze_table(table, find_threshold=False)
