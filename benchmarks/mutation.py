@@ -31,6 +31,7 @@ import argparse
 import csv
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -166,14 +167,27 @@ def check_import_resolves_to_stage(dest: Path, source: str) -> None:
         raise SystemExit(f"{module} imports from {out}, not from the staged copy in {dest}")
 
 
-def run_mutmut(dest: Path, args: argparse.Namespace) -> int:
-    """``nice -n 19 mutmut run`` in the staged folder; its output goes to ``mutmut.log``."""
+def list_mutants(dest: Path, source: str) -> list[str]:
+    """Every mutant of ``source`` by name, generated the way ``mutmut run`` begins (no tests)."""
+    code = (
+        "import os; from mutmut.__main__ import copy_also_copy_files, copy_src_dir, "
+        "create_mutants; os.makedirs('mutants', exist_ok=True); copy_src_dir(); "
+        "copy_also_copy_files(); create_mutants(1)"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=dest, check=True, capture_output=True)
+    meta = dest / "mutants" / f"{staged_path(source)}.meta"
+    return sorted(json.loads(meta.read_text())["exit_code_by_key"])
+
+
+def run_mutmut(dest: Path, args: argparse.Namespace, names: list[str] | None = None) -> int:
+    """``nice -n 19 mutmut run [names]`` in the staged folder; output goes to ``mutmut.log``."""
     mutmut = Path(sys.executable).with_name("mutmut")
     # Tests that start a subprocess import capstudy from the mutated copy too. The folder
     # must exist before mutmut starts: Python caches "no such folder" for a sys.path entry.
     (dest / "mutants").mkdir(exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(dest / "mutants"), "RAY_USAGE_STATS_ENABLED": "0"}
     cmd = ["nice", "-n", "19", str(mutmut), "run", "--max-children", str(args.max_children)]
+    cmd += names or []
     with open(dest / "mutmut.log", "w") as log:
         return subprocess.run(
             cmd, cwd=dest, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -232,9 +246,12 @@ def table(results: list[ModuleResult]) -> str:
     named = ("killed", "survived", "no tests", "timeout")
     totals: dict[str, int] = {}
     for r in results:
-        other = r.total - sum(r.counts.get(s, 0) for s in named)
-        cells = [r.total, *(r.counts.get(s, 0) for s in named), other]
-        lines.append(f"| `{r.source}` | " + " | ".join(map(str, cells)) + f" | {r.score:.1%} |")
+        unchecked = r.counts.get("not checked", 0)  # left out by --sample
+        run = r.total - unchecked
+        other = run - sum(r.counts.get(s, 0) for s in named)
+        cells = [run, *(r.counts.get(s, 0) for s in named), other]
+        shown = [f"{run} of {r.total}" if unchecked else str(run), *map(str, cells[1:])]
+        lines.append(f"| `{r.source}` | " + " | ".join(shown) + f" | {r.score:.1%} |")
         for key, value in zip(("mutants", *named, "other"), cells):
             totals[key] = totals.get(key, 0) + value
     checked = sum(r.detected + sum(r.counts.get(s, 0) for s in UNDETECTED) for r in results)
@@ -276,6 +293,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=REPO / "mutation_out")
     parser.add_argument("--max-children", type=int, default=2, help="mutants run at once")
     parser.add_argument("--timeout-multiplier", type=float, default=5.0)
+    parser.add_argument("--sample", type=int, default=0, help="mutants per module (0: all)")
+    parser.add_argument("--seed", type=int, default=0, help="of the --sample draw")
     parser.add_argument("--report-only", action="store_true", help="read a finished --workdir")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.modules.split(",")) - set(MODULES))
@@ -297,7 +316,11 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(dest)
             stage(dest, module, args)
             check_import_resolves_to_stage(dest, MODULES[module][0])
-            code = run_mutmut(dest, args)
+            names = None
+            if args.sample:
+                every = list_mutants(dest, MODULES[module][0])
+                names = sorted(random.Random(args.seed).sample(every, min(args.sample, len(every))))
+            code = run_mutmut(dest, args, names)
             (dest / "elapsed_s").write_text(f"{time.monotonic() - start:.0f}\n")
             print(f"{module}: mutmut exited {code} ({dest / 'mutmut.log'})", flush=True)
         result = collect(dest, module)
