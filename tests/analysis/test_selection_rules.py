@@ -33,6 +33,7 @@ def test_best_validation_wins_even_when_a_shift_metric_disagrees():
     chosen = selection.select_best(table).table
     assert set(chosen["trial_id"]) == {"good_val"}
     assert len(chosen) == 2  # its metrics on every evaluation domain
+    assert list(chosen.columns) == list(table.columns) and list(chosen.index) == [0, 1]
     assert chosen.set_index("eval_domain").loc["a/ir", "map50"] == pytest.approx(0.1)
 
 
