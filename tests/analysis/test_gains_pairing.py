@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from clitools import run_cli
 
-from capstudy.analysis import gains, tables, verdicts
+from capstudy.analysis import gains, intervals, tables, verdicts
 from capstudy.errors import CapstudyError
 
 
@@ -68,6 +68,7 @@ def test_summary_t_interval_noise_flag_and_holm_first_significant():
     assert summary.loc[-2, "ci_lo"] == pytest.approx(0.001 - half, abs=1e-4)
     assert summary.loc[-2, "ci_hi"] == pytest.approx(0.001 + half, abs=1e-4)
     assert summary.loc[-1, "ci_lo"] > 0.15 and summary.loc[-1, "n_seeds"] == 3
+    assert summary["excludes_zero"].to_list() == [False, True, True]
     assert (summary["p_holm"] >= summary["p"]).all()
     first = gains.smallest_significant(summary.reset_index(), "backbone_params").iloc[0]
     assert first["first_significant_label"] == "L-1" and first["first_significant_sign"] == 1
@@ -89,6 +90,27 @@ def test_no_significant_capacity_among_three_seeds_is_said_so():
     assert first["first_significant_status"] == "none" and first["first_significant_sign"] == 0
     assert np.isnan(first["first_significant_capacity"]) and first["first_significant_label"] == ""
     assert np.isnan(first["first_significant_p_holm"])
+
+
+def test_summary_intervals_follow_the_level():
+    rows = _rows("random", [0, 1, 2, 3], [0.30, 0.32, 0.34, 0.33])
+    rows += _rows("imagenet", [0, 1, 2, 3], [0.33, 0.31, 0.36, 0.37])
+    selected = pd.DataFrame(rows)
+    per_seed = gains.paired_gains(selected, "m").per_seed
+    row = gains.summarize_gains(per_seed, selected, "m", level=0.80).iloc[0]
+    lo, hi, p = intervals.t_interval(per_seed["gain"].to_numpy(), level=0.80)
+    assert (row["ci_lo"], row["ci_hi"], row["p"]) == pytest.approx((lo, hi, p))
+    assert row["significant"] == (p < 0.20) and 0.05 < p < 0.20  # significant at 80% only
+
+
+def test_a_gain_equal_to_the_seed_sd_is_within_noise():
+    # Random runs 0, 1, 2: seed SD exactly 1; every pretrained run 1 better: gain exactly 1.
+    selected = pd.DataFrame(
+        _rows("random", [0, 1, 2], [0.0, 1.0, 2.0]) + _rows("imagenet", [0, 1, 2], [1.0, 2.0, 3.0])
+    )
+    summary = gains.summarize_gains(gains.paired_gains(selected, "m").per_seed, selected, "m")
+    assert summary.loc[0, "seed_sd"] == 1.0 and summary.loc[0, "gain"] == 1.0
+    assert bool(summary.loc[0, "within_noise"])
 
 
 def test_two_seeds_name_no_significant_capacity():
