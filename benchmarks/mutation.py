@@ -7,6 +7,7 @@ test detects (killed, or made to run past its time limit).
 
     python benchmarks/mutation.py                          # all modules (hours on 2 cores)
     python benchmarks/mutation.py --modules asha,plan      # a few
+    python benchmarks/mutation.py --modules threshold,hinge --sample 100 --seed 0
     python benchmarks/mutation.py --report-only --workdir DIR   # re-read a finished run
 
 Why a staging copy: ``analysis/`` and ``launch/`` install as ``capstudy.analysis`` and
@@ -21,8 +22,10 @@ last), so a ``capstudy`` package on ``sys.path`` wins. The run checks that it di
 mutmut runs each mutant in a forked process, only with the tests that call the mutated
 function (recorded in a first, clean run), stopping at the first failure (``-x``), with a
 time limit of ``(tests' clean time + 1 s) x timeout-multiplier x 2`` seconds. The whole run
-sits at ``nice -n 19``. Printed: one row per module; written to ``--out``: ``mutation.json``
-(the table and every surviving mutant with its diff) and ``survivors.csv``.
+sits at ``nice -n 19``. ``--sample N`` runs a fixed-seed draw of N mutants per module (the
+score is then an estimate; the table says "N of M"). Printed: one row per module; written to
+``--out``: ``mutation.json`` (the table and every surviving mutant with its diff) and
+``survivors.csv``. Figures and the survivors' reasons: ``docs/benchmarks/mutation.md``.
 """
 
 from __future__ import annotations
