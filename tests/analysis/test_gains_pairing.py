@@ -111,6 +111,22 @@ def test_a_gain_equal_to_the_seed_sd_is_within_noise():
     summary = gains.summarize_gains(gains.paired_gains(selected, "m").per_seed, selected, "m")
     assert summary.loc[0, "seed_sd"] == 1.0 and summary.loc[0, "gain"] == 1.0
     assert bool(summary.loc[0, "within_noise"])
+    assert list(summary.columns) == [
+        *gains.GROUP_KEYS,
+        *("variant_key", "phi", "label", "class_set", "backbone_params", "detector_params"),
+        *("macs", "n_seeds", "metric_init", "metric_random", "gain", "ci_lo", "ci_hi", "p"),
+        *("p_holm", "seed_sd", "within_noise", "excludes_zero", "significant"),
+    ]
+    assert list(summary.index) == [0]
+
+
+def test_a_point_interval_at_zero_excludes_nothing():
+    # Identical runs with and without pretraining: gain 0 on every seed, interval [0, 0].
+    base = _rows("random", [0, 1, 2], [0.30, 0.32, 0.34])
+    selected = pd.DataFrame(base + _rows("imagenet", [0, 1, 2], [0.30, 0.32, 0.34]))
+    row = gains.summarize_gains(gains.paired_gains(selected, "m").per_seed, selected, "m").iloc[0]
+    assert (row["ci_lo"], row["ci_hi"], row["p"]) == (0.0, 0.0, 1.0)
+    assert not row["excludes_zero"] and not row["significant"]
 
 
 def test_two_seeds_name_no_significant_capacity():
