@@ -25,6 +25,7 @@ space:
   init: {grid_search: [random, imagenet]}
   seed: {grid_search: [0, 1, 2]}
   lr: {loguniform: [0.0001, 0.01]}
+  weight_decay: {uniform: [0.0, 1.0]}
   batch_size: {choice: [8, 16]}
   head_width: {randint: [8, 33]}
 evaluate: [synth_a/rgb, synth_a/ir]
@@ -41,8 +42,8 @@ RICH_TEXT = """\
 Study rich: detection, selected on val/map50 (max)
   file                         {source}
   grid                         family 2 × phi 2/1 (per family) × init 2 × seed 3
-  sampled (HPO)                lr loguniform [0.0001, 0.01]; batch_size choice [8, 16]; \
-head_width randint [8, 33]
+  sampled (HPO)                lr loguniform [0.0001, 0.01]; weight_decay uniform [0, 1]; \
+batch_size choice [8, 16]; head_width randint [8, 33]
   evaluate                     synth_a/rgb, synth_a/ir
 
   cells                        18
@@ -62,7 +63,7 @@ Variants
   efficientnet_b0    phi=-2 (efficientnet)  B-2                   6      24  need       -
   mobilenetv3_small  phi=-1 (efficientnet)  S-1                   6      24  have       -
 
-warning: {source}:15: tune.asha.scope: global ASHA compares trials across cells, so it stops \
+warning: {source}:16: tune.asha.scope: global ASHA compares trials across cells, so it stops \
 small or scratch models for being small or scratch — the very comparison the study makes; \
 prefer scope: cell"""
 
@@ -103,19 +104,26 @@ Variants
   mobilenetv3_small  w=0.25 d=1 r=224       S(w=0.25,d=1)         2       2  need       -"""
 
 
-def _lines(text: str) -> list[str]:
-    return text.splitlines()
-
-
 def test_rich_study_renders_every_figure(tmp_path):
     source = tmp_path / "rich.yaml"
     with pytest.warns(UserWarning, match="global ASHA"):
         spec = parse_study_text(RICH, source)
     rendered = plan(spec, lambda family, capacity, stage: family == "mobilenetv3_small").render()
-    assert _lines(rendered) == _lines(RICH_TEXT.replace("{source}", str(source)))
+    assert rendered == RICH_TEXT.replace("{source}", str(source))
 
 
 def test_free_scale_study_renders_its_capacity_dims(tmp_path):
     source = tmp_path / "free.yaml"
     rendered = plan(parse_study_text(FREE, source)).render()
-    assert _lines(rendered) == _lines(FREE_TEXT.replace("{source}", str(source)))
+    assert rendered == FREE_TEXT.replace("{source}", str(source))
+
+
+def test_a_study_without_grid_dims_or_phi_is_one_default_cell(tmp_path):
+    text = "study: {task: detection, metric: val/map50}\nfixed: {epochs: 3}\n"
+    rendered = plan(parse_study_text(text, tmp_path / "one.yaml")).render().splitlines()
+    assert "  grid                         (none: one cell)" in rendered
+    # No phi anywhere: the base model, phi 0, of the default family and preset (no suffix).
+    row = (
+        "  efficientnet_b0    phi=0                  B0                    1       1  -          -"
+    )
+    assert rendered[-1] == row  # random init only: no pretraining stage
