@@ -244,8 +244,8 @@ def collect(dest: Path, module: str) -> ModuleResult:
 
 def table(results: list[ModuleResult]) -> str:
     """The per-module table, as Markdown."""
-    head = "| module | mutants | killed | survived | no tests | timeout | other | score |"
-    lines = [head, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    head = "| module | mutants | killed | survived | no tests | timeout | other | score | min |"
+    lines = [head, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     named = ("killed", "survived", "no tests", "timeout")
     totals: dict[str, int] = {}
     for r in results:
@@ -254,13 +254,16 @@ def table(results: list[ModuleResult]) -> str:
         other = run - sum(r.counts.get(s, 0) for s in named)
         cells = [run, *(r.counts.get(s, 0) for s in named), other]
         shown = [f"{run} of {r.total}" if unchecked else str(run), *map(str, cells[1:])]
-        lines.append(f"| `{r.source}` | " + " | ".join(shown) + f" | {r.score:.1%} |")
+        minutes = f"{r.seconds / 60:.0f}" if r.seconds == r.seconds else "-"  # NaN: not timed
+        lines.append(f"| `{r.source}` | " + " | ".join(shown) + f" | {r.score:.1%} | {minutes} |")
         for key, value in zip(("mutants", *named, "other"), cells):
             totals[key] = totals.get(key, 0) + value
     checked = sum(r.detected + sum(r.counts.get(s, 0) for s in UNDETECTED) for r in results)
     detected = sum(r.detected for r in results)
     score = f"{detected / checked:.1%}" if checked else "-"
-    lines.append("| **all** | " + " | ".join(str(v) for v in totals.values()) + f" | {score} |")
+    minutes = sum(r.seconds for r in results if r.seconds == r.seconds) / 60
+    cells = " | ".join(str(v) for v in totals.values())
+    lines.append(f"| **all** | {cells} | {score} | {minutes:.0f} |")
     return "\n".join(lines)
 
 
