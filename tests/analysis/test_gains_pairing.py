@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from clitools import run_cli
 
-from capstudy.analysis import gains, tables, verdicts
+from capstudy.analysis import gains, intervals, tables, verdicts
 from capstudy.errors import CapstudyError
 
 
@@ -43,6 +43,12 @@ def test_gains_pair_each_seed_with_its_own_random_run():
     got = paired.per_seed.set_index("seed")["gain"].to_dict()
     assert got == pytest.approx({1: 0.01, 2: 0.05})
     assert paired.n_unpaired == 1
+    assert list(paired.per_seed.columns) == [
+        *gains.GROUP_KEYS,
+        *("variant_key", "pair_key", "phi", "label", "seed", "class_set"),
+        *("backbone_params", "detector_params", "macs", "metric_init", "metric_random", "gain"),
+    ]
+    assert list(paired.per_seed.index) == [0, 1]
 
 
 def test_summary_t_interval_noise_flag_and_holm_first_significant():
@@ -62,10 +68,65 @@ def test_summary_t_interval_noise_flag_and_holm_first_significant():
     assert summary.loc[-2, "ci_lo"] == pytest.approx(0.001 - half, abs=1e-4)
     assert summary.loc[-2, "ci_hi"] == pytest.approx(0.001 + half, abs=1e-4)
     assert summary.loc[-1, "ci_lo"] > 0.15 and summary.loc[-1, "n_seeds"] == 3
+    assert summary["excludes_zero"].to_list() == [False, True, True]
     assert (summary["p_holm"] >= summary["p"]).all()
     first = gains.smallest_significant(summary.reset_index(), "backbone_params").iloc[0]
     assert first["first_significant_label"] == "L-1" and first["first_significant_sign"] == 1
     assert first["first_significant_status"] == "found"
+    assert first["first_significant_capacity"] == summary.loc[-1, "backbone_params"] == 5e4
+    assert first["first_significant_p_holm"] == summary.loc[-1, "p_holm"] < 0.05
+    assert summary.loc[0, "metric_init"] == pytest.approx(0.32 + 0.3)
+    assert summary.loc[0, "metric_random"] == pytest.approx(0.32)
+
+
+def test_no_significant_capacity_among_three_seeds_is_said_so():
+    rows = []
+    for phi in (-1, 0):
+        rows += _rows("random", [0, 1, 2], [0.30, 0.31, 0.32], phi)
+        rows += _rows("imagenet", [0, 1, 2], [0.31, 0.30, 0.32], phi)
+    selected = pd.DataFrame(rows)
+    summary = gains.summarize_gains(gains.paired_gains(selected, "m").per_seed, selected, "m")
+    first = gains.smallest_significant(summary, "backbone_params").iloc[0]
+    assert first["first_significant_status"] == "none" and first["first_significant_sign"] == 0
+    assert np.isnan(first["first_significant_capacity"]) and first["first_significant_label"] == ""
+    assert np.isnan(first["first_significant_p_holm"])
+
+
+def test_summary_intervals_follow_the_level():
+    rows = _rows("random", [0, 1, 2, 3], [0.30, 0.32, 0.34, 0.33])
+    rows += _rows("imagenet", [0, 1, 2, 3], [0.33, 0.31, 0.36, 0.37])
+    selected = pd.DataFrame(rows)
+    per_seed = gains.paired_gains(selected, "m").per_seed
+    row = gains.summarize_gains(per_seed, selected, "m", level=0.80).iloc[0]
+    lo, hi, p = intervals.t_interval(per_seed["gain"].to_numpy(), level=0.80)
+    assert (row["ci_lo"], row["ci_hi"], row["p"]) == pytest.approx((lo, hi, p))
+    assert row["significant"] == (p < 0.20) and 0.05 < p < 0.20  # significant at 80% only
+
+
+def test_a_gain_equal_to_the_seed_sd_is_within_noise():
+    # Random runs 0, 1, 2: seed SD exactly 1; every pretrained run 1 better: gain exactly 1.
+    selected = pd.DataFrame(
+        _rows("random", [0, 1, 2], [0.0, 1.0, 2.0]) + _rows("imagenet", [0, 1, 2], [1.0, 2.0, 3.0])
+    )
+    summary = gains.summarize_gains(gains.paired_gains(selected, "m").per_seed, selected, "m")
+    assert summary.loc[0, "seed_sd"] == 1.0 and summary.loc[0, "gain"] == 1.0
+    assert bool(summary.loc[0, "within_noise"])
+    assert list(summary.columns) == [
+        *gains.GROUP_KEYS,
+        *("variant_key", "phi", "label", "class_set", "backbone_params", "detector_params"),
+        *("macs", "n_seeds", "metric_init", "metric_random", "gain", "ci_lo", "ci_hi", "p"),
+        *("p_holm", "seed_sd", "within_noise", "excludes_zero", "significant"),
+    ]
+    assert list(summary.index) == [0]
+
+
+def test_a_point_interval_at_zero_excludes_nothing():
+    # Identical runs with and without pretraining: gain 0 on every seed, interval [0, 0].
+    base = _rows("random", [0, 1, 2], [0.30, 0.32, 0.34])
+    selected = pd.DataFrame(base + _rows("imagenet", [0, 1, 2], [0.30, 0.32, 0.34]))
+    row = gains.summarize_gains(gains.paired_gains(selected, "m").per_seed, selected, "m").iloc[0]
+    assert (row["ci_lo"], row["ci_hi"], row["p"]) == (0.0, 0.0, 1.0)
+    assert not row["excludes_zero"] and not row["significant"]
 
 
 def test_two_seeds_name_no_significant_capacity():
@@ -77,7 +138,10 @@ def test_two_seeds_name_no_significant_capacity():
     summary = gains.summarize_gains(gains.paired_gains(selected, "m").per_seed, selected, "m")
     first = gains.smallest_significant(summary, "backbone_params").iloc[0]
     assert first["first_significant_label"] == "" and first["first_significant_sign"] == 0
-    assert first["first_significant_status"].startswith("unreliable")
+    assert first["first_significant_status"] == "unreliable: < 3 seeds"
+    # Two seeds are enough for a run-to-run SD (n - 1 = 1) and so for the noise flag.
+    assert summary["seed_sd"].to_list() == pytest.approx([np.std([0.30, 0.31], ddof=1)] * 2)
+    assert not summary["within_noise"].astype(bool).any()  # a 0.3 gain is far above 0.007
 
 
 WIDTHS, DEPTHS, SIZES = (0.7, 0.32, 0.15), (1.0, 0.5), (128, 224)
@@ -160,5 +224,5 @@ def test_a_key_that_misses_a_grid_dim_is_refused():
         + table["seed"].astype(str)
     )
     table = tables.normalize(table.drop(columns=["image_size"]), source="missing dim")
-    with pytest.raises(CapstudyError, match="share the comparison key"):
+    with pytest.raises(CapstudyError, match="share the comparison key .* add that dim's column"):
         verdicts.analyze_table(table, find_threshold=False)

@@ -33,6 +33,7 @@ def test_best_validation_wins_even_when_a_shift_metric_disagrees():
     chosen = selection.select_best(table).table
     assert set(chosen["trial_id"]) == {"good_val"}
     assert len(chosen) == 2  # its metrics on every evaluation domain
+    assert list(chosen.columns) == list(table.columns) and list(chosen.index) == [0, 1]
     assert chosen.set_index("eval_domain").loc["a/ir", "map50"] == pytest.approx(0.1)
 
 
@@ -50,3 +51,39 @@ def test_a_shift_selection_metric_is_refused():
     table = tables.normalize(pd.DataFrame(_trial("x", 0.5, 0, 0, "eval/a/ir/map50")), "t")
     with pytest.raises(CapstudyError, match="not an in-domain validation metric"):
         selection.select_best(table)
+
+
+@pytest.mark.parametrize(
+    ("metric", "mode"),
+    [
+        ("val/loss", "min"),
+        ("val/box_loss", "min"),
+        ("val/top1_err", "min"),  # "err" alone, not only "error"
+        ("val/error_rate", "min"),
+        ("val/map50", "max"),
+        ("val/accuracy", "max"),
+        ("loss", "min"),  # a bare name is its own last part
+    ],
+)
+def test_mode_is_inferred_from_the_metric_name(metric, mode):
+    assert selection.infer_mode(metric) == mode
+
+
+def test_trials_without_a_selection_metric_are_counted_not_refused():
+    # A trial that failed before its first report has no metric name and no value: it cannot
+    # win, and it is not a shift metric either (refusing the study would hide its good cells).
+    rows = _trial("ok", 0.4, 0, 0) + _trial("failed", float("nan"), 0, 0, metric="")
+    table = tables.normalize(pd.DataFrame(rows), source="t")
+    result = selection.select_best(table)
+    assert set(result.table["trial_id"]) == {"ok"} and result.n_without_value == 1
+    # No trial named a metric at all: the mode defaults to max.
+    none = tables.normalize(
+        pd.DataFrame(_trial("a", 0.1, 0, 0, "") + _trial("b", 0.3, 0, 0, "")), "t"
+    )
+    assert set(selection.select_best(none).table["trial_id"]) == {"b"}
+
+
+def test_an_unknown_mode_is_refused_by_name():
+    table = tables.normalize(pd.DataFrame(_trial("x", 0.5, 0, 0)), source="t")
+    with pytest.raises(CapstudyError, match="selection mode must be max or min, not 'best'"):
+        selection.select_best(table, "best")

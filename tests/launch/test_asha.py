@@ -132,3 +132,25 @@ def test_a_stop_decision_stands_when_the_trial_reports_its_rung_again():
     asha.on_result("a", "c", 1, 0.9)
     assert asha.on_result("b", "c", 1, 0.1) == "STOP"
     assert asha.on_result("b", "c", 1, 0.1) == "STOP"
+
+
+def test_global_scope_survives_a_save_and_restore():
+    # A resumed global-scope study must stay global: restored as per-cell, a weak trial of
+    # another cell would no longer meet the strong trials' rung.
+    asha = CellASHA(grace=1, reduction=2, max_t=8, scope="global")
+    asha.on_result("strong", "big", 1, 0.9)
+    restored = CellASHA.from_state(json.loads(json.dumps(asha.to_state())))
+    assert restored.scope == "global" and restored.same_settings(asha)
+    assert not restored.same_settings(CellASHA(grace=1, reduction=2, max_t=8))
+    assert restored.on_result("weak", "small", 1, 0.1) == STOP
+
+
+def test_a_forgotten_trial_no_longer_raises_the_cutoff():
+    asha = CellASHA(grace=1, reduction=2, max_t=8)
+    assert asha.on_result("removed", "c", 1, 0.9) == CONTINUE
+    asha.forget("removed")
+    assert asha.to_state()["cells"] == {"c": {"1": {}}}
+    # Against the removed trial's 0.9 it would stop; with its record gone it is first.
+    assert asha.on_result("next", "c", 1, 0.1) == CONTINUE
+    asha.forget("never-seen")  # forgetting an unknown trial is harmless
+    assert asha.to_state()["cells"] == {"c": {"1": {"next": 0.1}}}

@@ -11,7 +11,7 @@ from capstudy.study.plan import asha_rungs
 GRID = [
     (grace, eta, max_t)
     for grace in (1, 2, 3, 5)
-    for eta in (1.5, 2, 2.5, 3, 4)
+    for eta in (1.2, 1.5, 2, 2.5, 3, 4)
     for max_t in (1, 2, 3, 5, 9, 10, 27, 50, 100)
     if grace <= max_t
 ]
