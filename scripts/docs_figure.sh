@@ -12,9 +12,9 @@ import numpy as np
 
 from capstudy.analysis.simulate import simulate_study_table
 
-# One family, three inits, in-domain and RGB -> thermal; a hinge at 100 k backbone parameters.
+# One family, three inits, 5 seeds, in-domain and RGB -> thermal; a hinge at 100 k parameters.
 table = simulate_study_table(
-    np.random.default_rng(3), slope=0.15, inits=("random", "imagenet", "imagenet_coco")
+    np.random.default_rng(3), slope=0.15, n_seeds=5, inits=("random", "imagenet", "imagenet_coco")
 )
 table.to_csv(sys.argv[1], index=False)
 PY

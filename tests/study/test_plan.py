@@ -124,7 +124,7 @@ def test_free_scale_needs_ignore_resolution(tmp_path):
 def test_full_grid_plan(tmp_path):
     p = plan(load_study("full_grid", cwd=tmp_path))
     assert (len(p.cells), p.trials) == (720, 2880)
-    assert (p.trial_epochs, p.trial_epochs_asha) == (54000, 270 * 75)
+    assert (p.trial_epochs, p.trial_epochs_asha) == (144000, 720 * 75)
     assert len(p.pretrain_needed) == 30
 
 
