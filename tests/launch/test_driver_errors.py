@@ -24,8 +24,8 @@ def test_missing_real_datasets_fail_before_ray_or_mlflow(capstudy_home):
 def test_dry_run_prints_the_plan_even_without_the_datasets(capsys):
     assert run_cli(["launch", "--space", "full_grid", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "cells                        270" in out
-    assert "trials                       1080" in out
+    assert "cells                        720" in out
+    assert "trials                       2880" in out
     assert "dataset 'imagenet' not found" in out
 
 
@@ -66,7 +66,7 @@ def test_dry_run_with_a_settings_error_prints_the_whole_plan_then_exits_2(capstu
     assert run_cli([*args, "--tracking-uri", f"sqlite:///{db}"]) == 2
     captured = capsys.readouterr()
     out = captured.out
-    assert "trials                       1080" in out and "cost: " in out
+    assert "trials                       2880" in out and "cost: " in out
     assert "power" in out and "settings:" in out
     assert f"[error] --tracking-uri: sqlite:///{db} is a file on this machine" in out
     assert out.index("trials ") < out.index("settings:")  # the plan first, then the settings
