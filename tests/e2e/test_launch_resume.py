@@ -38,13 +38,20 @@ def test_tiny_launch_records_parent_and_children(tmp_path):
 
 def test_resume_after_killed_driver(tmp_path):
     env = {**os.environ, "CAPSTUDY_HOME": str(tmp_path), "CAPSTUDY_SYNTH_SCALE": "0.15"}
+    # Longer trials than tiny.yaml's (a second or two each with the batched step): the kill
+    # must land while trials remain, and the store learns of a finished trial only when the
+    # recorder's sink has written it, so all four could otherwise finish before the kill.
+    study = tmp_path / "tiny.yaml"
+    text = (HERE / "tiny.yaml").read_text()
+    study.write_text(text.replace("epochs: 2,", "epochs: 8,").replace("images: 24,", "images: 96,"))
+    assert study.read_text() != text
     args = [
         sys.executable,
         "-m",
         "capstudy.cli.main",
         "launch",
         "--space",
-        str(HERE / "tiny.yaml"),
+        str(study),
         "--max-concurrent",
         "1",
     ]
@@ -69,7 +76,7 @@ def test_resume_after_killed_driver(tmp_path):
     before = run_rows(tmp_path, "trial")
     assert 1 <= sum(s == "FINISHED" for _, s, _ in before) < 4
 
-    resumed = capstudy(["launch", "--space", str(HERE / "tiny.yaml"), "--resume"], tmp_path)
+    resumed = capstudy(["launch", "--space", str(study), "--resume"], tmp_path)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     after = run_rows(tmp_path, "trial")
     keys = [key for *_, key in after]
