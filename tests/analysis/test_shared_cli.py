@@ -37,7 +37,11 @@ def test_a_kink_at_100k_is_one_shared_threshold_covering_it(tmp_path, capsys):
     assert len(pooled) == 1 and pooled.loc[0, "comparisons"] == 32
     assert pooled.loc[0, "verdict"] == "threshold"
     assert pooled.loc[0, "threshold_lo"] <= 1e5 <= pooled.loc[0, "threshold_hi"]
+    # The simulated gain is exactly zero below the kink: shown to vanish (TOST, ±0.02).
+    assert pooled.loc[0, "plateau_vanishes"] == "vanishes"
+    assert abs(pooled.loc[0, "plateau_lo"]) < 0.02 and abs(pooled.loc[0, "plateau_hi"]) < 0.02
     assert printed.splitlines()[0].startswith("**Shared threshold: ")
+    assert "below it the gain vanishes" in printed.splitlines()[0]
     headline = (tmp_path / "out" / "report.md").read_text().split("## Headline", 1)[1]
     assert headline.lstrip().startswith("**Shared threshold: ")
     contrasts = pd.read_csv(tmp_path / "out" / "tables" / "contrasts.csv")

@@ -114,3 +114,17 @@ def test_no_threshold_rows_leave_threshold_columns_empty_and_bh_adjusts():
         assert np.isnan(fits.loc["flat", col])
     assert (fits["p_threshold_adj"] >= fits["p_threshold"]).all()
     assert (fits["n_threshold_tests"] == 2).all()
+
+
+def test_plateau_statement_is_equivalence_first_then_difference():
+    from capstudy.analysis.threshold import plateau_statement
+
+    # 90% interval inside ±0.02: vanishes, even if the 95% interval excludes zero.
+    assert plateau_statement(0.001, 0.019, 0.002, 0.018, 0.02) == "vanishes"
+    # Not equivalent, 95% interval above zero: persists.
+    assert plateau_statement(0.01, 0.05, 0.012, 0.045, 0.02) == "persists"
+    assert plateau_statement(-0.05, -0.01, -0.045, -0.012, 0.02) == "persists"
+    # Neither: undetermined.
+    assert plateau_statement(-0.01, 0.03, -0.005, 0.025, 0.02) == "undetermined"
+    # The margin is a bound, inclusive: a 90% interval touching it still counts.
+    assert plateau_statement(-0.03, 0.03, -0.02, 0.02, 0.02) == "vanishes"
