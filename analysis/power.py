@@ -174,16 +174,19 @@ def simulate_power(
         for n in seeds
         for r in range(replicates)
     ]
+    return pd.DataFrame(run_tasks(_one_replicate, tasks, workers))
+
+
+def run_tasks(fn, tasks: list, workers: int | None) -> list:
+    """``[fn(t) for t in tasks]`` in ``workers`` processes (default: the usable CPUs)."""
     workers = workers or len(os.sched_getaffinity(0))
     if workers <= 1 or len(tasks) <= 1:
-        rows = [_one_replicate(t) for t in tasks]
-    else:
-        # fork: workers inherit the imported analysis instead of importing it again.
-        methods = multiprocessing.get_all_start_methods()
-        ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            rows = list(pool.map(_one_replicate, tasks, chunksize=max(1, len(tasks) // 16)))
-    return pd.DataFrame(rows)
+        return [fn(t) for t in tasks]
+    # fork: workers inherit the imported analysis instead of importing it again.
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        return list(pool.map(fn, tasks, chunksize=max(1, len(tasks) // 16)))
 
 
 def _rate(num: pd.Series, den: pd.Series) -> tuple[float, float]:

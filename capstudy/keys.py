@@ -239,3 +239,16 @@ M_CPU_LATENCY_PREFIX = "latency/cpu_ms/"
 # credentials in a URI, so none are recorded), so `capstudy status` finds the study's state
 # in that storage without --storage.
 T_STORAGE = "capstudy.storage"
+
+# --- sequential studies: seeds in planned looks -------------------------------------------
+# On the parent run: the boundaries (JSON, computed before the first trial), the last look
+# decided, and each look's decision (``capstudy.sequential.look.<k>``: JSON with the look's
+# seeds, p-value, boundary and decision). Metrics at step k: the look's shared-test p-value,
+# its statistic and its efficacy boundary.
+T_SEQ_BOUNDARIES = "capstudy.sequential.boundaries"
+T_SEQ_LOOK = "capstudy.sequential.look"
+T_SEQ_DECISION = "capstudy.sequential.decision"
+T_SEQ_LOOK_PREFIX = "capstudy.sequential.look."
+M_SEQ_P = "sequential/p"
+M_SEQ_Z = "sequential/z"
+M_SEQ_BOUNDARY_P = "sequential/boundary_p"

@@ -88,6 +88,13 @@ class Place:
             return Place(self.local / name)
         return self._remote(lambda p: str(PurePosixPath(p) / name))
 
+    @property
+    def parent(self) -> Place:
+        """The folder this place is in."""
+        if self.local is not None:
+            return Place(self.local.parent)
+        return self._remote(lambda p: str(PurePosixPath(p).parent))
+
     def with_name(self, name: str) -> Place:
         """A sibling: this place with its last component replaced."""
         if self.local is not None:

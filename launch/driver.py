@@ -38,6 +38,7 @@ from capstudy.launch.clusterchecks import (
 from capstudy.launch.dataprobe import check_local_datasets, data_needs
 from capstudy.launch.latency import log_latencies
 from capstudy.launch.live import LiveView
+from capstudy.launch.looks import run_looks
 from capstudy.launch.pretraining import have_weights_fn, pretrain_resources_ask, run_pretraining
 from capstudy.launch.recorder import StudyRecorder
 from capstudy.launch.scheduler import CellASHAScheduler, asha_state_path, load_asha
@@ -140,13 +141,33 @@ def launch(
                 say=lambda m: console.print(f"[cyan]{m}[/]"),
                 fingerprints=fingerprints,
             )
-        tuner = build_tuner(spec, opts, storage, exp_path, recorder, trainable_fn)
-        results = tuner.fit()
-        trials = results._experiment_analysis.trials
-        recorder.reconcile(trials)
-        done, failed = _count(trials)
+
+        def fit(sub: StudySpec, path: Place, resume: bool) -> list[Any]:
+            tuner = build_tuner(sub, opts, path, recorder, trainable_fn, resume)
+            trials = tuner.fit()._experiment_analysis.trials
+            recorder.reconcile(trials)
+            return trials
+
         total = len(expand_cells(spec)) * spec.tune.samples_per_cell
-        status = "FINISHED" if done + failed >= total else "KILLED"
+        if spec.sequential is None:
+            done, failed = _count(fit(spec, exp_path, opts.resume or opts.retry_failed))
+            status = "FINISHED" if done + failed >= total else "KILLED"
+        else:
+            state = _read_state(exp_path)
+            trials, ended = run_looks(
+                spec,
+                exp_path,
+                parent,
+                uri,
+                state,
+                lambda s: _write_state(exp_path, s),
+                fit,
+                resume=opts.resume,
+                seed=opts.seed,
+                console=console,
+            )
+            done, failed = _count(trials)
+            status = "FINISHED" if ended else "KILLED"
         print_results(console, uri, spec, time.monotonic() - started, recorder.warnings)
         if status == "FINISHED":
             log_latencies(spec, parent, uri, say=lambda m: console.print(m, soft_wrap=True))
@@ -224,8 +245,16 @@ def _parent_run(
 ) -> str:
     """The study's parent run: the previous one on --resume, else a new one."""
     state = _read_state(exp_path)
+    if opts.retry_failed and spec.sequential is not None:
+        raise CapstudyError(
+            f"--retry-failed reruns one experiment's failed trials; study {spec.name!r} is "
+            "sequential (a look decided on its finished trials must not change). Resume it "
+            f"with `capstudy launch --space {opts.space} --resume`, or relaunch it."
+        )
     if opts.resume or opts.retry_failed:
-        if not tune.Tuner.can_restore(str(exp_path)) or not state.get("parent_run_id"):
+        # A sequential study keeps its looks' experiments inside its folder.
+        restorable = spec.sequential is not None or tune.Tuner.can_restore(str(exp_path))
+        if not restorable or not state.get("parent_run_id"):
             raise CapstudyError(
                 f"nothing to resume for study {spec.name!r}: no saved experiment at {exp_path}. "
                 f"Run `capstudy launch --space {opts.space}` without --resume to start it."
@@ -307,13 +336,14 @@ def _ray_init(address: str | None, uri: str) -> None:
 def build_tuner(
     spec: StudySpec,
     opts: LaunchOptions,
-    storage: Place,
     exp_path: Place,
     recorder: StudyRecorder,
     trainable_fn: Any = None,
+    restore: bool = False,
 ) -> tune.Tuner:
-    """The study's Tuner (or the restored one with ``opts.resume``).
+    """The Tuner of the experiment at ``exp_path`` (or the restored one with ``restore``).
 
+    ``exp_path`` is ``<storage>/<study>``, or a sequential study's look folder inside it.
     ``trainable_fn`` is the trial function; tests pass a scripted one to drive the real
     searcher, scheduler and recorder through Ray without training models.
     """
@@ -329,14 +359,14 @@ def build_tuner(
     fresh = CellASHA(asha.grace, asha.reduction, asha.max_t, spec.mode, asha.scope)
     # Attached: the scheduler and recorder Ray unpickles on a restore are these two.
     scheduler = CellASHAScheduler(
-        load_asha(exp_path, fresh) if opts.resume or opts.retry_failed else fresh,
+        load_asha(exp_path, fresh) if restore else fresh,
         spec.metric,
         spec.mode,
         exp_path,
         retry_changes(opts.retry_failed, opts.retry_batch_size),
     ).attach()
     recorder.attach()
-    if opts.resume or opts.retry_failed:
+    if restore:
         # --retry-failed: only ERROR trials run again, from scratch (the cause was fixed, so
         # their checkpoints may hold what went wrong); finished ones stay as they are.
         return tune.Tuner.restore(
@@ -361,8 +391,8 @@ def build_tuner(
             trial_dirname_creator=lambda t: t.config.get(TRIAL_KEY, t.trial_id),
         ),
         run_config=tune.RunConfig(
-            name=spec.name,
-            storage_path=str(storage),
+            name=exp_path.name,
+            storage_path=str(exp_path.parent),
             failure_config=tune.FailureConfig(max_failures=opts.max_failures),
             # Two, not one: a driver killed between Ray registering a new checkpoint (and
             # deleting the one before) and its next experiment snapshot resumes from a state

@@ -14,6 +14,7 @@ import typer
 from capstudy.cli.options import TrackingUri
 from capstudy.errors import CapstudyError
 from capstudy.status import text as studytext
+from capstudy.status.looks import sequential_lines
 
 _STORAGE_HELP = (
     "Ray Tune storage (path or URI) the launch used; default: the one its launch recorded."
@@ -116,6 +117,7 @@ def study_report(uri: str, study: str | None, storage: str | None = None) -> dic
             {"cause": cause, "count": n}
             for cause, n in count_causes([t.retries for t in st.trials])
         ],
+        "sequential": st.sequential,
         "next": next_commands(st),
     }
 
@@ -184,6 +186,8 @@ def render_report(report: dict) -> str:
         if report["variants"]
         else "no trial has started yet (pretraining, or waiting for resources)",
     ]
+    if report.get("sequential"):
+        lines += ["", *sequential_lines(report["sequential"])]
     if report["failures"]:
         lines += ["", "failures by cause:"]
         for f in report["failures"]:

@@ -25,6 +25,7 @@ from statistics import mean
 from capstudy import keys, paths
 from capstudy.errors import CapstudyError
 from capstudy.status.causes import last_error_line
+from capstudy.status.looks import sequential_facts
 from capstudy.storage import Place, place
 
 STATE_FILE = "capstudy_study.json"  # written by the launch driver next to Ray's state
@@ -79,6 +80,7 @@ class StudyState:
     study_file: str = ""
     state: str = "UNKNOWN"
     ray_folder: str = ""
+    sequential: dict = field(default_factory=dict)  # capstudy.status.looks.sequential_facts
 
     def counts(self) -> dict[str, int]:
         """Trials by state in the latest launch."""
@@ -226,6 +228,7 @@ def study_state(uri: str, study: str, storage: Path | str | None = None) -> Stud
     )
     out.trials = [_trial_row(run, ray_folder) for run in children]
     out.state = _launch_state(latest.info.status, state if ray_folder else {})
+    out.sequential = sequential_facts(latest.data.tags, state if ray_folder else {})
     return out
 
 

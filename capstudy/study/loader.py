@@ -18,6 +18,7 @@ from pathlib import Path
 
 from capstudy.errors import CapstudyError
 from capstudy.study.cells import check_cells
+from capstudy.study.looks import parse_sequential
 from capstudy.study.parse import (
     parse_data,
     parse_evaluate,
@@ -33,7 +34,17 @@ from capstudy.study.spec import StudySpec, StudyWarning
 
 __all__ = ["available_studies", "load_study", "parse_study_text"]
 
-TOP_LEVEL_KEYS = ("study", "fixed", "space", "evaluate", "tune", "resources", "data", "pretrain")
+TOP_LEVEL_KEYS = (
+    "study",
+    "fixed",
+    "space",
+    "evaluate",
+    "tune",
+    "resources",
+    "data",
+    "pretrain",
+    "sequential",
+)
 REQUIRED_TOP_LEVEL = ("study",)
 
 
@@ -93,6 +104,7 @@ def _build_spec(doc: SourceDoc, source: Path) -> tuple[StudySpec, list[str]]:
         pretrain=parse_pretrain(doc, data.get("pretrain"), resources),
         source=source,
         warnings=tuple(notes),
+        sequential=parse_sequential(doc, data.get("sequential"), grid),
     )
     return spec, notes
 

@@ -77,6 +77,18 @@ def _one_of(doc: SourceDoc, path: KeyPath, value: Any, options: tuple[str, ...])
     return value
 
 
+def number_in(doc: SourceDoc, path: KeyPath, value: Any, lo: float, hi: float) -> float:
+    """A number strictly between ``lo`` and ``hi``."""
+    number = _number(doc, path, value)
+    if not lo < number < hi:
+        raise doc.error(path, f"must be between {lo} and {hi} (exclusive), got {value!r}")
+    return number
+
+
+# Shared with the other section modules (capstudy.study.looks).
+section, one_of = _section, _one_of
+
+
 # --- sections --------------------------------------------------------------------------
 
 

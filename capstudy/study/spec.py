@@ -155,6 +155,35 @@ class PretrainSpec:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+@dataclass(frozen=True)
+class SequentialSpec:
+    """A group-sequential study: seeds run in planned looks until the answer is decided.
+
+    Attributes:
+        looks: Cumulative seeds at each look (the first ``looks[k]`` values of the seed grid
+            dim); the last is every seed of the grid.
+        alpha: The shared-threshold test's overall false-threshold rate, spent across looks.
+        spending: ``obf`` (O'Brien-Fleming type, Lan-DeMets: almost nothing spent early) or
+            ``pocock`` (Pocock type: spent evenly).
+        futility: An interim look stops for futility when the shared test's p-value is at
+            least this (0.5: the statistic is below its null median, Wieand's rule); None
+            never stops for futility. Non-binding: it can only lower the false-threshold rate.
+        simulations: Simulated null studies that estimate the statistic's correlation
+            across looks under the study's own grid (the boundaries come from it).
+    """
+
+    looks: tuple[int, ...]
+    alpha: float = 0.05
+    spending: str = "obf"
+    futility: float | None = 0.5
+    simulations: int = 60
+
+    def seeds_of_look(self, seeds: tuple[Any, ...], look: int) -> tuple[Any, ...]:
+        """The seed values look ``look`` (1-based) adds to those of the looks before it."""
+        start = self.looks[look - 2] if look > 1 else 0
+        return tuple(seeds[start : self.looks[look - 1]])
+
+
 class StudyWarning(UserWarning):
     """A study file asks for something allowed but risky (e.g. global ASHA)."""
 
@@ -178,6 +207,7 @@ class StudySpec:
         pretrain: How the pretraining stages are run for this study.
         source: The study file.
         warnings: Messages the CLI should print (already emitted with ``warnings.warn``).
+        sequential: The planned looks of a group-sequential study (None: one fixed launch).
     """
 
     name: str
@@ -194,6 +224,7 @@ class StudySpec:
     pretrain: PretrainSpec
     source: Path
     warnings: tuple[str, ...] = field(default=())
+    sequential: SequentialSpec | None = None
 
     @property
     def pretrain_resources(self) -> Resources:

@@ -36,7 +36,14 @@ resources: {cpu: 1, gpu: 0}
 def _fit(spec, storage, uri, parent, resume: bool):
     recorder = StudyRecorder(spec.name, uri, parent, spec.metric)
     opts = LaunchOptions(space=str(spec.source), max_failures=0, resume=resume)
-    tuner = build_tuner(spec, opts, storage, storage / spec.name, recorder, crash_once_trainable)
+    tuner = build_tuner(
+        spec,
+        opts,
+        storage / spec.name,
+        recorder,
+        crash_once_trainable,
+        opts.resume or opts.retry_failed,
+    )
     results = tuner.fit()
     recorder.reconcile(results._experiment_analysis.trials)
     assert recorder.close()

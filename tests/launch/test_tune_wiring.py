@@ -47,7 +47,14 @@ def _run(scope: str, tmp_path, local_ray, max_concurrent: int = 2, study: str = 
     recorder = StudyRecorder(spec.name, uri, parent, spec.metric, spec.mode)
     storage = tmp_path / "ray_results"
     opts = LaunchOptions(space=str(spec.source), max_concurrent=max_concurrent, max_failures=0)
-    tuner = build_tuner(spec, opts, storage, storage / spec.name, recorder, scripted_trainable)
+    tuner = build_tuner(
+        spec,
+        opts,
+        storage / spec.name,
+        recorder,
+        scripted_trainable,
+        opts.resume or opts.retry_failed,
+    )
     results = tuner.fit()
     assert recorder.close()  # the tracking sink writes after the callbacks return: flush it
     epochs = {}
@@ -104,7 +111,14 @@ def test_failed_trial_retries_from_its_checkpoint_in_the_same_run(tmp_path, loca
     recorder = StudyRecorder(spec.name, uri, parent, spec.metric)
     storage = tmp_path / "ray_results"
     opts = LaunchOptions(space=str(spec.source), max_failures=1)
-    tuner = build_tuner(spec, opts, storage, storage / spec.name, recorder, crash_once_trainable)
+    tuner = build_tuner(
+        spec,
+        opts,
+        storage / spec.name,
+        recorder,
+        crash_once_trainable,
+        opts.resume or opts.retry_failed,
+    )
     (result,) = list(tuner.fit())
     assert recorder.close()
     assert result.error is None

@@ -1,0 +1,173 @@
+"""A sequential study's looks: launch a look's seeds, decide, launch the next or stop.
+
+Each look is a Ray Tune experiment of its own at ``<study folder>/look<k>`` (the study's
+state file stays in the study folder), with the study's one parent run: the trials of every
+look are one study in MLflow and in the analysis. Before the first trial, the boundaries are
+computed by simulation under the study's grid (:mod:`capstudy.analysis.power_seq`) and
+recorded on the parent run and in the state. After a look's trials end, the shared-threshold
+test runs on every finished trial so far (:func:`capstudy.analysis.sequential.look_result`)
+and the decision is recorded in both places *before* the next look starts. ``--resume``
+reads the decided looks back and never decides them again: it continues the look in
+progress (restoring its experiment) or starts the next one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+
+from capstudy import keys, tracking
+from capstudy.analysis import sequential
+from capstudy.errors import CapstudyError
+from capstudy.storage import Place
+from capstudy.study import StudySpec
+from capstudy.study.looks import spec_for_look
+
+# fit(look spec, look folder, resume) -> Ray's trials of that look, reconciled with MLflow.
+Fit = Callable[[StudySpec, Place, bool], list[Any]]
+Save = Callable[[dict], None]
+
+
+def look_path(exp_path: Place, look: int) -> Place:
+    """Where look ``look``'s Ray experiment lives."""
+    return exp_path / f"look{look}"
+
+
+def boundaries_for(
+    spec: StudySpec, state: dict, parent: str, uri: str, save: Save, say
+) -> sequential.Boundaries:
+    """The study's boundaries: from its state, else simulated now and recorded."""
+    if state.get("boundaries"):
+        return sequential.Boundaries.from_dict(state["boundaries"])
+    from capstudy.analysis.power_design import design_from_study
+    from capstudy.analysis.power_seq import null_boundaries
+    from capstudy.analysis.power_sim import Effect
+    from capstudy.capacity import free_backbone_params
+
+    seq = spec.sequential
+    say(
+        f"sequential study: simulating {seq.simulations} no-threshold studies of this grid "
+        f"for the boundaries of looks {list(seq.looks)} ({seq.spending} spending)"
+    )
+    design = design_from_study(spec, count=free_backbone_params)
+    bounds, _ = null_boundaries(design, Effect(), seq)
+    state["boundaries"] = bounds.to_dict()
+    save(state)
+    tracking.set_tags(parent, {keys.T_SEQ_BOUNDARIES: json.dumps(bounds.to_dict())}, uri)
+    say(boundary_line(bounds))
+    return bounds
+
+
+def boundary_line(bounds: sequential.Boundaries) -> str:
+    """One line: the looks and where each stops."""
+    parts = [
+        f"look {k} ({n} seeds): threshold if p <= {c:.4f}"
+        for k, (n, c) in enumerate(zip(bounds.looks, bounds.p), start=1)
+    ]
+    futility = (
+        f"; futility at an interim look if p >= {bounds.futility:g}"
+        if bounds.futility is not None
+        else ""
+    )
+    return "boundaries: " + "; ".join(parts) + futility
+
+
+def run_looks(
+    spec: StudySpec,
+    exp_path: Place,
+    parent: str,
+    uri: str,
+    state: dict,
+    save: Save,
+    fit: Fit,
+    *,
+    resume: bool,
+    seed: int = 0,
+    console: Console | None = None,
+) -> tuple[list[Any], bool]:
+    """Run the looks not yet decided; returns (every look's trials, whether it ended).
+
+    ``ended`` is False when a look's trials did not all end (the launch was interrupted):
+    that look is not decided, and ``--resume`` continues it.
+    """
+    console = console or Console()
+
+    def say(message: str) -> None:
+        console.print(f"[cyan]{message}[/]", soft_wrap=True)
+
+    bounds = boundaries_for(spec, state, parent, uri, save, say)
+    decided = {int(d["look"]): d for d in state.get("looks", [])}
+    trials: list[Any] = []
+    for look in range(1, len(bounds.looks) + 1):
+        path = look_path(exp_path, look)
+        if look in decided:
+            if decided[look]["decision"] != sequential.CONTINUE:
+                break
+            continue
+        sub = spec_for_look(spec, look)
+        total = len(bounds.looks)
+        say(f"look {look} of {total}: seeds {bounds.looks[look - 1]} of {bounds.looks[-1]}")
+        state["look"] = look
+        save(state)
+        from ray import tune
+
+        restoring = resume and tune.Tuner.can_restore(str(path))
+        look_trials = fit(sub, path, restoring)
+        trials.extend(look_trials)
+        if not all(str(t.status) in ("TERMINATED", "ERROR") for t in look_trials):
+            return trials, False
+        record = decide_look(spec, bounds, look, parent, uri, seed)
+        state.setdefault("looks", []).append(record)
+        save(state)
+        say(look_line(record, bounds))
+        if record["decision"] != sequential.CONTINUE:
+            break
+    return trials, True
+
+
+def decide_look(
+    spec: StudySpec, bounds: sequential.Boundaries, look: int, parent: str, uri: str, seed: int
+) -> dict:
+    """The shared test on every finished trial so far, its decision, recorded on the parent."""
+    from capstudy.analysis.results import load_from_mlflow
+
+    try:
+        table = load_from_mlflow(uri, spec.name, parent=parent).table
+        result = sequential.look_result(table, n_boot=bounds.n_boot(look), seed=seed)
+    except CapstudyError as exc:  # no usable trial at all: nothing to test yet
+        result = {"p": float("nan"), "direction": 0, "verdict": f"not tested ({exc})"}
+    decision = sequential.decide(bounds, look, result["p"])
+    record = {
+        "look": look,
+        "seeds": bounds.looks[look - 1],
+        "p": result["p"],
+        "boundary_p": bounds.p[look - 1],
+        "direction": result["direction"],
+        "decision": decision,
+    }
+    tracking.set_tags(
+        parent,
+        {
+            keys.T_SEQ_LOOK: str(look),
+            keys.T_SEQ_DECISION: decision,
+            f"{keys.T_SEQ_LOOK_PREFIX}{look}": json.dumps(record),
+        },
+        uri,
+    )
+    metrics = {keys.M_SEQ_BOUNDARY_P: bounds.p[look - 1]}
+    if result["p"] == result["p"]:  # not nan
+        metrics[keys.M_SEQ_P] = result["p"]
+        metrics[keys.M_SEQ_Z] = sequential.z_of(result["p"])
+    tracking.log_metrics(parent, metrics, step=look, tracking_uri=uri)
+    return record
+
+
+def look_line(record: dict, bounds: sequential.Boundaries) -> str:
+    """What a look decided, in one line."""
+    look, p = record["look"], record["p"]
+    where = f"look {look} of {len(bounds.looks)} ({record['seeds']} seeds)"
+    shown = "not testable" if p != p else f"p = {p:.4f}"
+    return f"{where}: {shown}, boundary {record['boundary_p']:.4f} -> {record['decision']}"
