@@ -36,6 +36,9 @@ class Extras:
 
     costs: pd.DataFrame | None = None  # one row per trial run: init, status, device_seconds
     latency: dict[str, float] = field(default_factory=dict)  # label -> CPU ms per image
+    # A sequential study's boundaries and recorded look decisions (the parent run's tags):
+    # the shared verdict follows the design (capstudy.analysis.sequential.apply_design).
+    sequential: dict | None = None
 
 
 def _direction(row: pd.Series) -> int:

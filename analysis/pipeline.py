@@ -126,6 +126,7 @@ def run_analysis(
         alpha=options.alpha,
         plateau_margin=options.plateau_margin,
         decade_margin=options.decade_margin,
+        sequential_design=extras.sequential if extras is not None else None,
     )
     result = AnalysisResult(
         study=study,

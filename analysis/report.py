@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from capstudy.analysis.intervals import MIN_RELIABLE_SEEDS
+from capstudy.analysis.sequential import design_statement
 from capstudy.analysis.shared import factor_summary
 from capstudy.analysis.threshold import MIN_CAPACITIES, VERDICT_INSUFFICIENT, VERDICT_THRESHOLD
 
@@ -277,10 +278,15 @@ def shared_statement(pooled: pd.DataFrame | None, contrasts: pd.DataFrame | None
             "linear": "a straight line in log capacity",
             "constant": "a constant gain",
         }.get(row["best_model"], row["best_model"])
+        if row["best_model"] == "not decided":  # a sequential look short of its boundary
+            return (
+                f"**Shared threshold: not shown at this look.** Pooled over {n} comparisons "
+                f"({tests})." + design_statement(row)
+            )
         return (
             f"**Shared threshold: none.** Pooled over {n} comparisons, the data do not prefer "
             f"one capacity threshold to a smooth curve: the gain in {metric} is described by "
-            f"{shape} ({tests})."
+            f"{shape} ({tests})." + design_statement(row)
         )
     margin = float(row["plateau_margin"])
     plateau = f"{row['plateau']:+.3g} (95% CI {row['plateau_lo']:+.3g} to {row['plateau_hi']:+.3g})"
@@ -298,7 +304,7 @@ def shared_statement(pooled: pd.DataFrame | None, contrasts: pd.DataFrame | None
         f"comparisons; {below}. Above it the gain "
         f"{_DIRECTION[int(row['direction'])]} ({tests})."
     )
-    return text + pooling_statement(contrasts)
+    return text + design_statement(row) + pooling_statement(contrasts)
 
 
 def pooling_statement(contrasts: pd.DataFrame | None) -> str:

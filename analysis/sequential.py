@@ -248,3 +248,74 @@ def look_result(table, *, n_boot: int, seed: int = 0, fast: bool = False) -> dic
         "direction": int(np.sign(slope)) if np.isfinite(slope) else 0,
         "verdict": row.get("verdict", ""),
     }
+
+
+def look_of(bounds: Boundaries, n_seeds: int) -> int:
+    """The look a table with ``n_seeds`` seeds per cell stands at (1 before the first ends)."""
+    done = [k for k, n in enumerate(bounds.looks, start=1) if n <= n_seeds]
+    return done[-1] if done else 1
+
+
+def apply_design(pooled, design: dict, n_seeds: int):
+    """The shared row judged by the sequential design, as ``capstudy analyze`` reports it.
+
+    Args:
+        pooled: the one-row shared-threshold table (:func:`capstudy.analysis.shared.fit_shared`).
+        design: ``{"boundaries": Boundaries.to_dict(), "looks": [recorded look decisions]}``
+            as the launch recorded them on the parent run.
+        n_seeds: seeds per cell in the analysed table.
+
+    Returns:
+        The row with the verdict by the look's boundary (threshold only when ``p <= c_k``),
+        and the columns ``design``, ``look``, ``looks``, ``boundary_p``, ``p_adjusted``
+        (stage-wise), ``decision`` (this analysis's) and ``recorded`` (the launch's decision
+        at this look, when it made one).
+    """
+    from capstudy.analysis.threshold import VERDICT_NONE, VERDICT_THRESHOLD
+
+    bounds = Boundaries.from_dict(design["boundaries"])
+    out = pooled.copy()
+    row = out.iloc[0]
+    look = look_of(bounds, n_seeds)
+    recorded = {int(r["look"]): r["decision"] for r in design.get("looks", [])}
+    p = float(row["p"]) if "p" in row and row["p"] == row["p"] else float("nan")
+    decision = decide(bounds, look, p)
+    out["design"] = "sequential"
+    out["spending"] = bounds.spending
+    out["look"] = look
+    out["looks"] = "/".join(map(str, bounds.looks))
+    out["boundary_p"] = bounds.p[look - 1]
+    out["p_adjusted"] = adjusted_p(bounds, look, p) if p == p else float("nan")
+    out["decision"] = decision
+    out["recorded"] = recorded.get(look, "")
+    if row["verdict"] in (VERDICT_THRESHOLD, VERDICT_NONE):
+        out["verdict"] = VERDICT_THRESHOLD if decision == STOP_THRESHOLD else VERDICT_NONE
+        if decision != STOP_THRESHOLD and row.get("best_model") == "hinge":
+            out["best_model"] = "not decided"
+    return out
+
+
+def design_statement(row) -> str:
+    """One sentence on the sequential design behind a shared row ('' for a fixed design)."""
+    if row.get("design") != "sequential":
+        return ""
+    looks = str(row["looks"]).split("/")
+    k = int(row["look"])
+    spending = {"obf": "O'Brien-Fleming", "pocock": "Pocock"}.get(row["spending"], "")
+    where = f"look {k} of {len(looks)} ({looks[k - 1]} of {looks[-1]} seeds per cell)"
+    p = row["p"]
+    stated = {
+        STOP_THRESHOLD: "the study stopped here: threshold",
+        STOP_FUTILITY: "the study stopped here for futility",
+        STOP_FINAL: "the last look: no threshold",
+        CONTINUE: "the study continues to the next look",
+    }[row["decision"]]
+    text = (
+        f" Sequential design ({spending} alpha spending, looks at {', '.join(looks)} seeds): "
+        f"{where}, p = {p:.3g} against this look's boundary {row['boundary_p']:.3g}; "
+        f"{stated}; stage-wise adjusted p = {row['p_adjusted']:.3g}. The breakpoint interval "
+        "is the look's fixed-sample interval."
+    )
+    if row.get("recorded") and row["recorded"] != row["decision"]:
+        text += f" (The launch decided '{row['recorded']}' at this look with its own replicates.)"
+    return text

@@ -7,6 +7,8 @@ logged on its parent run.
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
 from capstudy import keys
@@ -55,7 +57,22 @@ def read_extras(tracking_uri: str, study: str) -> Extras:
         for key, value in parents[0].data.metrics.items():
             if key.startswith(prefix):
                 latency[key[len(prefix) :]] = float(value)
-    return Extras(costs=pd.DataFrame(rows) if rows else None, latency=latency)
+    design = sequential_design(parents[0].data.tags) if parents else None
+    return Extras(costs=pd.DataFrame(rows) if rows else None, latency=latency, sequential=design)
+
+
+def sequential_design(tags: dict[str, str]) -> dict | None:
+    """A sequential launch's boundaries and look decisions from its parent run's tags."""
+    raw = tags.get(keys.T_SEQ_BOUNDARIES)
+    if not raw:
+        return None
+    bounds = json.loads(raw)
+    looks = [
+        json.loads(tags[f"{keys.T_SEQ_LOOK_PREFIX}{k}"])
+        for k in range(1, len(bounds["looks"]) + 1)
+        if f"{keys.T_SEQ_LOOK_PREFIX}{k}" in tags
+    ]
+    return {"boundaries": bounds, "looks": looks}
 
 
 def set_report_note(tracking_uri: str, run_id: str, report_md) -> None:

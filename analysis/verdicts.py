@@ -12,12 +12,21 @@ there (``fast=True`` picks 199 replicates and a 61-point grid).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
-from capstudy.analysis import gains, hinge, intervals, selection, shared, tables, threshold
+from capstudy.analysis import (
+    gains,
+    hinge,
+    intervals,
+    selection,
+    sequential,
+    shared,
+    tables,
+    threshold,
+)
 from capstudy.errors import CapstudyError
 
 FAST_N_BOOT = 199
@@ -92,6 +101,7 @@ def analyze_table(
     fast: bool = False,
     plateau_margin: float = threshold.PLATEAU_MARGIN,
     decade_margin: float = shared.DECADE_MARGIN,
+    sequential_design: dict | None = None,
 ) -> Verdicts:
     """Run the statistics of a study on a tidy table (pure: no file I/O, no figures).
 
@@ -111,6 +121,9 @@ def analyze_table(
         fast: use ``FAST_N_BOOT`` replicates and ``FAST_GRID_POINTS`` grid points at most.
         plateau_margin: equivalence margin of "the gain vanishes" (metric units).
         decade_margin: equivalence margin of "the breakpoint is shared" (decades).
+        sequential_design: a sequential study's recorded boundaries and look decisions
+            (:func:`capstudy.analysis.sequential.apply_design`): the shared verdict then
+            follows the boundary of the look the table stands at.
 
     Returns:
         The :class:`Verdicts`; ``fits`` holds one row per family x train x eval domain x
@@ -146,9 +159,15 @@ def analyze_table(
         options = shared.SharedOptions(
             n_boot, alpha, level, grid_points, plateau_margin, decade_margin
         )
+        if sequential_design is not None:  # a boundary must be reachable by the p-value
+            bounds = _bounds(sequential_design)
+            look = sequential.look_of(bounds, _seeds(chosen.table))
+            options = replace(options, n_boot=bounds.n_boot(look, options.n_boot))
         row = shared.fit_shared(paired.per_seed, column, rng, options)
         contrasts = row.pop("contrasts")
         pooled = pd.DataFrame([row])
+        if sequential_design is not None:
+            pooled = sequential.apply_design(pooled, sequential_design, _seeds(chosen.table))
     min_seeds = int(summary["n_seeds"].min()) if not summary.empty else 0
     return Verdicts(
         metric=metric,
@@ -167,6 +186,17 @@ def analyze_table(
         pooled=pooled,
         contrasts=contrasts,
     )
+
+
+def _bounds(design: dict) -> sequential.Boundaries:
+    return sequential.Boundaries.from_dict(design["boundaries"])
+
+
+def _seeds(selected: pd.DataFrame) -> int:
+    """Seeds per cell a table has: the fewest over its variants and inits (a look that was
+    interrupted leaves some cells short)."""
+    keys = [c for c in ("variant_key", "init", "train_domain") if c in selected.columns]
+    return int(selected.groupby(keys)["seed"].nunique().min()) if len(selected) else 0
 
 
 def verdict_table(table: pd.DataFrame, **options) -> pd.DataFrame:

@@ -187,7 +187,9 @@ def launch(
         # KILLED, never RUNNING; --resume reopens them.
         recorder.close("KILLED")
         tracking.end_run(parent, status, uri)
-        _end_state(exp_path, {"parent_run_id": parent, "status": status, "study": spec.name})
+        # Merged: a sequential study's boundaries and decided looks stay in its state.
+        ended = {"parent_run_id": parent, "status": status, "study": spec.name}
+        _end_state(exp_path, {**_read_state(exp_path), **ended})
 
 
 def _dry_run(
