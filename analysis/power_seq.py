@@ -205,3 +205,56 @@ def compare_designs(outs: pd.DataFrame, bounds: sequential.Boundaries) -> pd.Dat
                 }
             )
     return pd.DataFrame(rows)
+
+
+def hours_of(seeds: float, max_seeds: int, cost: tuple[float, float] | None) -> float:
+    """Device-hours of a design using ``seeds`` seeds per cell on average.
+
+    ``cost`` is (trial hours with every seed, pretraining hours): trials scale with seeds,
+    pretraining does not. None: nan.
+    """
+    if cost is None:
+        return float("nan")
+    trials, pretrain = cost
+    return pretrain + trials * seeds / max_seeds
+
+
+def render_comparison(
+    table: pd.DataFrame, bounds: sequential.Boundaries, cost: tuple[float, float] | None, unit: str
+) -> list[str]:
+    """The sequential design against fixed designs, one block per scenario."""
+    names = {
+        "kink": "with a kink (power)",
+        "null": "a line, no kink (false thresholds)",
+        "smooth": "a smooth power law, no kink (false thresholds)",
+    }
+    lines = [
+        f"Sequential design {'/'.join(map(str, bounds.looks))} seeds vs fixed designs "
+        f"(boundaries p <= {', '.join(f'{c:.4f}' for c in bounds.p)}; "
+        + (
+            f"futility at p >= {bounds.futility:g})"
+            if bounds.futility is not None
+            else "no futility)"
+        ),
+        f"  {'world':<48} {'design':<20} {'threshold':>12} {'E[seeds]':>10} {unit:>14}",
+    ]
+    for scenario, part in table.groupby("scenario", sort=False):
+        for _, row in part.iterrows():
+            rate = f"{100 * row['threshold']:.0f}% ±{100 * row['threshold_se']:.0f}"
+            seeds = f"{row['seeds']:.2f}"
+            hours = hours_of(row["seeds"], bounds.looks[-1], cost)
+            shown = f"{hours:,.0f}" if hours == hours else "-"
+            lines.append(
+                f"  {names.get(scenario, scenario):<48} {row['design']:<20} {rate:>12} "
+                f"{seeds:>10} {shown:>14}"
+            )
+    return lines
+
+
+def canonical_boundaries(seq) -> sequential.Boundaries:
+    """Boundaries from the textbook correlation ``sqrt(n_j / n_k)``: a quick plan's estimate
+    (a launch simulates the grid's own, :func:`null_boundaries`)."""
+    corr = sequential.canonical_correlation(seq.looks)
+    return sequential.boundaries_from_correlation(
+        seq.looks, seq.alpha, seq.spending, seq.futility, corr
+    )

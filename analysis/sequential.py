@@ -169,9 +169,25 @@ def boundaries_from_null(
     seed: int = 0,
 ) -> Boundaries:
     """Boundaries from simulated null p-values (rows: studies, columns: looks)."""
-    spent = spent_alpha(looks, alpha, spending)
     corr = estimate_correlation(null_p)
-    z = efficacy_bounds(corr, spent, seed)
+    return boundaries_from_correlation(
+        looks, alpha, spending, futility, corr, null_p.shape[0], seed
+    )
+
+
+def boundaries_from_correlation(
+    looks: tuple[int, ...],
+    alpha: float,
+    spending: str,
+    futility: float | None,
+    correlation: np.ndarray,
+    simulations: int = 0,
+    seed: int = 0,
+) -> Boundaries:
+    """Boundaries for a given correlation of the statistic across looks (``simulations``:
+    how many simulated studies estimated it; 0 for the textbook one)."""
+    spent = spent_alpha(looks, alpha, spending)
+    z = efficacy_bounds(correlation, spent, seed)
     return Boundaries(
         looks=tuple(int(n) for n in looks),
         alpha=float(alpha),
@@ -180,9 +196,9 @@ def boundaries_from_null(
         z=tuple(float(b) for b in z),
         p=tuple(float(stats.norm.sf(b)) for b in z),
         futility=None if futility is None else float(futility),
-        correlation=tuple(tuple(float(c) for c in row) for row in corr),
+        correlation=tuple(tuple(float(c) for c in row) for row in correlation),
         canonical=tuple(tuple(float(c) for c in row) for row in canonical_correlation(looks)),
-        simulations=int(null_p.shape[0]),
+        simulations=int(simulations),
     )
 
 

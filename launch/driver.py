@@ -9,10 +9,7 @@ and opens a new parent run.
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +19,7 @@ import ray
 from ray import tune
 from rich.console import Console
 
-from capstudy import keys, paths, tracking
+from capstudy import paths, tracking
 from capstudy.cost import cost_lines
 from capstudy.errors import CapstudyError
 from capstudy.launch.asha import CellASHA
@@ -38,11 +35,13 @@ from capstudy.launch.clusterchecks import (
 from capstudy.launch.dataprobe import check_local_datasets, data_needs
 from capstudy.launch.latency import log_latencies
 from capstudy.launch.live import LiveView
+from capstudy.launch.looks import plan_line as looks_plan_line
 from capstudy.launch.looks import run_looks
 from capstudy.launch.pretraining import have_weights_fn, pretrain_resources_ask, run_pretraining
 from capstudy.launch.recorder import StudyRecorder
-from capstudy.launch.scheduler import CellASHAScheduler, asha_state_path, load_asha
+from capstudy.launch.scheduler import CellASHAScheduler, load_asha
 from capstudy.launch.searcher import TRIAL_KEY, CellSearcher
+from capstudy.launch.studyrun import end_state, parent_run, read_state, write_state
 from capstudy.launch.summary import (
     check_retry_batch_size,
     print_results,
@@ -55,8 +54,6 @@ from capstudy.study import StudySpec, load
 from capstudy.study.cells import expand_cells
 from capstudy.study.plan import plan
 
-STATE_FILE = "capstudy_study.json"
-log = logging.getLogger(__name__)
 # Env vars a local launch's workers get from the driver. A cluster's nodes keep their own
 # (set where `ray start` ran): home and cache are node-local by design (docs/guide/scaling-out.md).
 _FORWARDED_ENV = ("CAPSTUDY_HOME", "CAPSTUDY_DATA", "CAPSTUDY_CACHE")
@@ -130,7 +127,7 @@ def launch(
         if check.level == WARN:
             console.print(f"[yellow]warning:[/] {check.setting}: {check.message}")
     raise_on_errors(checks)
-    parent = _parent_run(spec, opts, uri, exp_path, console, storage)
+    parent = parent_run(spec, opts, uri, exp_path, console, storage)
     status, started = "FAILED", time.monotonic()
     recorder = StudyRecorder(spec.name, uri, parent, spec.metric, spec.mode).attach()
     try:
@@ -153,14 +150,14 @@ def launch(
             done, failed = _count(fit(spec, exp_path, opts.resume or opts.retry_failed))
             status = "FINISHED" if done + failed >= total else "KILLED"
         else:
-            state = _read_state(exp_path)
+            state = read_state(exp_path)
             trials, ended = run_looks(
                 spec,
                 exp_path,
                 parent,
                 uri,
                 state,
-                lambda s: _write_state(exp_path, s),
+                lambda s: write_state(exp_path, s),
                 fit,
                 resume=opts.resume,
                 seed=opts.seed,
@@ -189,7 +186,7 @@ def launch(
         tracking.end_run(parent, status, uri)
         # Merged: a sequential study's boundaries and decided looks stay in its state.
         ended = {"parent_run_id": parent, "status": status, "study": spec.name}
-        _end_state(exp_path, {**_read_state(exp_path), **ended})
+        end_state(exp_path, {**read_state(exp_path), **ended})
 
 
 def _dry_run(
@@ -212,7 +209,7 @@ def _dry_run(
     the_plan = plan(spec, have_weights=have)
     print(the_plan.render())
     print(cost_lines(the_plan, opts.devices))
-    console.print(_power_line(spec), highlight=False, soft_wrap=True)
+    console.print(_power_line(spec, the_plan), highlight=False, soft_wrap=True)
     for problem in problems:
         console.print(f"[yellow]note:[/] {problem}")
     print("settings:")
@@ -224,8 +221,9 @@ def _dry_run(
     return LaunchOutcome(spec.name, None, total, 0, 0, "PLANNED", None)
 
 
-def _power_line(spec: StudySpec) -> str:
-    """Will this grid answer the question? The plan's one simulated line (the library's)."""
+def _power_line(spec: StudySpec, the_plan) -> str:
+    """Will this grid answer the question? The plan's one simulated line (the library's);
+    a sequential study's simulates its looks: the most and the expected cost, and power."""
     from capstudy.analysis.power import plan_line
     from capstudy.analysis.power_design import design_from_study
     from capstudy.capacity import free_backbone_params
@@ -234,82 +232,9 @@ def _power_line(spec: StudySpec) -> str:
         design = design_from_study(spec, count=free_backbone_params)
     except CapstudyError as exc:  # nothing to compare (no pretrained init, say): no power
         return f"power: n/a ({exc})"
+    if spec.sequential is not None:
+        return looks_plan_line(spec, the_plan, design)
     return plan_line(design, spec.name)
-
-
-def _parent_run(
-    spec: StudySpec,
-    opts: LaunchOptions,
-    uri: str,
-    exp_path: Place,
-    console: Console,
-    storage: Place | None = None,
-) -> str:
-    """The study's parent run: the previous one on --resume, else a new one."""
-    state = _read_state(exp_path)
-    if opts.retry_failed and spec.sequential is not None:
-        raise CapstudyError(
-            f"--retry-failed reruns one experiment's failed trials; study {spec.name!r} is "
-            "sequential (a look decided on its finished trials must not change). Resume it "
-            f"with `capstudy launch --space {opts.space} --resume`, or relaunch it."
-        )
-    if opts.resume or opts.retry_failed:
-        # A sequential study keeps its looks' experiments inside its folder.
-        restorable = spec.sequential is not None or tune.Tuner.can_restore(str(exp_path))
-        if not restorable or not state.get("parent_run_id"):
-            raise CapstudyError(
-                f"nothing to resume for study {spec.name!r}: no saved experiment at {exp_path}. "
-                f"Run `capstudy launch --space {opts.space}` without --resume to start it."
-            )
-        tracking.reopen_run(state["parent_run_id"], uri)
-        doing = "retrying the failed trials of" if opts.retry_failed else "resuming"
-        console.print(f"{doing} study {spec.name!r} (parent run {state['parent_run_id']})")
-        _write_state(exp_path, {**state, "status": "RUNNING", **_driver_id()})
-        return state["parent_run_id"]
-    if exp_path.exists():
-        archived = exp_path.with_name(f"{exp_path.name}.{time.strftime('%Y%m%d-%H%M%S')}")
-        exp_path.move(archived)  # remote: a server-side copy per object, then deletes
-        if asha_state_path(exp_path).exists():
-            asha_state_path(exp_path).move(asha_state_path(archived))
-        console.print(f"a previous run of {spec.name!r} was archived to {archived}")
-    tags = {
-        keys.T_KIND: keys.KIND_STUDY,
-        keys.T_STUDY: spec.name,
-        keys.T_GIT_COMMIT: tracking.git_commit(),
-    }
-    if storage is not None:  # where `capstudy status` finds this launch's state
-        tags[keys.T_STORAGE] = str(storage)
-    parent = tracking.create_run(spec.name, f"study {spec.name}", tags, uri)
-    cells = expand_cells(spec)
-    tracking.log_params(
-        parent,
-        {
-            "study_file": str(spec.source),
-            keys.P_TASK: spec.task,
-            keys.P_STUDY_METRIC: spec.metric,
-            keys.P_STUDY_MODE: spec.mode,
-            "cells": len(cells),
-            "samples_per_cell": spec.tune.samples_per_cell,
-            "search": spec.tune.search,
-            "asha_scope": spec.tune.asha.scope,
-            keys.P_EVAL_DOMAINS: ",".join(spec.evaluate),
-        },
-        uri,
-    )
-    _log_study_file(parent, spec, uri)
-    exp_path.mkdir()
-    state = {"parent_run_id": parent, "status": "RUNNING", "study": spec.name, **_driver_id()}
-    _write_state(exp_path, state)
-    return parent
-
-
-def _driver_id() -> dict:
-    """Who runs the study, so `capstudy status` can tell a live launch from a dead one."""
-    return {"pid": os.getpid(), "host": socket.gethostname()}
-
-
-def _log_study_file(run_id: str, spec: StudySpec, uri: str) -> None:
-    tracking.client(uri).log_artifact(run_id, str(spec.source), "study")
 
 
 def _ray_init(address: str | None, uri: str) -> None:
@@ -414,28 +339,3 @@ def _count(trials: list[Any]) -> tuple[int, int]:
     done = sum(1 for t in trials if t.status == "TERMINATED")
     failed = sum(1 for t in trials if t.status == "ERROR")
     return done, failed
-
-
-def _read_state(exp_path: Place) -> dict:
-    try:
-        return json.loads((exp_path / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _end_state(exp_path: Place, state: dict) -> None:
-    """The launch's last state write; a storage that refuses it keeps the state before
-    (written atomically: never a partial file) and must not hide why the launch ended."""
-    try:
-        _write_state(exp_path, state)
-    except OSError as exc:
-        log.warning("could not record the study's state in %s: %s", exp_path, exc)
-
-
-def _write_state(exp_path: Place, state: dict) -> None:
-    """Atomically record the study's parent run next to Ray's experiment state.
-
-    Atomic in both kinds of storage (:meth:`capstudy.storage.Place.write_text`): a local
-    temporary renamed into place, or one upload to S3/GCS (an object is visible only whole).
-    """
-    (exp_path / STATE_FILE).write_text(json.dumps(state, indent=1))

@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from capstudy import keys, tracking
-from capstudy.analysis import sequential
 from capstudy.errors import CapstudyError
 from capstudy.storage import Place
 from capstudy.study import StudySpec
 from capstudy.study.looks import spec_for_look
+
+if TYPE_CHECKING:  # analysis is imported where it is used: a launch module loads it late
+    from capstudy.analysis import sequential
 
 # fit(look spec, look folder, resume) -> Ray's trials of that look, reconciled with MLflow.
 Fit = Callable[[StudySpec, Place, bool], list[Any]]
@@ -40,6 +42,8 @@ def boundaries_for(
     spec: StudySpec, state: dict, parent: str, uri: str, save: Save, say
 ) -> sequential.Boundaries:
     """The study's boundaries: from its state, else simulated now and recorded."""
+    from capstudy.analysis import sequential
+
     if state.get("boundaries"):
         return sequential.Boundaries.from_dict(state["boundaries"])
     from capstudy.analysis.power_design import design_from_study
@@ -93,6 +97,8 @@ def run_looks(
     ``ended`` is False when a look's trials did not all end (the launch was interrupted):
     that look is not decided, and ``--resume`` continues it.
     """
+    from capstudy.analysis import sequential
+
     console = console or Console()
 
     def say(message: str) -> None:
@@ -132,6 +138,7 @@ def decide_look(
     spec: StudySpec, bounds: sequential.Boundaries, look: int, parent: str, uri: str, seed: int
 ) -> dict:
     """The shared test on every finished trial so far, its decision, recorded on the parent."""
+    from capstudy.analysis import sequential
     from capstudy.analysis.results import load_from_mlflow
 
     try:
@@ -171,3 +178,45 @@ def look_line(record: dict, bounds: sequential.Boundaries) -> str:
     where = f"look {look} of {len(bounds.looks)} ({record['seeds']} seeds)"
     shown = "not testable" if p != p else f"p = {p:.4f}"
     return f"{where}: {shown}, boundary {record['boundary_p']:.4f} -> {record['decision']}"
+
+
+def plan_line(spec: StudySpec, the_plan, design, replicates: int = 6, workers: int = 2) -> str:
+    """The dry run's line for a sequential study: the most and the expected device-hours.
+
+    ``design`` is the grid as the power analysis sees it
+    (:func:`capstudy.analysis.power_design.design_from_study`). The expected seeds come from
+    a few simulated studies of the grid under the default
+    effect and under no effect, judged by the textbook boundaries (the launch simulates the
+    grid's own before its first trial); ``capstudy power`` gives the full comparison.
+    """
+    from capstudy.analysis.power_seq import (
+        canonical_boundaries,
+        hours_of,
+        outcomes,
+        simulate_looks,
+    )
+    from capstudy.analysis.power_sim import Effect
+    from capstudy.cost import estimate, load_bench
+
+    seq = spec.sequential
+    gpu = spec.resources.gpu > 0
+    est = estimate(the_plan, load_bench("cuda" if gpu else "cpu"))
+    cost = ((est.train_s + est.eval_s) / 3600, est.pretrain_s / 3600)
+    unit = "GPU-hours" if gpu else "core-hours"
+    bounds = canonical_boundaries(seq)
+    reps = simulate_looks(
+        design, Effect(), seq.looks, ("kink", "null"), replicates, workers=workers
+    )
+    outs = outcomes(reps, bounds, design, Effect())
+    seeds = outs.groupby("scenario")["seeds_used"].mean()
+    expected = {k: hours_of(float(v), seq.looks[-1], cost) for k, v in seeds.items()}
+    kink = outs[outs["scenario"] == "kink"]
+    found, fixed = kink["seq_found"].mean(), kink[f"fixed{seq.looks[-1]}_found"].mean()
+    return (
+        f"sequential: looks at {', '.join(map(str, seq.looks))} seeds; at most "
+        f"≈{hours_of(seq.looks[-1], seq.looks[-1], cost):,.0f} {unit} (every look), expected "
+        f"≈{expected['kink']:,.0f} under the default effect (shared threshold found in "
+        f"{found:.0%}; fixed {seq.looks[-1]} seeds: {fixed:.0%}) and ≈{expected['null']:,.0f} "
+        f"with no kink ({replicates} simulated studies each, textbook boundaries); the full "
+        f"comparison with fixed designs: capstudy power --space {spec.name}"
+    )

@@ -55,6 +55,46 @@ def _parse_seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
+def _trial_hours(spec) -> tuple[tuple[float, float], str]:
+    """((trial device-hours with every seed, pretraining device-hours), unit) by the dry
+    run's own estimate."""
+    from capstudy.cost import estimate, load_bench
+    from capstudy.study.plan import plan
+
+    gpu = spec.resources.gpu > 0
+    est = estimate(plan(spec), load_bench("cuda" if gpu else "cpu"))
+    unit = "GPU-hours" if gpu else "core-hours"
+    return ((est.train_s + est.eval_s) / 3600, est.pretrain_s / 3600), unit
+
+
+def _sequential_lines(spec, design, effect, replicates: int, workers: int, seed: int) -> list:
+    """The sequential design against fixed designs at its looks, on the same simulations."""
+    from capstudy.analysis import power_seq
+
+    seq = spec.sequential
+    bounds, _ = power_seq.null_boundaries(design, effect, seq, workers=workers, base_seed=seed)
+    reps = power_seq.simulate_looks(
+        design,
+        effect,
+        seq.looks,
+        ("kink", "null", "smooth"),
+        replicates,
+        workers=workers,
+        base_seed=seed,
+    )
+    table = power_seq.compare_designs(power_seq.outcomes(reps, bounds, design, effect), bounds)
+    cost, unit = _trial_hours(spec)
+    return [
+        f"Boundaries from {seq.simulations} simulated no-threshold studies of this grid; then "
+        f"{replicates} studies per world, each analysed at every look as the launch does "
+        "(fast mode); a fixed design with n seeds is the same studies' analysis at n seeds.",
+        *power_seq.render_comparison(table, bounds, cost, unit),
+        "threshold: share of studies whose answer is a threshold (power where there is a "
+        "kink, false thresholds elsewhere); E[seeds]: seeds per cell the design runs on "
+        f"average; {unit}: by the dry run's cost estimate (pretraining included).",
+    ]
+
+
 def register(app: typer.Typer) -> None:
     """Add ``capstudy power``."""
 
@@ -63,7 +103,13 @@ def register(app: typer.Typer) -> None:
         space: Annotated[
             str, typer.Option("--space", help="Study name in search_spaces/ or a YAML path.")
         ],
-        seeds: Annotated[str, typer.Option(help="Seed counts to simulate.")] = "2,3,5,8",
+        seeds: Annotated[
+            str | None,
+            typer.Option(
+                help="Seed counts to simulate [2,3,5,8]; a sequential study compares its "
+                "looks with fixed designs instead, unless this is given."
+            ),
+        ] = None,
         replicates: Annotated[
             int, typer.Option(help="Simulated studies per seed count and scenario.")
         ] = 30,
@@ -111,7 +157,7 @@ def register(app: typer.Typer) -> None:
         from capstudy.analysis.power_pilot import effect_from_pilot
         from capstudy.analysis.power_sim import Effect
 
-        counts = _parse_seeds(seeds)
+        counts = _parse_seeds(seeds or "2,3,5,8")
         if replicates < 2:
             raise CapstudyError(f"--replicates {replicates}: use at least 2 (10+ for a table)")
         given = {
@@ -136,6 +182,17 @@ def register(app: typer.Typer) -> None:
         pilot, name = _pilot_table(from_study, from_file, tracking_uri)
         if pilot is not None:
             effect = effect_from_pilot(pilot, effect, name, set(given))
+        if spec.sequential is not None and seeds is None:
+            lines = [
+                f"Power of sequential study {spec.name} ({spec.source})",
+                *power.design_lines(design, effect),
+                "Assumed effect (same curve for every pretrained init and domain):",
+                *power.effect_lines(effect),
+                *_sequential_lines(spec, design, effect, replicates, workers, seed),
+                f"({time.perf_counter() - start:.0f} s)",
+            ]
+            typer.echo("\n".join(lines))
+            return
         reps = power.simulate_power(
             design, effect, counts, replicates, workers=workers, base_seed=seed
         )

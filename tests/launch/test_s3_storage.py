@@ -225,9 +225,10 @@ def test_launch_resume_and_relaunch_keep_every_state_in_the_bucket(s3_root, tmp_
 
     from capstudy.cli.status import study_report
     from capstudy.launch import driver
-    from capstudy.launch.driver import STATE_FILE, LaunchOptions, launch
+    from capstudy.launch.driver import LaunchOptions, launch
     from capstudy.launch.scheduler import asha_state_path
     from capstudy.launch.scripted import EPOCH_SECONDS_ENV, RUNGS_ENV, scripted_trainable
+    from capstudy.launch.studyrun import STATE_FILE
     from capstudy.status.view import list_studies
 
     monkeypatch.setenv(RUNGS_ENV, "1,2")  # checkpoints at the rungs: uploaded to the bucket
