@@ -28,6 +28,7 @@ import math
 import os
 import re
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,9 @@ DATASET_IMAGES = {
     "imagenet": (1281167, 50000),
 }
 UNKNOWN_DATASET_IMAGES = (1000, 250)
+DEFAULT_TRAIN = TrialConfig.train_domain
+# Split sizes counted in the local data: domain -> (train, eval) images (capstudy.data.counts).
+Counts = Mapping[str, tuple[int, int]] | None
 
 
 def machine_id(device: str = "cpu") -> str:
@@ -167,10 +171,12 @@ def _phi(values: dict) -> int:
     return int(values.get("phi", 0))
 
 
-def _images(domain: str, split: int, cap: int) -> int:
+def _images(domain: str, split: int, cap: int, counts: Counts = None) -> int:
+    """Images of a published split (0 train, 1 eval): counted here when ``counts`` has the
+    domain (``capstudy.data.counts``), else the published size; capped by ``cap``."""
     dataset = domain.split("/", 1)[0]
-    n = DATASET_IMAGES.get(dataset, UNKNOWN_DATASET_IMAGES)[split]
-    return min(n, cap) if cap else n
+    n = (counts or {}).get(domain) or DATASET_IMAGES.get(dataset, UNKNOWN_DATASET_IMAGES)
+    return min(n[split], cap) if cap else n[split]
 
 
 @dataclass(frozen=True)
@@ -222,15 +228,19 @@ _DEFAULTS = {f: getattr(TrialConfig, f) for f in ("val_fraction", "checkpoint_ev
 _DEFAULTS |= {f: getattr(TrialConfig, f) for f in ("eval_every", "shift_eval", "val_eval")}
 
 
-def trial_volume(v: dict, epochs_run: int, max_t: int, rungs: tuple, domains: set) -> Volume:
-    """Images and checkpoints of one trial of settings ``v`` stopped after ``epochs_run``."""
+def trial_volume(
+    v: dict, epochs_run: int, max_t: int, rungs: tuple, domains: set, counts: Counts = None
+) -> Volume:
+    """Images and checkpoints of one trial of settings ``v`` stopped after ``epochs_run``
+    (split sizes from ``counts`` where it has the domain, else published)."""
     v = {**_DEFAULTS, **v}
-    published = _images(str(v["train"]), 0, 0)
-    n_val = round(published * float(v["val_fraction"]))
+    whole = _images(str(v["train"]), 0, 0, counts)
+    n_val = round(whole * float(v["val_fraction"]))
     n_val = min(n_val, int(v.get("max_eval_images", 0) or n_val))
-    n_train = _images(str(v["train"]), 0, int(v.get("max_train_images", 0) or 0))
-    n_train = min(n_train, published - n_val)
-    n_shift = sum(_images(d, 1, int(v.get("max_eval_images", 0) or 0)) for d in domains)
+    n_train = _images(str(v["train"]), 0, int(v.get("max_train_images", 0) or 0), counts)
+    n_train = min(n_train, whole - n_val)
+    cap = int(v.get("max_eval_images", 0) or 0)
+    n_shift = sum(_images(d, 1, cap, counts) for d in domains)
     mode, every = str(v["shift_eval"]), int(v["eval_every"])
     epochs = range(1, epochs_run + 1)
     shifts = sum(shift_eval_due(e, max_t, mode, every, rungs) for e in epochs)
@@ -252,8 +262,15 @@ def trial_volume(v: dict, epochs_run: int, max_t: int, rungs: tuple, domains: se
 _EVERY_EPOCH = {"checkpoint_every": 1, "eval_every": 1, "shift_eval": "every", "val_eval": "every"}
 
 
-def estimate(p: Plan, bench: dict | None = None) -> Estimate:
-    """Device-seconds of a planned study (ASHA estimate; pretraining still needed)."""
+def study_domains(p: Plan) -> set[str]:
+    """Every domain the trials read: each cell's train domain and the evaluation domains."""
+    trains = {str({"train": DEFAULT_TRAIN, **p.spec.fixed, **c.values}["train"]) for c in p.cells}
+    return trains | set(p.spec.evaluate)
+
+
+def estimate(p: Plan, bench: dict | None = None, counts: Counts = None) -> Estimate:
+    """Device-seconds of a planned study (ASHA estimate; pretraining still needed); split
+    sizes from ``counts`` (domain -> (train, eval) images) where given, else published."""
     spec = p.spec
     gpu = spec.resources.gpu > 0
     recipe = FINETUNE_DETECTION if spec.task == "detection" else FINETUNE_CLASSIFICATION
@@ -267,15 +284,15 @@ def estimate(p: Plan, bench: dict | None = None) -> Estimate:
     volume = every_epoch = Volume()
     measured, rough = set(), set()
     for cell in p.cells:
-        v = {"train": "synth_a/rgb", **recipe, **spec.fixed, **cell.values}
+        v = {"train": DEFAULT_TRAIN, **recipe, **spec.fixed, **cell.values}
         family, _, label = cell_capacity(spec, cell)
         speed = variant_speed(family, _phi(v), label, int(v["image_size"]), gpu, bench)
         (measured if speed.measured else rough).add(label)
         domains = set(spec.evaluate) | {str(v["train"])}
         plain = {**v, **_EVERY_EPOCH}
         for epochs_run, n in stops:
-            vol = trial_volume(v, epochs_run, asha.max_t, rungs, domains)
-            base = trial_volume(plain, epochs_run, asha.max_t, rungs, domains)
+            vol = trial_volume(v, epochs_run, asha.max_t, rungs, domains, counts)
+            base = trial_volume(plain, epochs_run, asha.max_t, rungs, domains, counts)
             volume = volume + vol * n
             every_epoch = every_epoch + base * n
             train_s += n * vol.train / speed.train
@@ -338,13 +355,17 @@ def cost_lines(p: Plan, devices: int | None = None, bench: dict | None = None) -
     """The cost part of ``--dry-run``: device-hours, wall time on ``devices``, the source."""
     gpu = p.spec.resources.gpu > 0
     bench = bench if bench is not None else load_bench("cuda" if gpu else "cpu")
-    est = estimate(p, bench)
+    from capstudy.data.counts import count_domains, notes, source_line
+
+    local = count_domains(study_domains(p), p.spec.data)
+    est = estimate(p, bench, local.images)
     unit = "GPU-hours" if gpu else "CPU core-hours"
     devices = devices or (1 if gpu else (os.cpu_count() or 1))
     kind = "GPU" if gpu else "core"
     wall = est.total_s / devices
     lines = [
         volume_lines(est, p.spec),
+        source_line(local),
         f"cost: ≈{_amount(est.total_s / 3600)} {unit} (training "
         f"{_amount(est.train_s / 3600)}, evaluation {_amount(est.eval_s / 3600)}, "
         f"pretraining {_amount(est.pretrain_s / 3600)}); "
@@ -361,7 +382,7 @@ def cost_lines(p: Plan, devices: int | None = None, bench: dict | None = None) -
         lines.append(
             f"  throughput: measured on this machine ({bench_path('cuda' if gpu else 'cpu')})"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + notes(local))
 
 
 def _hours(seconds: float) -> str:
