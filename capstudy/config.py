@@ -186,7 +186,7 @@ class TrialConfig:
     def val_map_due(self, epoch: int) -> bool:
         """Whether val/* mAP is computed after ``epoch`` (1-based): every epoch, or at the
         rungs and the end (``val_eval``)."""
-        return self.val_eval == "every" or epoch >= self.epochs or epoch in self.rungs
+        return val_map_due(epoch, self.epochs, self.val_eval, self.rungs)
 
     def checkpoint_due(self, epoch: int) -> bool:
         """Whether a checkpoint is written after ``epoch``: every N, at rungs, at the end."""
@@ -280,6 +280,13 @@ def shift_eval_due(epoch: int, epochs: int, mode: str, every: int, rungs: tuple)
     if mode == "rungs":
         return epoch in rungs
     return mode == "every" and epoch % every == 0
+
+
+def val_map_due(epoch: int, epochs: int, mode: str, rungs: tuple) -> bool:
+    """Whether a trial of ``epochs`` computes val/* mAP after ``epoch`` (1-based) under
+    ``val_eval`` = ``mode``: every epoch, or at the ASHA rungs and the end (the cost estimate
+    counts with it too)."""
+    return mode == "every" or epoch >= epochs or epoch in rungs
 
 
 def checkpoint_due(epoch: int, epochs: int, every: int, rungs: tuple) -> bool:

@@ -2,8 +2,9 @@
 
 ``capstudy launch --dry-run`` prints :func:`cost_lines`: device-hours (GPU-hours, or CPU
 core-hours for a CPU study) and the wall time on a given number of devices, counted from the
-plan: every cell's ASHA trial-epochs x (training images + evaluation images on every domain),
-plus the pretraining still needed, each at the variant's throughput.
+plan: every cell's ASHA trial-epochs x (training images + evaluation images on every domain when
+``shift_eval`` / ``eval_every`` / ``val_eval`` make them due + the validation loss pass of
+``val_eval: rungs``), plus the pretraining still needed, each at the variant's throughput.
 
 Throughput comes from ``$CAPSTUDY_HOME/bench/<machine-id>.json`` when a benchmark
 (``capstudy bench trial``) has written it through :func:`save_bench`; the file is::
@@ -11,10 +12,12 @@ Throughput comes from ``$CAPSTUDY_HOME/bench/<machine-id>.json`` when a benchmar
     {"machine": "<host>-<device>", "device": "cpu" | "cuda", "measured": "<ISO time>",
      "entries": [{"family": "efficientnet_b0", "phi": -4, "label": "B-4",
                   "image_size": 256, "batch_size": 16,
-                  "train_images_per_s": 16.7, "eval_images_per_s": 50.1}, ...]}
+                  "train_images_per_s": 16.7, "eval_images_per_s": 50.1,
+                  "forward_images_per_s": 50.1}, ...]}
 
-with images/s per device (one GPU, or one CPU core). Without it, :data:`ROUGH_MODEL` stands in,
-and the output says so and how to measure.
+with images/s per device (one GPU, or one CPU core): ``eval`` for an evaluation with its
+post-processing and mAP, ``forward`` for the validation loss pass (forward and loss only); both
+optional. Without it, :data:`ROUGH_MODEL` stands in, and the output says so and how to measure.
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ import math
 import os
 import re
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from capstudy import paths
-from capstudy.config import TrialConfig, checkpoint_due, shift_eval_due
+from capstudy.config import TrialConfig, checkpoint_due, shift_eval_due, val_map_due
 from capstudy.recipes import FINETUNE_CLASSIFICATION, FINETUNE_DETECTION
 from capstudy.study.plan import Plan, asha_rungs, asha_stops, cell_capacity
 
@@ -43,14 +47,17 @@ ROUGH_CPU = {
 # Rough model, GPU: a guess, not a measurement — small detectors on one modern GPU are bound by
 # input handling, so one figure for every variant (256 px). Replace it by measuring.
 ROUGH_GPU_IMAGES_PER_S = 400.0
-# Evaluation is a forward pass without backward and optimizer: about 3x training speed.
-EVAL_SPEEDUP = 3.0
+# A forward pass without backward and optimizer: about 3x training speed. The rough model prices
+# both forward-only passes so: an evaluation (its post-processing and mAP not counted; a measured
+# `eval_images_per_s` holds them) and the validation loss of `val_eval: rungs` (forward + loss).
+FORWARD_SPEEDUP = 3.0
+EVAL_SPEEDUP = FORWARD_SPEEDUP
 ROUGH_SIZE = 256
 ROUGH_MODEL = (
     "rough model: CPU images/s per core measured on a 2-core machine at 256 px (B0 3.1, B-4 "
     f"16.7, S-0 21.2, S-6 65.0), GPU {ROUGH_GPU_IMAGES_PER_S:g} images/s per GPU for every "
-    f"variant (a guess), evaluation {EVAL_SPEEDUP:g}x faster than training, speed scaling with "
-    "pixel count"
+    f"variant (a guess), evaluation and the validation loss pass {EVAL_SPEEDUP:g}x faster than "
+    "training, speed scaling with pixel count"
 )
 # Published train / val image counts (synthetic: the shipped sizes). Unknown datasets: 1000.
 DATASET_IMAGES = {
@@ -65,6 +72,9 @@ DATASET_IMAGES = {
     "imagenet": (1281167, 50000),
 }
 UNKNOWN_DATASET_IMAGES = (1000, 250)
+DEFAULT_TRAIN = TrialConfig.train_domain
+# Split sizes counted in the local data: domain -> (train, eval) images (capstudy.data.counts).
+Counts = Mapping[str, tuple[int, int]] | None
 
 
 def machine_id(device: str = "cpu") -> str:
@@ -114,10 +124,14 @@ def load_bench(device: str = "cpu") -> dict | None:
 
 @dataclass(frozen=True)
 class Speed:
-    """Images/s per device for one variant at one size, and where the figure came from."""
+    """Images/s per device for one variant at one size, and where the figure came from.
+
+    ``forward``: the validation loss pass of ``val_eval: rungs`` (forward and loss only).
+    """
 
     train: float
     eval: float
+    forward: float
     measured: bool
 
 
@@ -142,10 +156,11 @@ def variant_speed(family: str, phi: int, label: str, size: int, gpu: bool, bench
             scale = (float(e.get("image_size", size)) / size) ** 2
             train = float(e["train_images_per_s"]) * scale
             ev = float(e.get("eval_images_per_s") or train * EVAL_SPEEDUP / scale) * scale
-            return Speed(train, ev, True)
+            fwd = float(e.get("forward_images_per_s") or train * FORWARD_SPEEDUP / scale) * scale
+            return Speed(train, ev, fwd, True)
     base = ROUGH_GPU_IMAGES_PER_S if gpu else _rough_cpu(family, phi)
     train = base * (ROUGH_SIZE / size) ** 2
-    return Speed(train, train * EVAL_SPEEDUP, False)
+    return Speed(train, train * EVAL_SPEEDUP, train * FORWARD_SPEEDUP, False)
 
 
 def _phi(values: dict) -> int:
@@ -156,10 +171,12 @@ def _phi(values: dict) -> int:
     return int(values.get("phi", 0))
 
 
-def _images(domain: str, split: int, cap: int) -> int:
+def _images(domain: str, split: int, cap: int, counts: Counts = None) -> int:
+    """Images of a published split (0 train, 1 eval): counted here when ``counts`` has the
+    domain (``capstudy.data.counts``), else the published size; capped by ``cap``."""
     dataset = domain.split("/", 1)[0]
-    n = DATASET_IMAGES.get(dataset, UNKNOWN_DATASET_IMAGES)[split]
-    return min(n, cap) if cap else n
+    n = (counts or {}).get(domain) or DATASET_IMAGES.get(dataset, UNKNOWN_DATASET_IMAGES)
+    return min(n[split], cap) if cap else n[split]
 
 
 @dataclass(frozen=True)
@@ -167,21 +184,20 @@ class Volume:
     """Images a study trains and evaluates, and the checkpoints it writes (ASHA estimate)."""
 
     train: float = 0.0
-    val: float = 0.0  # the held-out in-domain subset, every epoch
+    val: float = 0.0  # the held-out in-domain subset, on the epochs with val/* mAP
     shift: float = 0.0  # the published evaluation splits of every domain
     checkpoints: float = 0.0
+    val_loss: float = 0.0  # the held-out subset's loss pass (val_eval: rungs), every epoch
 
     def __add__(self, other: Volume) -> Volume:
-        return Volume(
-            self.train + other.train,
-            self.val + other.val,
-            self.shift + other.shift,
-            self.checkpoints + other.checkpoints,
-        )
+        return Volume(*(a + b for a, b in zip(vars(self).values(), vars(other).values())))
+
+    def __mul__(self, n: float) -> Volume:
+        return Volume(*(n * a for a in vars(self).values()))
 
     @property
     def evaluated(self) -> float:
-        """Every image evaluated."""
+        """Every image evaluated (mAP or top-1); the loss pass is ``val_loss``."""
         return self.val + self.shift
 
 
@@ -209,27 +225,52 @@ class Estimate:
 
 
 _DEFAULTS = {f: getattr(TrialConfig, f) for f in ("val_fraction", "checkpoint_every")}
-_DEFAULTS |= {f: getattr(TrialConfig, f) for f in ("eval_every", "shift_eval")}
+_DEFAULTS |= {f: getattr(TrialConfig, f) for f in ("eval_every", "shift_eval", "val_eval")}
 
 
-def trial_volume(v: dict, epochs_run: int, max_t: int, rungs: tuple, domains: set) -> Volume:
-    """Images and checkpoints of one trial of settings ``v`` stopped after ``epochs_run``."""
+def trial_volume(
+    v: dict, epochs_run: int, max_t: int, rungs: tuple, domains: set, counts: Counts = None
+) -> Volume:
+    """Images and checkpoints of one trial of settings ``v`` stopped after ``epochs_run``
+    (split sizes from ``counts`` where it has the domain, else published)."""
     v = {**_DEFAULTS, **v}
-    published = _images(str(v["train"]), 0, 0)
-    n_val = round(published * float(v["val_fraction"]))
+    whole = _images(str(v["train"]), 0, 0, counts)
+    n_val = round(whole * float(v["val_fraction"]))
     n_val = min(n_val, int(v.get("max_eval_images", 0) or n_val))
-    n_train = _images(str(v["train"]), 0, int(v.get("max_train_images", 0) or 0))
-    n_train = min(n_train, published - n_val)
-    n_shift = sum(_images(d, 1, int(v.get("max_eval_images", 0) or 0)) for d in domains)
+    n_train = _images(str(v["train"]), 0, int(v.get("max_train_images", 0) or 0), counts)
+    n_train = min(n_train, whole - n_val)
+    cap = int(v.get("max_eval_images", 0) or 0)
+    n_shift = sum(_images(d, 1, cap, counts) for d in domains)
     mode, every = str(v["shift_eval"]), int(v["eval_every"])
     epochs = range(1, epochs_run + 1)
     shifts = sum(shift_eval_due(e, max_t, mode, every, rungs) for e in epochs)
+    maps = sum(val_map_due(e, max_t, str(v["val_eval"]), rungs) for e in epochs)
+    # val_eval: rungs runs the loss pass after every epoch, the mAP epochs included (the
+    # engine's _evaluate_all).
+    losses = epochs_run if v["val_eval"] == "rungs" else 0
     ckpts = sum(checkpoint_due(e, max_t, int(v["checkpoint_every"]), rungs) for e in epochs)
-    return Volume(epochs_run * n_train, epochs_run * n_val, shifts * n_shift, ckpts)
+    return Volume(
+        train=epochs_run * n_train,
+        val=maps * n_val,
+        shift=shifts * n_shift,
+        checkpoints=ckpts,
+        val_loss=losses * n_val,
+    )
 
 
-def estimate(p: Plan, bench: dict | None = None) -> Estimate:
-    """Device-seconds of a planned study (ASHA estimate; pretraining still needed)."""
+# What ``Estimate.every_epoch`` counts with: every epoch evaluates everything and checkpoints.
+_EVERY_EPOCH = {"checkpoint_every": 1, "eval_every": 1, "shift_eval": "every", "val_eval": "every"}
+
+
+def study_domains(p: Plan) -> set[str]:
+    """Every domain the trials read: each cell's train domain and the evaluation domains."""
+    trains = {str({"train": DEFAULT_TRAIN, **p.spec.fixed, **c.values}["train"]) for c in p.cells}
+    return trains | set(p.spec.evaluate)
+
+
+def estimate(p: Plan, bench: dict | None = None, counts: Counts = None) -> Estimate:
+    """Device-seconds of a planned study (ASHA estimate; pretraining still needed); split
+    sizes from ``counts`` (domain -> (train, eval) images) where given, else published."""
     spec = p.spec
     gpu = spec.resources.gpu > 0
     recipe = FINETUNE_DETECTION if spec.task == "detection" else FINETUNE_CLASSIFICATION
@@ -243,19 +284,19 @@ def estimate(p: Plan, bench: dict | None = None) -> Estimate:
     volume = every_epoch = Volume()
     measured, rough = set(), set()
     for cell in p.cells:
-        v = {"train": "synth_a/rgb", **recipe, **spec.fixed, **cell.values}
+        v = {"train": DEFAULT_TRAIN, **recipe, **spec.fixed, **cell.values}
         family, _, label = cell_capacity(spec, cell)
         speed = variant_speed(family, _phi(v), label, int(v["image_size"]), gpu, bench)
         (measured if speed.measured else rough).add(label)
         domains = set(spec.evaluate) | {str(v["train"])}
-        plain = {**v, "checkpoint_every": 1, "eval_every": 1, "shift_eval": "every"}
+        plain = {**v, **_EVERY_EPOCH}
         for epochs_run, n in stops:
-            vol = trial_volume(v, epochs_run, asha.max_t, rungs, domains)
-            base = trial_volume(plain, epochs_run, asha.max_t, rungs, domains)
-            volume = volume + Volume(*(n * x for x in vars(vol).values()))
-            every_epoch = every_epoch + Volume(*(n * x for x in vars(base).values()))
+            vol = trial_volume(v, epochs_run, asha.max_t, rungs, domains, counts)
+            base = trial_volume(plain, epochs_run, asha.max_t, rungs, domains, counts)
+            volume = volume + vol * n
+            every_epoch = every_epoch + base * n
             train_s += n * vol.train / speed.train
-            eval_s += n * vol.evaluated / speed.eval
+            eval_s += n * (vol.evaluated / speed.eval + vol.val_loss / speed.forward)
     pretrain_s = 0.0
     for need in p.pretrain_needed:
         dataset = getattr(spec.pretrain, need.stage)
@@ -274,21 +315,22 @@ def volume_lines(est: Estimate, spec) -> str:
     """Images trained and evaluated, and checkpoints, with the study's settings and without."""
     f = {**_DEFAULTS, **spec.fixed}
     vol, base = est.volume, est.every_epoch
-    settings = (
-        f"checkpoint_every={f['checkpoint_every']}, eval_every={f['eval_every']}, "
-        f"shift_eval={f['shift_eval']}"
-    )
+    settings = ", ".join(f"{k}={f[k]}" for k in _EVERY_EPOCH)
+    when = "every epoch" if f["val_eval"] == "every" else "at the rungs and the end"
+    loss = f", its loss pass {_count(vol.val_loss)} every epoch" if vol.val_loss else ""
     first = (
         f"images (ASHA estimate): trained {_count(vol.train)}; evaluated "
-        f"{_count(vol.evaluated)} (held-out val {_count(vol.val)} every epoch, shift domains "
+        f"{_count(vol.evaluated)} (held-out val {_count(vol.val)} {when}{loss}, shift domains "
         f"{_count(vol.shift)}); {_count(vol.checkpoints)} checkpoints  [{settings}]"
     )
+    passes = _ratio(vol.evaluated + vol.val_loss, base.evaluated)
+    with_loss = f" ({passes} with the loss pass)" if vol.val_loss else ""
     if vol == base:
         return first + " (every epoch: set them to cut evaluation and checkpoints)"
     return (
         f"{first}\n  every epoch instead: evaluated {_count(base.evaluated)} (shift domains "
         f"{_count(base.shift)}), {_count(base.checkpoints)} checkpoints; these settings "
-        f"evaluate {_ratio(vol.evaluated, base.evaluated)} of that and write "
+        f"evaluate {_ratio(vol.evaluated, base.evaluated)} of that{with_loss} and write "
         f"{_ratio(vol.checkpoints, base.checkpoints)} of the checkpoints"
     )
 
@@ -313,13 +355,17 @@ def cost_lines(p: Plan, devices: int | None = None, bench: dict | None = None) -
     """The cost part of ``--dry-run``: device-hours, wall time on ``devices``, the source."""
     gpu = p.spec.resources.gpu > 0
     bench = bench if bench is not None else load_bench("cuda" if gpu else "cpu")
-    est = estimate(p, bench)
+    from capstudy.data.counts import count_domains, notes, source_line
+
+    local = count_domains(study_domains(p), p.spec.data)
+    est = estimate(p, bench, local.images)
     unit = "GPU-hours" if gpu else "CPU core-hours"
     devices = devices or (1 if gpu else (os.cpu_count() or 1))
     kind = "GPU" if gpu else "core"
     wall = est.total_s / devices
     lines = [
         volume_lines(est, p.spec),
+        source_line(local),
         f"cost: ≈{_amount(est.total_s / 3600)} {unit} (training "
         f"{_amount(est.train_s / 3600)}, evaluation {_amount(est.eval_s / 3600)}, "
         f"pretraining {_amount(est.pretrain_s / 3600)}); "
@@ -336,10 +382,10 @@ def cost_lines(p: Plan, devices: int | None = None, bench: dict | None = None) -
         lines.append(
             f"  throughput: measured on this machine ({bench_path('cuda' if gpu else 'cpu')})"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + notes(local))
 
 
 def _hours(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.3g} h"
+    return f"{_amount(seconds / 3600)} h"

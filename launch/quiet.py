@@ -2,6 +2,8 @@
 
 Each silenced message is named with its logger and the reason it does not matter to a
 capstudy user; every other warning and error of those libraries still comes through.
+:func:`quiet_store_setup` serves every command (the CLI's entry point calls it),
+:func:`quiet_third_parties` the launch.
 """
 
 from __future__ import annotations
@@ -29,6 +31,34 @@ NOISE = (
         "Ray's storage is capstudy's resume state, not something a user reads",
     ),
 )
+
+
+# (logger, why its INFO lines are noise): raised to WARNING, so its warnings and errors stay.
+INFO_NOISE = (
+    (
+        "mlflow.store.db.utils",
+        "'Creating initial MLflow database tables...' and 'Updating database tables' each time "
+        "a command creates a fresh SQLite store ($CAPSTUDY_HOME/mlflow.db); capstudy names "
+        "the store itself where it matters",
+    ),
+    (
+        "alembic.runtime.migration",
+        "the schema migrations behind those lines ('Context impl SQLiteImpl', 'Running "
+        "upgrade ...')",
+    ),
+)
+# Below WARNING here, the user asked MLflow for its INFO or DEBUG lines: they are not hidden.
+_MLFLOW_LEVEL = "MLFLOW_LOGGING_LEVEL"
+
+
+def quiet_store_setup() -> None:
+    """Hide the INFO lines of a new MLflow store's set-up (:data:`INFO_NOISE`), not its
+    warnings or errors; unless ``MLFLOW_LOGGING_LEVEL`` asks for INFO or DEBUG."""
+    level = logging.getLevelName(os.environ.get(_MLFLOW_LEVEL, "").upper() or "WARNING")
+    if isinstance(level, int) and level < logging.WARNING:
+        return
+    for name, _ in INFO_NOISE:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class _DropNoise(logging.Filter):

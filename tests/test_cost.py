@@ -96,4 +96,64 @@ def test_dry_run_shows_images_with_and_without_the_settings(capsys):
     assert run_cli(["launch", "--space", "full_grid", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "images (ASHA estimate): trained" in out and "every epoch instead: evaluated" in out
-    assert "[checkpoint_every=5, eval_every=1, shift_eval=rungs]" in out
+    assert "[checkpoint_every=5, eval_every=1, shift_eval=rungs, val_eval=rungs]" in out
+    assert "at the rungs and the end, its loss pass" in out and "with the loss pass)" in out
+
+
+# One cell, three trials of 9 epochs, ASHA grace 1 and eta 3: rungs at epochs 1 and 3; two
+# trials stop after epoch 1, one runs all 9 (11 trial-epochs).
+TINY = """
+study: {name: tiny_val, task: detection, metric: val/map50, mode: max}
+fixed: {epochs: 9, image_size: 128, max_eval_images: 50, val_eval: VAL_EVAL}
+space:
+  family: {grid_search: [efficientnet_b0]}
+  phi: {grid_search: [-7]}
+  init: {grid_search: [random]}
+  train: {grid_search: [synth_a/rgb]}
+  lr: {loguniform: [1.0e-3, 1.0e-2]}
+evaluate: [synth_b/rgb]
+tune: {samples_per_cell: 3, search: random, asha: {grace: 1, reduction: 3, scope: cell}}
+resources: {cpu: 1, gpu: 0}
+"""
+
+
+def _tiny(tmp_path, val_eval: str):
+    path = tmp_path / f"tiny_{val_eval}.yaml"
+    path.write_text(TINY.replace("VAL_EVAL", val_eval))
+    return plan(load_study(str(path)))
+
+
+def test_rung_only_validation_counts_map_at_rungs_and_a_loss_pass_every_epoch(tmp_path):
+    every_plan, rungs_plan = _tiny(tmp_path, "every"), _tiny(tmp_path, "rungs")
+    assert every_plan.trial_epochs_asha == rungs_plan.trial_epochs_asha == 2 * 1 + 9
+    n_val = round(400 * 0.1)  # synth_a's 400 training images, val_fraction 0.1 (under 50)
+    every, rungs = cost.estimate(every_plan, None), cost.estimate(rungs_plan, None)
+    # every: val/* mAP after each of the 11 trial-epochs, no loss pass.
+    assert every.volume.val == 11 * n_val and every.volume.val_loss == 0
+    # rungs: mAP after epoch 1 (all three trials), 3 and 9 (the survivor): 5 of 11; the loss
+    # pass after every epoch, the mAP epochs included (the engine runs it on each).
+    assert rungs.volume.val == 5 * n_val and rungs.volume.val_loss == 11 * n_val
+    assert rungs.volume.train == every.volume.train and rungs.volume.shift == every.volume.shift
+    assert rungs.every_epoch == every.volume == every.every_epoch
+    # Where an evaluation (post-processing and mAP) is slower than the loss pass, as a measured
+    # bench says, rung-only validation costs less: 6 mAP passes saved at 10 images/s, 11 loss
+    # passes paid at 40 images/s, 13 device-seconds fewer for 40 images.
+    bench = {
+        "entries": [
+            {
+                "family": "efficientnet_b0",
+                "phi": -7,
+                "image_size": 128,
+                "train_images_per_s": 5.0,
+                "eval_images_per_s": 10.0,
+                "forward_images_per_s": 40.0,
+            }
+        ]
+    }
+    every_s, rungs_s = cost.estimate(every_plan, bench), cost.estimate(rungs_plan, bench)
+    assert every_s.eval_s - rungs_s.eval_s == pytest.approx(n_val * (6 / 10 - 11 / 40))
+    assert every_s.train_s == rungs_s.train_s
+    # The rough model prices both as one forward pass, so there it costs 5 passes more.
+    rough = cost.variant_speed("efficientnet_b0", -7, "B-7", 128, False, None)
+    assert rough.eval == rough.forward
+    assert rungs.eval_s - every.eval_s == pytest.approx(5 * n_val / rough.eval)

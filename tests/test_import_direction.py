@@ -46,6 +46,7 @@ PURE = {
     "capstudy.util",
     "capstudy.data.domains",
     "capstudy.data.labels",
+    "capstudy.data.counts",
 }
 # The only library modules (outside launch/ and cli/) allowed to name ray or mlflow.
 RAY_MLFLOW = {"capstudy.tracking", "capstudy.registry", "capstudy.pretrain"}

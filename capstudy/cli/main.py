@@ -52,6 +52,9 @@ def build_app() -> typer.Typer:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI (console-script entry point)."""
+    from capstudy.launch.quiet import quiet_store_setup
+
+    quiet_store_setup()
     app = build_app()
     try:
         app(args=argv if argv is not None else sys.argv[1:], prog_name="capstudy")

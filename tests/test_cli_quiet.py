@@ -1,0 +1,50 @@
+"""A command that creates a fresh MLflow store prints no store set-up lines (launch/quiet.py)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+
+from capstudy.launch.quiet import INFO_NOISE, quiet_store_setup
+
+SETUP_LINES = ("Creating initial MLflow database tables", "Updating database tables", "alembic")
+
+
+def _capstudy(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "capstudy.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=300,
+    )
+
+
+def test_fresh_store_commands_print_no_setup_lines(capstudy_home):
+    listed = _capstudy(["ls"])
+    assert listed.returncode == 0, listed.stderr
+    assert (capstudy_home / "mlflow.db").is_file()  # the command created the store
+    assert not [line for line in SETUP_LINES if line in listed.stderr], listed.stderr
+    (capstudy_home / "mlflow.db").unlink()
+    analyzed = _capstudy(["analyze", "--study", "nothing", "--no-mlflow"])
+    assert analyzed.returncode == 2 and (capstudy_home / "mlflow.db").is_file()
+    assert "error: no experiment named 'nothing'" in analyzed.stderr  # errors still come
+    assert not [line for line in SETUP_LINES if line in analyzed.stderr], analyzed.stderr
+
+
+def test_setup_lines_come_back_when_asked_for(capstudy_home):
+    # The control: without the quieting (MLflow's INFO asked for), a fresh store prints them.
+    listed = _capstudy(["ls"], MLFLOW_LOGGING_LEVEL="INFO")
+    assert listed.returncode == 0, listed.stderr
+    assert "Creating initial MLflow database tables" in listed.stderr
+
+
+def test_quieted_loggers_keep_warnings_and_errors(monkeypatch):
+    monkeypatch.delenv("MLFLOW_LOGGING_LEVEL", raising=False)
+    quiet_store_setup()
+    for name, _ in INFO_NOISE:
+        logger = logging.getLogger(name)
+        assert not logger.isEnabledFor(logging.INFO)
+        assert logger.isEnabledFor(logging.WARNING) and logger.isEnabledFor(logging.ERROR)
