@@ -8,11 +8,10 @@ function (:func:`sequential.look_result`, fast mode). The same simulated studies
 the sequential design's and the fixed designs' power, false-threshold rates and expected
 seeds, so the comparison is paired.
 
-Fast mode has 199 bootstrap replicates, so a simulated p-value is at least 0.005: a look
-whose boundary is below that (an O'Brien-Fleming first look) cannot stop for efficacy in
-simulation, while a real launch raises the replicates until it can
-(:meth:`sequential.Boundaries.n_boot`). Simulated early stops, and savings, are therefore
-slightly understated, never overstated.
+Each look is analysed with the fast mode's coarser breakpoint grid and 199 bootstrap
+replicates, raised where a look's boundary is below what 199 replicates can resolve (a
+p-value is at least 1/200), as a launch raises them (:meth:`sequential.Boundaries.n_boot`):
+an O'Brien-Fleming first look can stop in simulation as it can in a launch.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from capstudy.analysis import sequential, tables
 from capstudy.analysis.power import SMOOTH_EXPONENTS, findable_families, run_tasks
 from capstudy.analysis.power_design import Design
 from capstudy.analysis.power_sim import Effect, noise_scale, simulate_table
+from capstudy.analysis.verdicts import FAST_GRID_POINTS, FAST_N_BOOT
 
 # No-threshold worlds of the joint null, used in turn: a line with the kink's rise, and
 # power laws of either curvature.
@@ -44,6 +44,7 @@ class _LookTask:
     replicate: int
     base_seed: int
     stream: int
+    n_boots: tuple[int, ...] = ()  # per look; () : FAST_N_BOOT at every look
 
 
 def _one_study(task: _LookTask) -> dict:
@@ -62,7 +63,12 @@ def _one_study(task: _LookTask) -> dict:
     seed = int(rng.integers(2**31))
     row: dict = {"scenario": task.scenario, "replicate": task.replicate}
     for k, n in enumerate(task.looks, start=1):
-        res = sequential.look_result(table[table["seed"] < n], n_boot=199, seed=seed, fast=True)
+        n_boot = task.n_boots[k - 1] if task.n_boots else FAST_N_BOOT
+        # fast=False: the replicates are n_boot exactly (a look's boundary must be reachable);
+        # the coarser breakpoint grid of the fast mode is kept.
+        res = sequential.look_result(
+            table[table["seed"] < n], n_boot=n_boot, seed=seed, grid_points=FAST_GRID_POINTS
+        )
         row[f"p{k}"], row[f"dir{k}"] = res["p"], res["direction"]
     return row
 
@@ -77,12 +83,19 @@ def simulate_looks(
     workers: int | None = None,
     base_seed: int = 0,
     stream: str | None = None,
+    bounds: sequential.Boundaries | None = None,
 ) -> pd.DataFrame:
     """``replicates`` simulated studies per scenario, each look's p-value and direction.
 
     ``null`` and ``smooth`` alternate their exponents (:data:`NULL_SHAPES`); ``stream``
     names an independent random stream (boundaries are fitted on one, judged on others).
+    With ``bounds``, each look's bootstrap has the replicates a launch gives it
+    (:meth:`sequential.Boundaries.n_boot` above the fast mode's 199), so a boundary below
+    1/200 can be crossed in simulation as in a launch.
     """
+    n_boots = (
+        tuple(bounds.n_boot(k, FAST_N_BOOT) for k in range(1, len(looks) + 1)) if bounds else ()
+    )
     scale = noise_scale(effect, design.samples_per_cell, design.mode)
     tasks = []
     for scenario in scenarios:
@@ -90,7 +103,9 @@ def simulate_looks(
             exponent = SMOOTH_EXPONENTS[r % len(SMOOTH_EXPONENTS)]
             s = _STREAM[stream or scenario]
             tasks.append(
-                _LookTask(design, effect, scale, scenario, exponent, looks, r, base_seed, s)
+                _LookTask(
+                    design, effect, scale, scenario, exponent, looks, r, base_seed, s, n_boots
+                )
             )
     return pd.DataFrame(run_tasks(_one_study, tasks, workers))
 

@@ -246,7 +246,9 @@ def adjusted_p(bounds: Boundaries, look: int, p: float, seed: int = 1) -> float:
     return float(min(1.0, max((earlier | at_look).mean(), 1.0 / len(z))))
 
 
-def look_result(table, *, n_boot: int, seed: int = 0, fast: bool = False) -> dict:
+def look_result(
+    table, *, n_boot: int, seed: int = 0, fast: bool = False, grid_points: int | None = None
+) -> dict:
     """The shared test on the seeds a look has so far, through the real verdict function.
 
     Returns:
@@ -335,3 +337,31 @@ def design_statement(row) -> str:
     if row.get("recorded") and row["recorded"] != row["decision"]:
         text += f" (The launch decided '{row['recorded']}' at this look with its own replicates.)"
     return text
+
+
+def drift_for_power(power: float, alpha: float) -> float:
+    """The statistic's mean at the last look for a one-sided level-``alpha`` test of this
+    power (a Brownian-motion approximation; 0 when there is no effect)."""
+    power = min(max(power, alpha), 1 - 1e-6)
+    return float(stats.norm.isf(alpha) + stats.norm.ppf(power))
+
+
+def expected_seeds(bounds: Boundaries, drift: float, seed: int = 2) -> tuple[float, float]:
+    """(expected seeds per cell, chance of stopping with "threshold") of the design when the
+    statistic drifts as ``drift * sqrt(t)`` (canonical correlation, futility included)."""
+    n = np.asarray(bounds.looks, dtype=float)
+    corr = canonical_correlation(bounds.looks)
+    z = _draws(corr, seed, 100_000) + drift * np.sqrt(n / n[-1])
+    running = np.ones(len(z), dtype=bool)
+    seeds = np.full(len(z), n[-1])
+    threshold = np.zeros(len(z), dtype=bool)
+    z_fut = None if bounds.futility is None else float(stats.norm.isf(bounds.futility))
+    for k in range(len(n)):
+        win = running & (z[:, k] >= bounds.z[k])
+        threshold |= win
+        stop = win.copy()
+        if z_fut is not None and k < len(n) - 1:
+            stop |= running & (z[:, k] <= z_fut)
+        seeds[stop] = n[k]
+        running &= ~stop
+    return float(seeds.mean()), float(threshold.mean())

@@ -180,21 +180,18 @@ def look_line(record: dict, bounds: sequential.Boundaries) -> str:
     return f"{where}: {shown}, boundary {record['boundary_p']:.4f} -> {record['decision']}"
 
 
-def plan_line(spec: StudySpec, the_plan, design, replicates: int = 6, workers: int = 2) -> str:
-    """The dry run's line for a sequential study: the most and the expected device-hours.
+def plan_line(spec: StudySpec, the_plan, design, workers: int = 2) -> str:
+    """The dry run's line for a sequential study: power, the most and the expected cost.
 
     ``design`` is the grid as the power analysis sees it
-    (:func:`capstudy.analysis.power_design.design_from_study`). The expected seeds come from
-    a few simulated studies of the grid under the default
-    effect and under no effect, judged by the textbook boundaries (the launch simulates the
-    grid's own before its first trial); ``capstudy power`` gives the full comparison.
+    (:func:`capstudy.analysis.power_design.design_from_study`). The fixed design with every
+    seed is simulated as for a fixed study (its power under the default effect); the looks'
+    expected seeds then follow from the textbook group-sequential model with that power
+    (``capstudy power`` simulates the looks themselves, minutes instead of seconds).
     """
-    from capstudy.analysis.power_seq import (
-        canonical_boundaries,
-        hours_of,
-        outcomes,
-        simulate_looks,
-    )
+    from capstudy.analysis import sequential
+    from capstudy.analysis.power import PLAN_REPLICATES, simulate_power, summarize_power
+    from capstudy.analysis.power_seq import canonical_boundaries, hours_of
     from capstudy.analysis.power_sim import Effect
     from capstudy.cost import estimate, load_bench
 
@@ -203,20 +200,20 @@ def plan_line(spec: StudySpec, the_plan, design, replicates: int = 6, workers: i
     est = estimate(the_plan, load_bench("cuda" if gpu else "cpu"))
     cost = ((est.train_s + est.eval_s) / 3600, est.pretrain_s / 3600)
     unit = "GPU-hours" if gpu else "core-hours"
-    bounds = canonical_boundaries(seq)
-    reps = simulate_looks(
-        design, Effect(), seq.looks, ("kink", "null"), replicates, workers=workers
+    n = seq.looks[-1]
+    reps = simulate_power(
+        design, Effect(), (n,), PLAN_REPLICATES, scenarios=("kink",), workers=workers
     )
-    outs = outcomes(reps, bounds, design, Effect())
-    seeds = outs.groupby("scenario")["seeds_used"].mean()
-    expected = {k: hours_of(float(v), seq.looks[-1], cost) for k, v in seeds.items()}
-    kink = outs[outs["scenario"] == "kink"]
-    found, fixed = kink["seq_found"].mean(), kink[f"fixed{seq.looks[-1]}_found"].mean()
+    fixed = float(summarize_power(reps).iloc[0]["shared_found"])
+    bounds = canonical_boundaries(seq)
+    drift = sequential.drift_for_power(fixed, seq.alpha)
+    seeds, power = sequential.expected_seeds(bounds, drift)
+    seeds_null, _ = sequential.expected_seeds(bounds, 0.0)
     return (
         f"sequential: looks at {', '.join(map(str, seq.looks))} seeds; at most "
-        f"≈{hours_of(seq.looks[-1], seq.looks[-1], cost):,.0f} {unit} (every look), expected "
-        f"≈{expected['kink']:,.0f} under the default effect (shared threshold found in "
-        f"{found:.0%}; fixed {seq.looks[-1]} seeds: {fixed:.0%}) and ≈{expected['null']:,.0f} "
-        f"with no kink ({replicates} simulated studies each, textbook boundaries); the full "
-        f"comparison with fixed designs: capstudy power --space {spec.name}"
+        f"≈{hours_of(n, n, cost):,.0f} {unit} (every look); expected ≈"
+        f"{hours_of(seeds, n, cost):,.0f} under the default effect (shared threshold found "
+        f"in ≈{power:.0%}; {fixed:.0%} with {n} seeds fixed, {PLAN_REPLICATES} simulated "
+        f"studies) and ≈{hours_of(seeds_null, n, cost):,.0f} with no effect (futility); "
+        f"textbook approximation, the looks simulated: capstudy power --space {spec.name}"
     )

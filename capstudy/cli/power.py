@@ -81,6 +81,7 @@ def _sequential_lines(spec, design, effect, replicates: int, workers: int, seed:
         replicates,
         workers=workers,
         base_seed=seed,
+        bounds=bounds,
     )
     table = power_seq.compare_designs(power_seq.outcomes(reps, bounds, design, effect), bounds)
     cost, unit = _trial_hours(spec)
