@@ -68,6 +68,9 @@ T_RUN = "capstudy.run_id"  # the pretraining run that produced the version
 T_PARENT_NAME = "capstudy.parent_model"  # coco stage: the imagenet weights it started from
 T_PARENT_VERSION = "capstudy.parent_version"
 T_PARENT_RUN_ID = "capstudy.parent_run_id"
+# The hex sha256 of the version's weights file, recorded when it is registered and checked
+# after every download, before a trial (or a coco stage) loads it (capstudy.registry).
+T_WEIGHTS_SHA256 = "capstudy.weights_sha256"
 
 # MLflow layout: one experiment per study, named after the study (``study.name``); in it a
 # parent run tagged kind=study and one child run per trial tagged kind=trial, whose

@@ -244,7 +244,7 @@ def ensure_weights(
     """
     uri = tracking_uri or paths.default_tracking_uri()
     ref = _ensure(variant, stage, data, epochs, settings, roots, uri, force, progress, say)
-    return registry.download(ref, uri)
+    return registry.download(ref, uri, rerun_command(variant, stage))
 
 
 def _ensure(variant, stage, data, epochs, settings, roots, uri, force, progress, say) -> WeightsRef:
@@ -260,7 +260,7 @@ def _ensure(variant, stage, data, epochs, settings, roots, uri, force, progress,
         parent = _ensure(
             variant, "imagenet", None, None, settings, roots, uri, False, progress, say
         )
-        parent_path = registry.download(parent, uri)
+        parent_path = registry.download(parent, uri, rerun_command(variant, "imagenet"))
     with named_lock(name):
         st, config, fingerprint, parent, digest = _identity(
             variant, stage, settings, data, epochs, roots, uri
@@ -304,7 +304,7 @@ def _run_stage(variant, config, fingerprint, digest, parent, parent_path, uri, p
         meta = _meta(variant, config, stage, result, fingerprint, run_id)
         with tempfile.TemporaryDirectory(prefix="capstudy-weights-") as tmp:
             path = save_weights(result.model, Path(tmp) / registry.WEIGHTS_FILE, meta)
-            registry.log_weights(run_id, path, uri)
+            sha256 = registry.log_weights(run_id, path, uri)
         version_tags = {
             keys.T_STAGE: stage,
             keys.T_SETTINGS: digest,
@@ -321,7 +321,7 @@ def _run_stage(variant, config, fingerprint, digest, parent, parent_path, uri, p
                     keys.T_PARENT_RUN_ID: parent.run_id,
                 }
             )
-        ref = registry.register_weights(run_id, name, version_tags, uri)
+        ref = registry.register_weights(run_id, name, version_tags, uri, sha256=sha256)
         tracking.set_tags(run_id, {keys.T_MODEL_VERSION: ref.version}, uri)
     except BaseException as exc:
         tracking.end_run(run_id, tracking.status_for(exc), uri)
@@ -364,6 +364,11 @@ def pretrain_command(variant: Variant, stage: str) -> str:
     return f"capstudy pretrain {stage} --family {variant.family} {capacity}"
 
 
+def rerun_command(variant: Variant, stage: str) -> str:
+    """The command that pretrains ``variant``'s ``stage`` again as a new version."""
+    return f"{pretrain_command(variant, stage)} --force"
+
+
 def init_weights(
     config: TrialConfig, *, tracking_uri: str | None = None, auto_pretrain: bool = False
 ) -> tuple[Path | None, WeightsRef | None]:
@@ -394,7 +399,7 @@ def init_weights(
                 f"{uri}. Make them with: {pretrain_command(variant, stage)}"
             )
         ref = _ensure(variant, stage, None, None, None, None, uri, False, False, None)
-    return registry.download(ref, uri), ref
+    return registry.download(ref, uri, rerun_command(variant, stage)), ref
 
 
 def resolve_init(
