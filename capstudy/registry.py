@@ -167,18 +167,15 @@ def recorded_sha256(ref: WeightsRef, rerun: str | None = None) -> str:
     if not digest:
         raise UntrustedWeights(
             f"registered weights {ref.name} version {ref.version} have no recorded sha256 "
-            f"(tag {keys.T_WEIGHTS_SHA256}; registered by an older capstudy), so they cannot "
-            f"be checked and are not loaded: {_rerun_fix(rerun)}"
+            "(registered by an older capstudy), so they are not loaded: `capstudy launch "
+            "--retry-failed STUDY` pretrains them anew (a launch never reuses such a version; "
+            f"outside a study: {_command(rerun)}; tag {keys.T_WEIGHTS_SHA256})"
         )
     return digest
 
 
-def _rerun_fix(rerun: str | None) -> str:
-    command = f"`{rerun}`" if rerun else "`capstudy pretrain STAGE ... --force`"
-    return (
-        "run its pretraining stage again (relaunch the study, which pretrains instead of "
-        f"reusing such a version, or run {command})"
-    )
+def _command(rerun: str | None) -> str:
+    return f"`{rerun}`" if rerun else "`capstudy pretrain STAGE ... --force`"
 
 
 def verify(ref: WeightsRef, path: Path, rerun: str | None = None) -> None:
@@ -200,12 +197,12 @@ def verify(ref: WeightsRef, path: Path, rerun: str | None = None) -> None:
         # One line, the model, version and fix first: a failed trial's error tag keeps the
         # first 300 characters (capstudy.status.causes).
         raise UntrustedWeights(
-            f"registered weights {ref.name} version {ref.version} fail their sha256 check "
-            "(the file was replaced or damaged after registration; not loaded): delete version "
-            f"{ref.version} of {ref.name} from the MLflow registry, then "
-            f"{_rerun_fix(rerun)}; got sha256 {got[:16]}…, registered {expected[:16]}… "
-            f"(tag {keys.T_WEIGHTS_SHA256}), file {ref.source}/{WEIGHTS_FILE} "
-            f"({path.stat().st_size} bytes)"
+            f"registered weights {ref.name} version {ref.version} fail their sha256 check; "
+            "not loaded: delete this version from the registry, then `capstudy launch "
+            "--retry-failed STUDY` pretrains it anew (the file was replaced or damaged after "
+            f"registration; outside a study: {_command(rerun)}; got sha256 {got[:16]}…, "
+            f"registered {expected[:16]}… in tag {keys.T_WEIGHTS_SHA256}; file "
+            f"{ref.source}/{WEIGHTS_FILE}, {path.stat().st_size} bytes)"
         )
 
 

@@ -59,7 +59,8 @@ def test_a_replaced_artifact_is_refused_naming_the_version_and_the_fix(store, tm
         registry.download(ref, store, "capstudy pretrain imagenet --phi -7 --force")
     message = str(err.value)
     assert "registered weights replaced version 1 fail their sha256 check" in message
-    assert "delete version 1 of replaced" in message
+    assert "delete this version from the registry" in message
+    assert "`capstudy launch --retry-failed STUDY` pretrains it anew" in message
     assert "`capstudy pretrain imagenet --phi -7 --force`" in message
     assert "\n" not in message  # one line: it becomes the trial's error tag
     # Nothing unchecked entered the cache.

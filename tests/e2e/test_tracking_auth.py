@@ -199,6 +199,8 @@ def test_weights_replaced_in_the_artifact_root_fail_the_trial_naming_the_version
         con.close()
     assert [s for _, s, _ in run_rows(tmp_path, "trial")] == ["FAILED"], out[-3000:]
     (error,) = [value for (value,) in errors]
+    # The tag (its first 300 characters) names the version and the whole fix.
     assert f"registered weights {name} version 1 fail their sha256 check" in error
-    assert f"delete version 1 of {name}" in error
+    assert "delete this version from the registry, then `capstudy launch" in error
+    assert "--retry-failed STUDY` pretrains it anew" in error
     assert password not in out
