@@ -58,6 +58,9 @@ T_INIT_RUN_ID = "capstudy.init_run_id"
 # On a pretraining run: the registered model and version it produced.
 T_REGISTERED_MODEL = "capstudy.registered_model"
 T_MODEL_VERSION = "capstudy.model_version"
+# On a pretraining run made in a launch: the Ray task that ran the stage (the same across
+# Ray's retries of it), so the driver settles the runs of attempts whose process was lost.
+T_PRETRAIN_TASK = "capstudy.pretrain_task"
 
 # Tags of a registered weights version (MLflow model registry; see capstudy.registry).
 T_STAGE = "capstudy.stage"  # imagenet | coco

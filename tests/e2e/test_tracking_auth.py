@@ -29,23 +29,8 @@ USER = "capstudy"
 LOGIN_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 LOG_SUFFIXES = (".log", ".out", ".err")
 
-# One trial that loads registered imagenet weights (no retries: it fails at once).
-TAMPERED_STUDY = """
-study: {name: tampered, task: detection, metric: val/map50, mode: max}
-fixed: {epochs: 1, image_size: 64, batch_size: 8, head_width: 8, max_train_images: 24,
-        max_eval_images: 12}
-space:
-  family: {grid_search: [efficientnet_b0]}
-  phi: {grid_search: [-7]}
-  init: {grid_search: [imagenet]}
-  train: {grid_search: [synth_a/rgb]}
-  seed: {grid_search: [0]}
-evaluate: [synth_a/rgb]
-tune: {samples_per_cell: 1, search: random, asha: {grace: 1, reduction: 2, scope: cell}}
-resources: {cpu: 1, gpu: 0}
-pretrain: {imagenet: synth_imagenet, epochs_imagenet: 1, image_size_imagenet: 32,
-           max_train_images: 24}
-"""
+# One trial that loads registered imagenet weights (run with no retries: it fails at once).
+STUDY = HERE / "pretrained.yaml"
 
 
 @pytest.fixture
@@ -182,13 +167,11 @@ def test_weights_replaced_in_the_artifact_root_fail_the_trial_naming_the_version
     home.mkdir()
     monkeypatch.setenv("CAPSTUDY_HOME", str(home))
     monkeypatch.setenv("CAPSTUDY_SYNTH_SCALE", "0.15")  # as the launch below sees the data
-    study = tmp_path / "tampered.yaml"
-    study.write_text(TAMPERED_STUDY)
-    name = _register_for_the_study(study, home, auth_server, b"the registered weights")
+    name = _register_for_the_study(STUDY, home, auth_server, b"the registered weights")
     (stored,) = (tmp_path / "artifacts").rglob(f"weights/{registry.WEIGHTS_FILE}")
     stored.write_bytes(b"weights someone put in their place")
 
-    args = ["launch", "--space", str(study), "--tracking-uri", auth_server, "--max-failures", "0"]
+    args = ["launch", "--space", str(STUDY), "--tracking-uri", auth_server, "--max-failures", "0"]
     proc = capstudy(args, home, timeout=300)
     out = proc.stdout + proc.stderr
     assert "pretraining: reusing 1 registered weights" in out, out[-3000:]
