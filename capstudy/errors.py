@@ -22,6 +22,12 @@ class DamagedCheckpoint(CapstudyError):
     """
 
 
+class UntrustedWeights(CapstudyError):
+    """Registered pretrained weights that must not be loaded: the downloaded file differs from
+    the sha256 recorded when the version was registered, or no sha256 was recorded. Names the
+    registered model, the version and what to do (the trial that asked for them fails)."""
+
+
 class StorageWriteError(CapstudyError):
     """A write its storage refused (full, over quota, read-only, not permitted); says where
     and what to free or fix. Nothing half-written is kept: writes go through temporaries."""

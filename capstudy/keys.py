@@ -58,6 +58,9 @@ T_INIT_RUN_ID = "capstudy.init_run_id"
 # On a pretraining run: the registered model and version it produced.
 T_REGISTERED_MODEL = "capstudy.registered_model"
 T_MODEL_VERSION = "capstudy.model_version"
+# On a pretraining run made in a launch: the Ray task that ran the stage (the same across
+# Ray's retries of it), so the driver settles the runs of attempts whose process was lost.
+T_PRETRAIN_TASK = "capstudy.pretrain_task"
 
 # Tags of a registered weights version (MLflow model registry; see capstudy.registry).
 T_STAGE = "capstudy.stage"  # imagenet | coco
@@ -68,6 +71,9 @@ T_RUN = "capstudy.run_id"  # the pretraining run that produced the version
 T_PARENT_NAME = "capstudy.parent_model"  # coco stage: the imagenet weights it started from
 T_PARENT_VERSION = "capstudy.parent_version"
 T_PARENT_RUN_ID = "capstudy.parent_run_id"
+# The hex sha256 of the version's weights file, recorded when it is registered and checked
+# after every download, before a trial (or a coco stage) loads it (capstudy.registry).
+T_WEIGHTS_SHA256 = "capstudy.weights_sha256"
 
 # MLflow layout: one experiment per study, named after the study (``study.name``); in it a
 # parent run tagged kind=study and one child run per trial tagged kind=trial, whose

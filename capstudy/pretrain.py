@@ -224,6 +224,7 @@ def ensure_weights(
     force: bool = False,
     progress: bool = False,
     say: Say | None = None,
+    run_tags: Mapping[str, str] | None = None,
 ) -> Path:
     """Local weights file of ``variant`` after ``stage``, pretraining it if needed.
 
@@ -238,16 +239,21 @@ def ensure_weights(
         force: Train a new version even when a matching one exists.
         progress: Show a progress bar while training.
         say: Where to tell the user what happens (default: nowhere).
+        run_tags: Extra tags of the pretraining runs this makes (a launch's Ray task).
 
     Returns:
         Path of the weights file (format of :mod:`capstudy.engine.weights`).
     """
     uri = tracking_uri or paths.default_tracking_uri()
-    ref = _ensure(variant, stage, data, epochs, settings, roots, uri, force, progress, say)
-    return registry.download(ref, uri)
+    ref = _ensure(
+        variant, stage, data, epochs, settings, roots, uri, force, progress, say, run_tags
+    )
+    return registry.download(ref, uri, rerun_command(variant, stage))
 
 
-def _ensure(variant, stage, data, epochs, settings, roots, uri, force, progress, say) -> WeightsRef:
+def _ensure(
+    variant, stage, data, epochs, settings, roots, uri, force, progress, say, run_tags=None
+) -> WeightsRef:
     say = say or (lambda _msg: None)
     name = registered_name(variant, stage)
     parent_path = None
@@ -258,9 +264,9 @@ def _ensure(variant, stage, data, epochs, settings, roots, uri, force, progress,
         ):
             say(f"{name}: the imagenet weights it starts from are missing; making them first")
         parent = _ensure(
-            variant, "imagenet", None, None, settings, roots, uri, False, progress, say
+            variant, "imagenet", None, None, settings, roots, uri, False, progress, say, run_tags
         )
-        parent_path = registry.download(parent, uri)
+        parent_path = registry.download(parent, uri, rerun_command(variant, "imagenet"))
     with named_lock(name):
         st, config, fingerprint, parent, digest = _identity(
             variant, stage, settings, data, epochs, roots, uri
@@ -271,17 +277,18 @@ def _ensure(variant, stage, data, epochs, settings, roots, uri, force, progress,
             registry.set_current(found, uri)
             return found
         say(f"{name}: pretraining on {st.domain} for {st.epochs} epoch(s) at {st.image_size} px")
-        return _run_stage(variant, config, fingerprint, digest, parent, parent_path, uri, progress)
+        stage_args = (config, fingerprint, digest, parent, parent_path, uri, progress, run_tags)
+        return _run_stage(variant, *stage_args)
 
 
-def _run_stage(variant, config, fingerprint, digest, parent, parent_path, uri, progress):
+def _run_stage(variant, config, fingerprint, digest, parent, parent_path, uri, progress, run_tags):
     """Train one stage as an MLflow run and register its weights; the run always ends."""
     from capstudy.engine import run_trial, save_weights
 
     stage = "imagenet" if config.task == "classification" else "coco"
     name = registered_name(variant, stage)
     tags = tracking.trial_tags(config, kind=keys.KIND_PRETRAIN, data_fingerprint=fingerprint)
-    tags.update({keys.T_STAGE: stage, keys.T_REGISTERED_MODEL: name})
+    tags.update({keys.T_STAGE: stage, keys.T_REGISTERED_MODEL: name, **(run_tags or {})})
     run_id = tracking.create_run(keys.PRETRAIN_EXPERIMENT, f"{variant.label} {stage}", tags, uri)
     try:
         tracking.log_params(
@@ -304,7 +311,7 @@ def _run_stage(variant, config, fingerprint, digest, parent, parent_path, uri, p
         meta = _meta(variant, config, stage, result, fingerprint, run_id)
         with tempfile.TemporaryDirectory(prefix="capstudy-weights-") as tmp:
             path = save_weights(result.model, Path(tmp) / registry.WEIGHTS_FILE, meta)
-            registry.log_weights(run_id, path, uri)
+            sha256 = registry.log_weights(run_id, path, uri)
         version_tags = {
             keys.T_STAGE: stage,
             keys.T_SETTINGS: digest,
@@ -321,7 +328,7 @@ def _run_stage(variant, config, fingerprint, digest, parent, parent_path, uri, p
                     keys.T_PARENT_RUN_ID: parent.run_id,
                 }
             )
-        ref = registry.register_weights(run_id, name, version_tags, uri)
+        ref = registry.register_weights(run_id, name, version_tags, uri, sha256=sha256)
         tracking.set_tags(run_id, {keys.T_MODEL_VERSION: ref.version}, uri)
     except BaseException as exc:
         tracking.end_run(run_id, tracking.status_for(exc), uri)
@@ -364,6 +371,11 @@ def pretrain_command(variant: Variant, stage: str) -> str:
     return f"capstudy pretrain {stage} --family {variant.family} {capacity}"
 
 
+def rerun_command(variant: Variant, stage: str) -> str:
+    """The command that pretrains ``variant``'s ``stage`` again as a new version."""
+    return f"{pretrain_command(variant, stage)} --force"
+
+
 def init_weights(
     config: TrialConfig, *, tracking_uri: str | None = None, auto_pretrain: bool = False
 ) -> tuple[Path | None, WeightsRef | None]:
@@ -394,7 +406,7 @@ def init_weights(
                 f"{uri}. Make them with: {pretrain_command(variant, stage)}"
             )
         ref = _ensure(variant, stage, None, None, None, None, uri, False, False, None)
-    return registry.download(ref, uri), ref
+    return registry.download(ref, uri, rerun_command(variant, stage)), ref
 
 
 def resolve_init(

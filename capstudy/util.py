@@ -1,4 +1,5 @@
-"""The small helpers every layer shares: atomic writes, file locks, the MLflow client (pure).
+"""The small helpers every layer shares: atomic writes, file digests, file locks, the MLflow
+client (pure).
 
 Each exists once, here. Stdlib only at import (MLflow is imported when a client is asked
 for), so the study compiler and the analysis may use it too.
@@ -7,6 +8,7 @@ for), so the study compiler and the analysis may use it too.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import secrets
 import shutil
@@ -16,6 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from capstudy import paths
+
+
+def file_sha256(path: Path | str) -> str:
+    """The hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _temp_sibling(path: Path) -> Path:

@@ -4,7 +4,10 @@ Five things fail late, slowly or silently on a multi-node cluster, so they are c
 
 - the tracking URI: with ``--address`` the trials run on other machines, and a ``sqlite:`` or
   ``file:`` URI names a file on *this* one (each worker would open an empty store of its own:
-  every pretrained init fails); an ``http`` server must answer from every node;
+  every pretrained init fails); an ``http`` server must answer from every node and take the
+  credentials there (``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, as the MLflow client reads
+  them; a server with authentication answers ``/health`` to anyone, so a call that needs a
+  login is made too); credentials written into the URI are refused (it is printed and logged);
 - the Ray storage: checkpoints written on one node are restored on another, so a file the
   driver writes there must be readable on every node (a node-local folder is refused); a URI
   (``s3://``, ``gs://``, anything pyarrow opens) must first open, and take and give back a
@@ -22,6 +25,7 @@ Every problem names the setting and the fix.
 from __future__ import annotations
 
 import math
+import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass
@@ -29,13 +33,15 @@ from pathlib import Path
 from typing import Any
 
 from capstudy.errors import CapstudyError
+from capstudy.launch.login import PASSWORD_ENV, USER_ENV, login_refused, redacted
 from capstudy.storage import Place, is_uri, place
 
 OK, WARN, ERROR = "ok", "warning", "error"
 MLFLOW_SERVER_HINT = (
-    "start a tracking server on the head node, e.g. `MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false "
-    "mlflow server --host 0.0.0.0 --port 5000 --workers 1 --backend-store-uri "
-    "sqlite:///$HOME/mlflow.db --default-artifact-root /shared/mlartifacts` (docs/guide/"
+    "start a tracking server with authentication on the head node, e.g. "
+    "`launch/cluster/mlflow-server.sh $HOME/mlflow /shared/mlartifacts` (mlflow server "
+    "--app-name basic-auth --host 0.0.0.0 --port 5000, its admin user from "
+    "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD in the environment; docs/guide/"
     "scaling-out.md), and pass --tracking-uri http://<head>:5000"
 )
 
@@ -64,7 +70,17 @@ def server_answers(uri: str, timeout: float = 5.0) -> str | None:
 
 
 def tracking_checks(uri: str, address: str | None) -> list[Check]:
-    """The tracking URI against where trials run (no Ray needed)."""
+    """The tracking URI against where trials run, and its server's login (no Ray needed)."""
+    if urllib.parse.urlsplit(uri).password is not None:
+        return [
+            Check(
+                "--tracking-uri",
+                ERROR,
+                f"{redacted(uri)} has a password in it, and the URI is printed and recorded; "
+                f"pass the URI without it and set {USER_ENV} / {PASSWORD_ENV} in the "
+                "environment instead",
+            )
+        ]
     if address is not None and is_local_uri(uri):
         return [
             Check(
@@ -85,6 +101,9 @@ def tracking_checks(uri: str, address: str | None) -> list[Check]:
                     f"no MLflow server answers at {uri} ({why}); {MLFLOW_SERVER_HINT}",
                 )
             ]
+        refused = login_refused(uri)
+        if refused is not None:
+            return [Check("--tracking-uri", ERROR, f"the MLflow server at {uri}: {refused}")]
         return [Check("--tracking-uri", OK, f"{uri} answers")]
     return [Check("--tracking-uri", OK, f"{uri} (local store; single-machine launch)")]
 
@@ -198,9 +217,17 @@ def _probe(path: str, token: str, uri: str, needs: list, roots: dict) -> dict[st
         storage = place(path).read_text() == token
     except (OSError, CapstudyError):
         storage = False
-    reach = server_answers(uri) if uri.startswith(("http://", "https://")) else None
+    web = uri.startswith(("http://", "https://"))
+    reach = server_answers(uri) if web else None
+    login = login_refused(uri) if web and reach is None else None
     node = ray.get_runtime_context().get_node_id()
-    return {"node": node, "storage": storage, "tracking": reach, "data": probe_data(needs, roots)}
+    return {
+        "node": node,
+        "storage": storage,
+        "tracking": reach,
+        "login": login,
+        "data": probe_data(needs, roots),
+    }
 
 
 def cluster_checks(
@@ -280,6 +307,19 @@ def cluster_checks(
                 f"{uri} does not answer from nodes "
                 f"{', '.join(cut_off)}; serve it on an address they reach "
                 "(mlflow server --host 0.0.0.0) and pass that address",
+            )
+        )
+    refused = [
+        f"{names.get(a['node'], a['node'])} ({a['login']})" for a in answers if a.get("login")
+    ]
+    if refused:
+        checks.append(
+            Check(
+                "--tracking-uri",
+                ERROR,
+                f"the MLflow server at {uri} refuses nodes {', '.join(refused)}; with --address "
+                f"set {USER_ENV} / {PASSWORD_ENV} in the environment where each node's "
+                "`ray start` runs (the driver does not send its own)",
             )
         )
     return checks, fingerprints

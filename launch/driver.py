@@ -240,6 +240,9 @@ def _power_line(spec: StudySpec, the_plan) -> str:
 def _ray_init(address: str | None, uri: str) -> None:
     """Connect to a cluster (``--address``) or start Ray on this machine."""
     local = address is None
+    # The tracking server's login (MLFLOW_TRACKING_USERNAME/PASSWORD) is never put here: Ray
+    # writes a runtime_env's variables into its logs. A local Ray's workers inherit it from
+    # this process; on a cluster it is set where each node's `ray start` runs.
     env = {name: os.environ[name] for name in _FORWARDED_ENV if local and name in os.environ}
     env["MLFLOW_TRACKING_URI"] = uri
     env["RAY_USAGE_STATS_ENABLED"] = "0"

@@ -11,6 +11,11 @@ runs while B0's longer ``imagenet`` is still going). A ``coco`` stage whose ``im
 weights are already registered starts at once. Every stage that can finish does, so a
 relaunch reuses it, and the failures are reported together at the end; a ``coco`` stage
 whose ``imagenet`` stage failed never runs, and its error names both.
+
+A lost stage (its process or node killed) is rerun by Ray (``max_retries``). The run of the
+lost attempt could not end itself: each stage's runs are tagged with its Ray task, the same
+across retries, and once the task has ended the driver ends any of them still ``RUNNING`` as
+``FAILED``, its cause ``process or node lost`` (:func:`settle_lost_runs`).
 """
 
 from __future__ import annotations
@@ -32,10 +37,17 @@ PretrainFn = Callable[[PretrainNeed, dict, dict, str], str]
 
 def _pretrain(need: PretrainNeed, settings: dict, roots: dict, tracking_uri: str) -> str:
     """Make (or reuse) one need's weights; reuse also marks them the variant's current ones."""
+    from capstudy import keys
     from capstudy.pretrain import ensure_weights
 
+    task = {keys.T_PRETRAIN_TASK: ray.get_runtime_context().get_task_id()}
     path = ensure_weights(
-        need.variant, need.stage, settings=settings, roots=roots, tracking_uri=tracking_uri
+        need.variant,
+        need.stage,
+        settings=settings,
+        roots=roots,
+        tracking_uri=tracking_uri,
+        run_tags=task,
     )
     return str(path)
 
@@ -172,7 +184,8 @@ def run_pretraining(
     if not missing:
         return []
     refs = _submit(spec, missing, settings, roots, tracking_uri, pretrain_fn, say)
-    _collect(refs, say)
+    # Only the real stage makes runs to settle (an injected one makes none).
+    _collect(refs, say, tracking_uri if pretrain_fn is _pretrain else None)
     return missing
 
 
@@ -199,8 +212,24 @@ def _submit(spec, missing, settings, roots, uri, fn, say) -> dict[PretrainNeed, 
     return refs
 
 
-def _collect(refs: dict[PretrainNeed, Any], say: Callable[[str], None]) -> None:
-    """Wait for every stage, saying each as it ends; raise one error listing all failures."""
+def settle_lost_runs(task_id: str, tracking_uri: str) -> int:
+    """End the runs of a finished pretraining task that are still ``RUNNING`` (attempts whose
+    process or node was lost: Ray reran the stage, or gave up) as ``FAILED``; returns how many."""
+    from capstudy import keys, tracking
+    from capstudy.status.causes import LOST
+
+    query = f"tags.`{keys.T_PRETRAIN_TASK}` = '{task_id}' and attributes.status = 'RUNNING'"
+    lost = tracking.find_runs(keys.PRETRAIN_EXPERIMENT, query, tracking_uri)
+    cause = f"{LOST}: the pretraining stage's process ended before its run did; Ray reran it"
+    for run in lost:
+        tracking.set_tags(run.info.run_id, {keys.T_ERROR: cause}, tracking_uri)
+        tracking.end_run(run.info.run_id, "FAILED", tracking_uri)
+    return len(lost)
+
+
+def _collect(refs: dict[PretrainNeed, Any], say: Callable[[str], None], uri: str | None) -> None:
+    """Wait for every stage, saying each as it ends; raise one error listing all failures.
+    With ``uri``, the runs of lost attempts of each ended stage are settled there."""
     start = time.monotonic()
     by_ref = {ref: need for need, ref in refs.items()}
     pending = list(by_ref)
@@ -208,6 +237,9 @@ def _collect(refs: dict[PretrainNeed, Any], say: Callable[[str], None]) -> None:
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
         need = by_ref[done[0]]
+        lost = settle_lost_runs(done[0].task_id().hex(), uri) if uri else 0
+        if lost:
+            say(f"pretraining: {need.label} {need.stage}: {lost} lost attempt(s) marked FAILED")
         try:
             ray.get(done[0])
         except ray.exceptions.RayError as exc:

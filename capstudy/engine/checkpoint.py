@@ -19,7 +19,6 @@ file, and the caller falls back to an older checkpoint or a fresh start.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 
 from capstudy.errors import CapstudyError, DamagedCheckpoint
-from capstudy.util import atomic_path, atomic_write_text
+from capstudy.util import atomic_path, atomic_write_text, file_sha256
 
 CHECKPOINT_NAME = "checkpoint.pt"
 DIGEST_SUFFIX = ".sha256"  # checkpoint.pt.sha256: the hex digest of checkpoint.pt
@@ -74,15 +73,6 @@ def _python_state_to_tensor(state: tuple) -> dict[str, Any]:
 
 def _python_state_from_tensor(state: dict[str, Any]) -> tuple:
     return state["version"], tuple(int(v) for v in state["internal"].tolist()), state["gauss"]
-
-
-def file_sha256(path: Path) -> str:
-    """The hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def digest_path(path: Path) -> Path:

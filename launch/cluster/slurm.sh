@@ -2,8 +2,13 @@
 # SLURM: start a Ray cluster across the allocated nodes, an MLflow server on the head, then
 # run a study on it.
 #
+#   export MLFLOW_TRACKING_USERNAME=capstudy MLFLOW_TRACKING_PASSWORD=...   # 12+ characters
 #   CAPSTUDY_SHARED=/shared/capstudy sbatch launch/cluster/slurm.sh full_grid
 #
+# The tracking server asks for a login (launch/cluster/mlflow-server.sh): sbatch passes the
+# submitting shell's environment to the job, so the two variables reach the server (its admin
+# user), the driver and, through srun, every node's `ray start`. They are never on a command
+# line or in a file; keep them out of this script too.
 # One Ray head on the first node, one worker per other node; the driver and the tracking
 # server run on the head. What must be shared and what must not (docs/guide/scaling-out.md):
 #   shared  ($CAPSTUDY_SHARED, every node, same path): the checkout with .venv
@@ -12,8 +17,8 @@
 #   node-local (never on NFS): CAPSTUDY_HOME (file locks: flock over NFS is unreliable),
 #           CAPSTUDY_CACHE (memory-mapped image arrays: another node rebuilding an entry could
 #           remove a folder this node maps), and the server's SQLite file (SQLite over NFS can
-#           corrupt); the latter is copied back to the shared folder when the job ends, so a
-#           requeued job continues the same store.
+#           corrupt); the latter, with the server's users (mlflow-auth.db), is copied back
+#           to the shared folder when the job ends, so a requeued job continues the same store.
 #SBATCH --job-name=capstudy
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=1
@@ -26,6 +31,8 @@ set -euo pipefail
 
 SPACE=${1:-full_grid}
 SHARED=${CAPSTUDY_SHARED:?set CAPSTUDY_SHARED to a folder every node mounts}
+: "${MLFLOW_TRACKING_USERNAME:?export MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD before sbatch}"
+: "${MLFLOW_TRACKING_PASSWORD:?export MLFLOW_TRACKING_PASSWORD (12 or more characters) before sbatch}"
 ROOT=${CAPSTUDY_ROOT:-$SLURM_SUBMIT_DIR}
 LOCAL=${SLURM_TMPDIR:-/tmp}/capstudy-$USER
 source "$ROOT/.venv/bin/activate"
@@ -42,22 +49,28 @@ head_ip=$(srun --nodes=1 --ntasks=1 -w "$head" hostname --ip-address | awk '{pri
 port=6379
 mlflow_port=5000
 
-# The tracking server: SQLite on the head's local disk, restored from / saved to $SHARED.
-db=$LOCAL/mlflow.db
-[ -f "$SHARED/mlflow.db" ] && cp "$SHARED/mlflow.db" "$db"
+# The tracking server: its stores on the head's local disk, restored from / saved to $SHARED.
+state=$LOCAL/mlflow
+mkdir -p "$state" && chmod 700 "$state"
+for store in mlflow.db mlflow-auth.db; do
+  if [ -f "$SHARED/$store" ]; then cp "$SHARED/$store" "$state/$store"; fi
+done
 save_store() {
-  python - "$db" "$SHARED/mlflow.db" <<'EOF'
-import sqlite3, sys
+  for store in mlflow.db mlflow-auth.db; do
+    [ -f "$state/$store" ] || continue
+    python - "$state/$store" "$SHARED/$store" <<'EOF'
+import os, sqlite3, sys
+os.umask(0o077)  # the copies hold every run and the users' password hashes
 src, dst = sqlite3.connect(sys.argv[1]), sqlite3.connect(sys.argv[2] + ".tmp")
 src.backup(dst)  # a consistent copy even while the server has the file open
 dst.close()
 EOF
-  mv "$SHARED/mlflow.db.tmp" "$SHARED/mlflow.db"
+    mv "$SHARED/$store.tmp" "$SHARED/$store"
+  done
 }
 trap save_store EXIT
-MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow server --host 0.0.0.0 --port $mlflow_port \
-  --workers 1 --backend-store-uri "sqlite:///$db" \
-  --default-artifact-root "$SHARED/mlartifacts" > "$LOCAL/mlflow-server.log" 2>&1 &
+"$ROOT/launch/cluster/mlflow-server.sh" "$state" "$SHARED/mlartifacts" $mlflow_port \
+  > "$LOCAL/mlflow-server.log" 2>&1 &
 
 srun --nodes=1 --ntasks=1 -w "$head" \
   ray start --head --node-ip-address="$head_ip" --port=$port \
@@ -72,7 +85,8 @@ sleep 20
 
 resume=()
 [ -f "$SHARED/ray_results/$SPACE/capstudy_study.json" ] && resume=(--resume)
-# The launcher checks these before anything starts: the server answers from every node, the
-# storage is readable on every node, and the nodes fit the study's resources.
+# The launcher checks these before anything starts: the server answers from every node and
+# takes their login, the storage is readable on every node, and the nodes fit the study's
+# resources.
 capstudy launch --space "$SPACE" --address "$head_ip:$port" \
   --tracking-uri "http://$head_ip:$mlflow_port" --storage "$SHARED/ray_results" "${resume[@]}"

@@ -18,6 +18,7 @@ from capstudy import keys
 
 HERE = Path(__file__).parent
 RAY = str(Path(sys.executable).with_name("ray"))
+SERVER_SCRIPT = HERE.parents[1] / "launch" / "cluster" / "mlflow-server.sh"
 
 
 def capstudy(
@@ -70,35 +71,40 @@ class MlflowServer:
     """A real ``mlflow server`` on 127.0.0.1 over ``folder/mlflow.db``; stoppable, restartable.
 
     Restarting serves the same store on the same port (a tracking server that went away and
-    came back).
+    came back). With ``login=(user, password)`` it is the shipped recipe
+    (``launch/cluster/mlflow-server.sh``: MLflow's basic-auth app, whose admin user is that
+    login, given to it in the environment only).
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, login: tuple[str, str] | None = None) -> None:
         self.folder = folder
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.login = login
         self.proc: subprocess.Popen | None = None
         self._log = None
 
+    def _command(self) -> tuple[list[str], dict[str, str]]:
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            env.pop(name, None)
+        artifacts = str(self.folder / "artifacts")
+        if self.login is not None:
+            env.update(
+                MLFLOW_TRACKING_USERNAME=self.login[0],
+                MLFLOW_TRACKING_PASSWORD=self.login[1],
+                MLFLOW_HOST="127.0.0.1",
+                PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            )
+            return ["bash", str(SERVER_SCRIPT), str(self.folder), artifacts, str(self.port)], env
+        store = f"sqlite:///{self.folder}/mlflow.db"
+        cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1"]
+        cmd += ["--port", str(self.port), "--workers", "1", "--backend-store-uri", store]
+        return [*cmd, "--default-artifact-root", artifacts], env
+
     def start(self, timeout: float = 90) -> str:
         """Start it and wait until ``/health`` answers; returns the URL."""
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        cmd = [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{self.folder}/mlflow.db",
-            "--default-artifact-root",
-            str(self.folder / "artifacts"),
-        ]
+        cmd, env = self._command()
         self._log = (self.folder / "server.log").open("a")
         # Own session: the server forks workers; killing its process group stops all of them.
         self.proc = subprocess.Popen(

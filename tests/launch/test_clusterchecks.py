@@ -31,6 +31,13 @@ def test_an_unreachable_tracking_server_is_an_error():
     )
 
 
+def test_a_password_in_the_tracking_uri_is_refused_and_not_repeated():
+    (check,) = tracking_checks("http://me:hunter2-hunter2@127.0.0.1:9", None)
+    assert check.level == ERROR and "hunter2" not in check.message
+    assert "http://me:***@127.0.0.1:9" in check.message
+    assert "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD" in check.message
+
+
 def test_gpu_trials_need_gpus_and_a_trial_must_fit_a_node():
     cpu_only = [{"node": "a", "CPU": 64, "GPU": 0}]
     (check,) = resource_checks(cpu_only, cpu=4, gpu=0.25)

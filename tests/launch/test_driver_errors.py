@@ -49,7 +49,8 @@ def test_sqlite_tracking_with_a_cluster_address_stops_before_anything(capstudy_h
     assert run_cli(args) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert f"--tracking-uri: sqlite:///{db} is a file on this machine" in err
-    assert "mlflow server --host 0.0.0.0" in err and "--tracking-uri http://<head>:5000" in err
+    assert "mlflow server --app-name basic-auth --host 0.0.0.0" in err
+    assert "--tracking-uri http://<head>:5000" in err
     assert not db.exists()
     assert not (capstudy_home / "ray_results").exists()
 
