@@ -101,3 +101,23 @@ def test_apply_design_judges_the_shared_row_by_the_looks_boundary():
     final = seq.apply_design(row, design, n_seeds=8).iloc[0]
     assert final["verdict"] == "threshold" and final["look"] == 3
     assert final["p_adjusted"] <= 0.05
+
+
+def test_the_design_keeps_alpha_when_the_test_is_exact():
+    """Looks of an exact test (uniform p-values, correlated as seeds accumulate): the
+    boundaries fitted on one set of null studies keep the overall false-threshold rate of
+    another at alpha, where testing at alpha on every look would not."""
+    looks = (4, 5, 6, 8)
+    chol = np.linalg.cholesky(seq.canonical_correlation(looks))
+    rng = np.random.default_rng(7)
+    fit = stats.norm.sf(rng.standard_normal((400, 4)) @ chol.T)
+    b = seq.boundaries_from_null(looks, 0.05, "obf", 0.5, fit)
+    judged = stats.norm.sf(rng.standard_normal((40_000, 4)) @ chol.T)
+    stops = [seq.first_stop(b, row) for row in judged[:8000]]
+    rate = np.mean([d == seq.STOP_THRESHOLD for _, d in stops])
+    assert rate <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 8000)
+    # Without futility the boundaries spend alpha itself (futility only lowers the rate).
+    crossed = (judged <= np.array(b.p)).any(axis=1).mean()
+    assert crossed == pytest.approx(0.05, abs=3 * np.sqrt(0.05 * 0.95 / 40_000) + 0.004)
+    naive = (judged <= 0.05).any(axis=1).mean()
+    assert naive > 0.08

@@ -1,6 +1,7 @@
 """The sequential design keeps its promises, by simulation through the real analysis.
 
-Studies shaped like a small grid are simulated with the last look's seeds and analysed at
+Studies shaped like a small grid (one comparison, at an effect that gives it about
+full_grid's power under the default effect) are simulated with the last look's seeds and analysed at
 every look by the verdict function a launch runs (:func:`sequential.look_result`). The
 boundaries come from an independent set of simulated no-threshold studies, as a launch
 computes them. Three targets:
@@ -19,26 +20,25 @@ strict that interim looks never stop).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 from test_power import small_design
 
-from capstudy.analysis import power_seq, sequential
+from capstudy.analysis import power_seq
 from capstudy.analysis.power_sim import Effect
 from capstudy.study.spec import SequentialSpec
 
 pytestmark = pytest.mark.slow
 LOOKS = (4, 5, 6, 8)  # full_grid's looks
-EFFECT_SLOPE = 0.12
-REPLICATES = 60
+# The effect at which this one-comparison grid has about the power full_grid has under the
+# default effect at eight seeds (85-90%): a design someone would run sequentially.
+EFFECT_SLOPE = 0.18
+REPLICATES = 80
 
 
 def _design():
-    """One family of eight capacities, two pretrained inits, two evaluation domains."""
-    design = small_design(domains=("d/rgb", "d/ir"))
-    return replace(design, inits=("random", "imagenet", "imagenet_coco"))
+    """One family of eight capacities, one pretrained init, one domain: one comparison."""
+    return small_design()
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,11 @@ def simulated():
 def test_report(simulated):
     """Print the figures the targets are judged on (read with pytest -s)."""
     outs = _outcomes(simulated)
-    print(outs.groupby("scenario")[["seq_threshold", "seq_found", "fixed8_found", "seeds_used"]].mean())
+    print(
+        outs.groupby("scenario")[
+            ["seq_threshold", "seq_found", "fixed8_found", "seeds_used"]
+        ].mean()
+    )
     assert len(outs) == 3 * REPLICATES
 
 
