@@ -42,7 +42,7 @@ def _fit(spec, storage, uri, parent, resume: bool):
         storage / spec.name,
         recorder,
         crash_once_trainable,
-        opts.resume or opts.retry_failed,
+        resume,
     )
     results = tuner.fit()
     recorder.reconcile(results._experiment_analysis.trials)

@@ -60,9 +60,7 @@ def test_records_results_table_and_retry_failed(tmp_path, local_ray):
     storage = tmp_path / "ray_results"
     opts = LaunchOptions(space=str(spec.source), max_failures=0)
     recorder = StudyRecorder(spec.name, uri, parent, spec.metric)
-    build_tuner(
-        spec, opts, storage / spec.name, recorder, scripted, opts.resume or opts.retry_failed
-    ).fit()
+    build_tuner(spec, opts, storage / spec.name, recorder, scripted, False).fit()
     recorder.close()
 
     runs = tracking.find_runs(spec.name, f"tags.`{keys.T_KIND}` = 'trial'", uri)
@@ -91,9 +89,7 @@ def test_records_results_table_and_retry_failed(tmp_path, local_ray):
     }
     retry = LaunchOptions(space=str(spec.source), max_failures=0, retry_failed=True)
     recorder = StudyRecorder(spec.name, uri, parent, spec.metric)
-    build_tuner(
-        spec, retry, storage / spec.name, recorder, scripted, retry.resume or retry.retry_failed
-    ).fit()
+    build_tuner(spec, retry, storage / spec.name, recorder, scripted, True).fit()
     recorder.close()
     after = tracking.find_runs(spec.name, f"tags.`{keys.T_KIND}` = 'trial'", uri)
     assert len(after) == 4  # no new runs: the failed ones continued

@@ -63,9 +63,7 @@ def hungry(config: dict) -> None:
 def _fit(spec, storage, uri, parent, **opts) -> None:
     recorder = StudyRecorder(spec.name, uri, parent, spec.metric)
     options = LaunchOptions(space=str(spec.source), max_failures=0, **opts)
-    build_tuner(
-        spec, options, storage / spec.name, recorder, hungry, options.resume or options.retry_failed
-    ).fit()
+    build_tuner(spec, options, storage / spec.name, recorder, hungry, options.retry_failed).fit()
     assert recorder.close()
 
 

@@ -53,7 +53,7 @@ def _run(scope: str, tmp_path, local_ray, max_concurrent: int = 2, study: str = 
         storage / spec.name,
         recorder,
         scripted_trainable,
-        opts.resume or opts.retry_failed,
+        False,
     )
     results = tuner.fit()
     assert recorder.close()  # the tracking sink writes after the callbacks return: flush it
@@ -117,7 +117,7 @@ def test_failed_trial_retries_from_its_checkpoint_in_the_same_run(tmp_path, loca
         storage / spec.name,
         recorder,
         crash_once_trainable,
-        opts.resume or opts.retry_failed,
+        False,
     )
     (result,) = list(tuner.fit())
     assert recorder.close()
