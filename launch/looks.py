@@ -105,14 +105,19 @@ def run_looks(
         console.print(f"[cyan]{message}[/]", soft_wrap=True)
 
     bounds = boundaries_for(spec, state, parent, uri, save, say)
-    decided = {int(d["look"]): d for d in state.get("looks", [])}
+    # A look recorded on the parent run but not yet in the state (a kill between the two
+    # writes) is decided too: taken from the run, never decided again.
+    decided = {**recorded_looks(parent, uri), **{int(d["look"]): d for d in state.get("looks", [])}}
+    if len(decided) > len(state.get("looks", [])):
+        state["looks"] = [decided[k] for k in sorted(decided)]
+        save(state)
     trials: list[Any] = []
     for look in range(1, len(bounds.looks) + 1):
-        path = look_path(exp_path, look)
         if look in decided:
             if decided[look]["decision"] != sequential.CONTINUE:
                 break
             continue
+        path = look_path(exp_path, look)
         sub = spec_for_look(spec, look)
         total = len(bounds.looks)
         say(f"look {look} of {total}: seeds {bounds.looks[look - 1]} of {bounds.looks[-1]}")
@@ -132,6 +137,17 @@ def run_looks(
         if record["decision"] != sequential.CONTINUE:
             break
     return trials, True
+
+
+def recorded_looks(parent: str, uri: str) -> dict[int, dict]:
+    """The look decisions recorded on the parent run: look -> record."""
+    tags = tracking.client(uri).get_run(parent).data.tags
+    prefix = keys.T_SEQ_LOOK_PREFIX
+    return {
+        int(key[len(prefix) :]): json.loads(value)
+        for key, value in tags.items()
+        if key.startswith(prefix) and key[len(prefix) :].isdigit()
+    }
 
 
 def decide_look(
