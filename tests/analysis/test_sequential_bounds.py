@@ -121,3 +121,21 @@ def test_the_design_keeps_alpha_when_the_test_is_exact():
     assert crossed == pytest.approx(0.05, abs=3 * np.sqrt(0.05 * 0.95 / 40_000) + 0.004)
     naive = (judged <= 0.05).any(axis=1).mean()
     assert naive > 0.08
+
+
+def test_expected_seeds_of_the_textbook_model():
+    """The dry run's quick model: a drift for a given fixed power, and what the looks cost."""
+    plain = seq.boundaries_from_correlation(
+        (4, 8), 0.05, "obf", None, seq.canonical_correlation((4, 8))
+    )
+    _, rate = seq.expected_seeds(plain, 0.0)
+    assert rate == pytest.approx(0.05, abs=0.004)  # no effect: alpha, spent over both looks
+    _, power = seq.expected_seeds(plain, seq.drift_for_power(0.9, 0.05))
+    assert 0.86 < power < 0.9  # O'Brien-Fleming costs a little power at the same seeds
+    futile = seq.boundaries_from_correlation(
+        (4, 8), 0.05, "obf", 0.5, seq.canonical_correlation((4, 8))
+    )
+    seeds, _ = seq.expected_seeds(futile, 0.0)
+    # Under no effect half the studies are below the null median at look 1 and stop there.
+    assert seeds == pytest.approx(0.5 * 4 + 0.5 * 8, abs=0.05)
+    assert seq.drift_for_power(0.05, 0.05) == pytest.approx(0.0)
