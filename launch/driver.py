@@ -35,8 +35,8 @@ from capstudy.launch.clusterchecks import (
 from capstudy.launch.dataprobe import check_local_datasets, data_needs
 from capstudy.launch.latency import log_latencies
 from capstudy.launch.live import LiveView
+from capstudy.launch.looks import looks_summary, run_looks
 from capstudy.launch.looks import plan_line as looks_plan_line
-from capstudy.launch.looks import run_looks
 from capstudy.launch.pretraining import have_weights_fn, pretrain_resources_ask, run_pretraining
 from capstudy.launch.recorder import StudyRecorder
 from capstudy.launch.scheduler import CellASHAScheduler, load_asha
@@ -88,6 +88,8 @@ class LaunchOutcome:
     trials_failed: int
     status: str
     experiment_path: Path | str | None  # a Path for local storage, the URI for a remote one
+    # A sequential study: where it stands, e.g. "look 1 of 2 (2 of 4 seeds): futility".
+    looks: str = ""
 
 
 def launch(
@@ -146,6 +148,7 @@ def launch(
             return trials
 
         total = len(expand_cells(spec)) * spec.tune.samples_per_cell
+        looks = ""
         if spec.sequential is None:
             done, failed = _count(fit(spec, exp_path, opts.resume or opts.retry_failed))
             status = "FINISHED" if done + failed >= total else "KILLED"
@@ -165,11 +168,12 @@ def launch(
             )
             done, failed = _count(trials)
             status = "FINISHED" if ended else "KILLED"
+            looks = looks_summary(state, spec.sequential.looks)
         print_results(console, uri, spec, time.monotonic() - started, recorder.warnings)
         if status == "FINISHED":
             log_latencies(spec, parent, uri, say=lambda m: console.print(m, soft_wrap=True))
         where = exp_path.local if exp_path.local is not None else str(exp_path)
-        return LaunchOutcome(spec.name, parent, total, done, failed, status, where)
+        return LaunchOutcome(spec.name, parent, total, done, failed, status, where, looks)
     except KeyboardInterrupt:
         status = "KILLED"
         raise

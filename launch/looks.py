@@ -188,6 +188,19 @@ def decide_look(
     return record
 
 
+def looks_summary(state: dict, looks: tuple[int, ...]) -> str:
+    """Where a sequential study stands after a launch, in a few words."""
+    decided = state.get("looks", [])
+    if not decided:
+        return f"look 1 of {len(looks)} not decided yet"
+    last = decided[-1]
+    k = int(last["look"])
+    where = f"look {k} of {len(looks)} ({looks[k - 1]} of {looks[-1]} seeds)"
+    if last["decision"] == "continue":
+        return f"{where}: continue; look {k + 1} not decided yet"
+    return f"stopped at {where}: {last['decision']}"
+
+
 def look_line(record: dict, bounds: sequential.Boundaries) -> str:
     """What a look decided, in one line."""
     look, p = record["look"], record["p"]

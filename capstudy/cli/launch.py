@@ -113,10 +113,16 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(130) from None
         if outcome.status == "PLANNED":
             return
+        # A sequential study runs only the looks it needs: trials_total is its most.
+        total = (
+            f" of at most {outcome.trials_total}" if outcome.looks else f"/{outcome.trials_total}"
+        )
+        done = f"{outcome.trials_done}{total}"
         console.print(
-            f"study {outcome.study}: {outcome.status}; {outcome.trials_done}/"
-            f"{outcome.trials_total} trials done, {outcome.trials_failed} failed; "
-            f"MLflow parent run {outcome.parent_run_id}"
+            f"study {outcome.study}: {outcome.status}; {done} trials done, "
+            f"{outcome.trials_failed} failed; "
+            + (f"{outcome.looks}; " if outcome.looks else "")
+            + f"MLflow parent run {outcome.parent_run_id}"
         )
         if outcome.status == "KILLED":
             console.print(f"finish it with: capstudy launch --space {space} --resume")

@@ -9,7 +9,7 @@ from scipy import stats
 
 from capstudy import keys, tracking
 from capstudy.analysis import sequential
-from capstudy.launch.looks import recorded_looks, run_looks
+from capstudy.launch.looks import looks_summary, recorded_looks, run_looks
 from capstudy.storage import place
 from capstudy.study import parse_study_text
 
@@ -52,3 +52,15 @@ def test_a_look_recorded_on_the_parent_run_is_not_run_or_decided_again(tmp_path)
     assert (trials, ended) == ([], True)
     assert recorded_looks(parent, uri) == {1: record}
     assert saved[-1]["looks"] == [record]  # the state caught up with the run
+
+
+def test_the_launch_says_where_a_sequential_study_stands():
+    looks = (2, 4)
+    assert looks_summary({}, looks) == "look 1 of 2 not decided yet"
+    go_on = {"looks": [{"look": 1, "decision": "continue"}]}
+    assert (
+        looks_summary(go_on, looks)
+        == "look 1 of 2 (2 of 4 seeds): continue; look 2 not decided yet"
+    )
+    stop = {"looks": [{"look": 1, "decision": "futility"}]}
+    assert looks_summary(stop, looks) == "stopped at look 1 of 2 (2 of 4 seeds): futility"
