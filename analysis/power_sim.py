@@ -44,7 +44,7 @@ _BASE_LEVEL, _BASE_SLOPE, _SHIFT_DROP = 0.30, 0.08, 0.08
 
 @dataclass(frozen=True)
 class Effect:
-    """The assumed truth a power analysis simulates (defaults: issue 14's worked example).
+    """The assumed truth a power analysis simulates (defaults: the power guide's worked example).
 
     Attributes:
         seed_sd: SD across seeds of the selected trial's metric (mAP units).

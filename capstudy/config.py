@@ -83,7 +83,7 @@ class TrialConfig:
     # Torch intra-op threads for this trial (0 = leave torch's default). Ray sets it to the
     # trial's CPU share, since two 1-CPU trials beat one 2-CPU trial on small models.
     threads: int = 0
-    # Less waste per trial (issue 10). A checkpoint (model + optimizer + RNG, which Ray then
+    # Less waste per trial. A checkpoint (model + optimizer + RNG, which Ray then
     # copies to storage) every `checkpoint_every` epochs, and always at ASHA rungs and the end,
     # where a trial can stop. Shift domains are evaluated every `eval_every` epochs ("every"),
     # only at rungs and the end ("rungs"), or only at the end ("final"): ASHA and selection

@@ -47,17 +47,19 @@ ROUGH_CPU = {
 # Rough model, GPU: a guess, not a measurement — small detectors on one modern GPU are bound by
 # input handling, so one figure for every variant (256 px). Replace it by measuring.
 ROUGH_GPU_IMAGES_PER_S = 400.0
-# A forward pass without backward and optimizer: about 3x training speed. The rough model prices
-# both forward-only passes so: an evaluation (its post-processing and mAP not counted; a measured
-# `eval_images_per_s` holds them) and the validation loss of `val_eval: rungs` (forward + loss).
+# A forward pass without backward and optimizer: about 3x training speed; the rough model prices
+# the validation loss pass of `val_eval: rungs` (forward + loss) so. A whole evaluation adds
+# post-processing (threshold, top-k, NMS) and COCOeval: `capstudy bench trial` on one CPU core
+# at 256 px measured it 1.3-2.5x slower than the loss pass (B0 1.3, B-7 1.8, S-6 2.5), so the
+# rough model prices it at half the loss pass's speed.
 FORWARD_SPEEDUP = 3.0
-EVAL_SPEEDUP = FORWARD_SPEEDUP
+EVAL_SPEEDUP = FORWARD_SPEEDUP / 2
 ROUGH_SIZE = 256
 ROUGH_MODEL = (
     "rough model: CPU images/s per core measured on a 2-core machine at 256 px (B0 3.1, B-4 "
     f"16.7, S-0 21.2, S-6 65.0), GPU {ROUGH_GPU_IMAGES_PER_S:g} images/s per GPU for every "
-    f"variant (a guess), evaluation and the validation loss pass {EVAL_SPEEDUP:g}x faster than "
-    "training, speed scaling with pixel count"
+    f"variant (a guess), the validation loss pass {FORWARD_SPEEDUP:g}x and an evaluation "
+    f"{EVAL_SPEEDUP:g}x faster than training, speed scaling with pixel count"
 )
 # Published train / val image counts (synthetic: the shipped sizes). Unknown datasets: 1000.
 DATASET_IMAGES = {
@@ -187,7 +189,7 @@ class Volume:
     val: float = 0.0  # the held-out in-domain subset, on the epochs with val/* mAP
     shift: float = 0.0  # the published evaluation splits of every domain
     checkpoints: float = 0.0
-    val_loss: float = 0.0  # the held-out subset's loss pass (val_eval: rungs), every epoch
+    val_loss: float = 0.0  # the held-out subset's loss pass (val_eval: rungs), epochs without mAP
 
     def __add__(self, other: Volume) -> Volume:
         return Volume(*(a + b for a, b in zip(vars(self).values(), vars(other).values())))
@@ -245,9 +247,9 @@ def trial_volume(
     epochs = range(1, epochs_run + 1)
     shifts = sum(shift_eval_due(e, max_t, mode, every, rungs) for e in epochs)
     maps = sum(val_map_due(e, max_t, str(v["val_eval"]), rungs) for e in epochs)
-    # val_eval: rungs runs the loss pass after every epoch, the mAP epochs included (the
-    # engine's _evaluate_all).
-    losses = epochs_run if v["val_eval"] == "rungs" else 0
+    # val_eval: rungs takes val/loss from the mAP's own forward on the mAP epochs and runs a
+    # forward-and-loss pass on the others (the engine's _evaluate_all).
+    losses = epochs_run - maps if v["val_eval"] == "rungs" else 0
     ckpts = sum(checkpoint_due(e, max_t, int(v["checkpoint_every"]), rungs) for e in epochs)
     return Volume(
         train=epochs_run * n_train,
@@ -317,7 +319,7 @@ def volume_lines(est: Estimate, spec) -> str:
     vol, base = est.volume, est.every_epoch
     settings = ", ".join(f"{k}={f[k]}" for k in _EVERY_EPOCH)
     when = "every epoch" if f["val_eval"] == "every" else "at the rungs and the end"
-    loss = f", its loss pass {_count(vol.val_loss)} every epoch" if vol.val_loss else ""
+    loss = f", its loss pass {_count(vol.val_loss)} on the other epochs" if vol.val_loss else ""
     first = (
         f"images (ASHA estimate): trained {_count(vol.train)}; evaluated "
         f"{_count(vol.evaluated)} (held-out val {_count(vol.val)} {when}{loss}, shift domains "

@@ -90,7 +90,8 @@ KIND_ANALYSIS = "analysis"
 M_VAL_PREFIX = "val/"
 M_EVAL_PREFIX = "eval/"
 M_TRAIN_LOSS = "train/loss"
-# The loss on the validation subset (val_eval: rungs), on the epochs without val/* mAP.
+# The loss on the validation subset (val_eval: rungs), every epoch: from the val/* mAP pass on
+# the epochs that have one, from a forward-and-loss pass on the others.
 M_VAL_LOSS = "val/loss"
 M_BACKBONE_PARAMS = "capacity/backbone_params"
 M_DETECTOR_PARAMS = "capacity/detector_params"
@@ -157,14 +158,14 @@ TIDY_COLUMNS = (
 # detection, ``top1`` for classification) and one ``hpo_<name>`` column per HPO dimension.
 
 
-# --- issue 9 (analysis half): comparison keys, launch of a trial, class sets ---------------
+# --- comparison keys, launch of a trial, class sets --------------------------------------
 # The comparison a trial belongs to: every grid dim of its cell except ``init`` (pair key),
 # and the same without ``seed`` (variant key). Gains subtract only trials with equal pair keys.
 T_PAIR_KEY = "capstudy.pair_key"
 T_VARIANT_KEY = "capstudy.variant_key"
 # Classes a shift metric was scored on. Read as ``<prefix>.<domain>`` or ``<prefix>/<domain>``
 # (one tag per evaluation domain) or a bare ``<prefix>`` that applies to every domain; the
-# data/engine half of issue 9 writes it (if it uses another spelling, change only this line).
+# engine writes it (a change of spelling belongs on this line only).
 T_CLASS_SET_PREFIX = "capstudy.class_set"
 _INIT_DIM = "init"
 _SEED_DIM = "seed"
@@ -204,11 +205,11 @@ TIDY_COLUMNS = TIDY_COLUMNS + (
     "selection_mode",  # the study's mode (max | min) for selection_metric; "" if not recorded
 )
 
-# --- issue 11: GPU throughput, determinism, divergence ---------------------------------------
+# --- GPU throughput, determinism, divergence -----------------------------------------------
 # 1.0 on the (only) report of a trial whose training loss became non-finite; the trial then
 # ends without retrying (its val/eval metrics on that report are NaN).
 M_DIVERGED = "train/diverged"
-# --- issue 9 (data/engine half): held-out validation subset, class sets ------------------
+# --- held-out validation subset, class sets -----------------------------------------------
 # ``val/*`` metrics come from a subset carved from the train domain's training split
 # (``TrialConfig.val_fraction``, param ``val_fraction``); this tag fingerprints that subset.
 T_VAL_FINGERPRINT = "capstudy.val_fingerprint"
@@ -222,7 +223,7 @@ def class_set_tag(domain: str) -> str:
     return f"{T_CLASS_SET_PREFIX}.{domain}"
 
 
-# --- issue 12: status, cost, lineage of launched trials ---------------------------------
+# --- status, cost, lineage of launched trials ---------------------------------------------
 T_ERROR = "capstudy.error"  # last line of a failed trial's error (grouped by `status`)
 T_RETRY_OF = "capstudy.retry_of"  # run id of the FAILED run a --retry-failed trial replaces
 # --- faults: damaged checkpoints, out of memory ------------------------------------------
@@ -240,7 +241,7 @@ M_DEVICE_SECONDS = "cost/device_seconds"
 # CPU inference latency at batch 1 (ms per image), on the launch's parent run per variant.
 M_CPU_LATENCY_PREFIX = "latency/cpu_ms/"
 
-# --- issue 10: remote Ray storage (--storage s3://...) --------------------------------------
+# --- remote Ray storage (--storage s3://...) ----------------------------------------------
 # On a launch's parent run: the Ray storage it ran in (a path or a URI; pyarrow takes no
 # credentials in a URI, so none are recorded), so `capstudy status` finds the study's state
 # in that storage without --storage.

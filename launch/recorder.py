@@ -248,7 +248,7 @@ class StudyRecorder(Callback):
                 parent_run_id=self.parent,
             )
             # The comparison (every grid dim but init) and the variant (also without seed),
-            # so the analysis pairs trials on the study's own grid (issue 9).
+            # so the analysis pairs trials on the study's own grid.
             pair_key, variant_key = keys.comparison_keys(config[CELL_ID_KEY])
             tags.update({keys.T_PAIR_KEY: pair_key, keys.T_VARIANT_KEY: variant_key})
             run_id = tracking.create_run(self.study, f"{variant.label} {key}", tags, self.uri)

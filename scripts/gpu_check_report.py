@@ -15,7 +15,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-# Targets of issue 11, checked against the bench rows.
+# The GPU throughput targets, checked against the bench rows.
 EFFICIENCY_TARGET = 0.8  # whole trial epoch / model step, every variant at 512 px
 PACKED_TARGET = 3.0  # 4 packed trials / 1 trial, B-4 and smaller
 SMALL = ("B-4", "B-7", "S-6")  # "B-4 and smaller" among the benchmarked variants

@@ -82,3 +82,15 @@ def test_readme_is_a_landing_page_whose_links_resolve():
     assert missing == []
     for name in ("LICENSE", "CITATION.cff", "mkdocs.yml"):
         assert (ROOT / name).is_file()
+
+
+def test_the_study_file_reference_lists_every_trial_key():
+    """A key a study file can set but the reference leaves out is a key nobody finds."""
+    from capstudy.config import TrialConfig
+
+    text = (ROOT / "docs/reference/study-files.md").read_text()
+    section = text.split("## Trial keys", 1)[1].split("\n## ", 1)[0]
+    set_elsewhere = {"task", "train_domain", "eval_domains", "rungs", "data_roots", "hpo_keys"}
+    settable = set(TrialConfig.field_names()) - set_elsewhere | {"train"}
+    missing = sorted(k for k in settable if f"`{k}`" not in section)
+    assert not missing, f"docs/reference/study-files.md, Trial keys: add {missing}"

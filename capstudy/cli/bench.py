@@ -123,13 +123,14 @@ def trial(
     timing = (seconds, baseline)
     rows = _bench_rows(console, chosen, size, device, settings, counts, timing, json_out)
     console.print(_trial_table(rows, counts, _device_name(device, threads), batch_size))
-    for table in _breakdown_tables(rows):
+    for table in [_eval_speed_table(rows), *_breakdown_tables(rows)]:
         console.print(table)
     _save_for_cost(console, rows, chosen, size, batch_size, gpu, threads)
 
 
 def _save_for_cost(console, rows, chosen, sizes, batch_size: int, gpu: bool, threads: int):
-    """Cache the measured training speed for ``launch --dry-run``'s cost (capstudy.cost).
+    """Cache the measured speeds for ``launch --dry-run``'s cost (capstudy.cost): training,
+    a whole evaluation and the validation loss pass.
 
     The cost model counts images per device: one GPU, or one CPU core. A CPU run with more
     than one thread measures several cores at once, so only ``--threads 1`` runs are kept.
@@ -148,6 +149,8 @@ def _save_for_cost(console, rows, chosen, sizes, batch_size: int, gpu: bool, thr
             "image_size": px,
             "batch_size": batch_size,
             "train_images_per_s": result.train_images_per_s,
+            "eval_images_per_s": result.eval_images_per_s,
+            "forward_images_per_s": result.forward_images_per_s,
         }
         for (family, phi, px), (result, _packs) in zip(keys_in_order, rows)
     ]
@@ -252,6 +255,32 @@ def _trial_table(rows, counts: list[int], device_name: str, batch_size: int):
         ]
         cells += [f"{packs[n]:,.1f}" for n in counts]
         table.add_row(*cells)
+    return table
+
+
+def _eval_speed_table(rows):
+    """The two forward-only passes a trial makes, at the speeds the dry-run's cost uses."""
+    from rich.table import Table
+
+    table = Table(
+        "variant",
+        "px",
+        "eval img/s",
+        "loss pass img/s",
+        "ratio",
+        title="evaluation vs. validation loss pass",
+        caption="eval: forward, post-processing and COCOeval of every split; loss pass: "
+        "forward and loss only (val_eval: rungs on epochs without mAP)",
+    )
+    for r, _ in rows:
+        ratio = r.forward_images_per_s / r.eval_images_per_s if r.eval_images_per_s else 0.0
+        table.add_row(
+            r.label,
+            str(r.image_size),
+            f"{r.eval_images_per_s:,.1f}",
+            f"{r.forward_images_per_s:,.1f}",
+            f"{ratio:.1f}x",
+        )
     return table
 
 

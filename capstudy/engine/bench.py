@@ -26,7 +26,7 @@ import torch
 
 from capstudy import keys
 from capstudy.config import TrialConfig
-from capstudy.engine.breakdown import eval_breakdown, step_timing
+from capstudy.engine.breakdown import eval_breakdown, eval_rates, step_timing
 from capstudy.engine.device import (
     claim_gpu,
     configure_backends,
@@ -66,6 +66,10 @@ class TrialBench:
             (train + validation + shift evaluation).
         train_images_per_s: Training images per second of the epoch's training part.
         step_images_per_s: Images per second of the model step on device-resident data.
+        eval_images_per_s: Images per second of a whole evaluation of the trial's splits,
+            as a trial runs it (after the breakdown's evaluation has warmed it up).
+        forward_images_per_s: Images per second of the validation loss pass (forward and
+            loss) over the same splits.
         epoch_s: Wall time of the timed epoch.
         images: Training images in the timed epoch.
         step_ms: Milliseconds per step of each step phase (:mod:`capstudy.engine.breakdown`).
@@ -81,6 +85,8 @@ class TrialBench:
     step_images_per_s: float
     epoch_s: float
     images: int
+    eval_images_per_s: float = 0.0
+    forward_images_per_s: float = 0.0
     step_ms: dict[str, float] = field(default_factory=dict)
     eval_s: dict[str, float] = field(default_factory=dict)
     baseline: dict = field(default_factory=dict)
@@ -144,6 +150,7 @@ def trial_throughput(
     splits = {"val": data.val, **data.evals}
     step = step_timing(config, seconds=step_seconds)
     eval_s = eval_breakdown(result.model, splits, config)
+    rates = eval_rates(result.model, splits, config)
     old = {}
     if baseline:
         old_config = config.replace(**OLD_STEP)
@@ -162,6 +169,8 @@ def trial_throughput(
         step_images_per_s=step.images_per_s,
         epoch_s=timed[keys.M_EPOCH_TIME],
         images=images,
+        eval_images_per_s=rates.eval_images_per_s,
+        forward_images_per_s=rates.forward_images_per_s,
         step_ms=step.phases_ms,
         eval_s=eval_s,
         baseline=old,

@@ -130,6 +130,44 @@ def eval_breakdown(model, splits: dict, config: TrialConfig) -> dict[str, float]
     return {phase: totals.get(phase, 0.0) for phase in EVAL_PHASES}
 
 
+@dataclass(frozen=True)
+class EvalRates:
+    """Images/s of the two forward-only passes a trial makes, as a trial makes them.
+
+    Attributes:
+        eval_images_per_s: A whole evaluation of every split (forward, post-processing,
+            transfer, COCOeval overlapped with the next split's inference).
+        forward_images_per_s: The validation loss pass of ``val_eval: rungs`` (forward and
+            loss only), over the same splits.
+    """
+
+    eval_images_per_s: float
+    forward_images_per_s: float
+
+
+def eval_rates(model, splits: dict, config: TrialConfig) -> EvalRates:
+    """Time one evaluation and one loss pass of ``splits`` (what ``capstudy.cost`` prices)."""
+    from capstudy.engine.evaluate import evaluate_splits, split_loss
+
+    device = resolve_device(config.device)
+    precision = precision_for(device, config.amp)
+    model.to(device)
+    if precision.channels_last:
+        model.to(memory_format=torch.channels_last)
+    images = sum(len(split) for split in splits.values())
+    args = (config.task, precision, config.batch_size)
+    _sync(device)
+    tic = time.perf_counter()
+    evaluate_splits(model, splits, *args, batched=config.batched_fcos)
+    _sync(device)
+    evaluated = time.perf_counter() - tic
+    tic = time.perf_counter()
+    for split in splits.values():
+        split_loss(model, split, *args, config.batched_fcos)
+    _sync(device)
+    return EvalRates(images / evaluated, images / (time.perf_counter() - tic))
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

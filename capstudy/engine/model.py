@@ -24,6 +24,7 @@ from capstudy.variants import Variant, variant_of
 
 __all__ = [
     "build_model",
+    "classification_logits",
     "classification_loss",
     "detection_features",
     "detection_loss",
@@ -188,6 +189,16 @@ def postprocess(model: FCOS, image_list, features, head_outputs, anchors, sizes,
     return model.transform.postprocess(detections, image_list.image_sizes, sizes)
 
 
+def classification_logits(
+    model: nn.Module, images: torch.Tensor, precision: Precision
+) -> torch.Tensor:
+    """The classifier's float32 logits (the forward under autocast)."""
+    if precision.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with precision.autocast():
+        return model(images).float()
+
+
 def classification_loss(
     model: nn.Module,
     images: torch.Tensor,
@@ -196,17 +207,11 @@ def classification_loss(
     label_smoothing: float,
 ) -> torch.Tensor:
     """Cross-entropy (float32) of the classifier's logits."""
-    if precision.channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    with precision.autocast():
-        logits = model(images)
-    return F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
+    logits = classification_logits(model, images, precision)
+    return F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
 
 
 @torch.no_grad()
 def classify(model: nn.Module, images: torch.Tensor, precision: Precision) -> torch.Tensor:
     """Predicted class indices (0..K-1)."""
-    if precision.channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    with precision.autocast():
-        return model(images).argmax(dim=1)
+    return classification_logits(model, images, precision).argmax(dim=1)

@@ -38,8 +38,8 @@ from capstudy.engine.device import (
     resolve_device,
     set_threads,
 )
-from capstudy.engine.evaluate import evaluate_splits
-from capstudy.engine.model import build_model, classification_loss, detection_loss, variant_of
+from capstudy.engine.evaluate import evaluate_splits, split_loss
+from capstudy.engine.model import build_model, variant_of
 from capstudy.engine.optim import build_optimizer, build_scheduler
 from capstudy.engine.progress import StepProgress
 from capstudy.engine.step import Step, make_train_step
@@ -268,7 +268,8 @@ def _evaluate_all(
 
     ``val/*`` (what ASHA and selection read) when ``val_map`` (every epoch, or with
     ``val_eval: rungs`` at the rungs and the end, where ASHA decides; NaN on the others,
-    which ASHA skips); with ``val_eval: rungs`` also ``val/loss`` every epoch. The published
+    which ASHA skips); with ``val_eval: rungs`` also ``val/loss`` every epoch, from the mAP's
+    own forward pass where both are due, else from a forward and loss alone. The published
     evaluation splits, which are only reported, when ``shifts``.
     """
     data = parts.data
@@ -282,38 +283,27 @@ def _evaluate_all(
         config.batch_size,
         class_sets,
         batched=config.batched_fcos,
+        loss_of=_VAL if config.val_eval == "rungs" else None,
     )
     val = results.pop(_VAL, {})
     out = {keys.val_metric(name): val.get(name, math.nan) for name in _main_metrics(config)}
     if config.val_eval == "rungs":
-        out[keys.M_VAL_LOSS] = _validation_loss(parts, config)
+        out[keys.M_VAL_LOSS] = val["loss"] if val_map else _loss_pass(parts, config)
     for domain, values in results.items():
         out.update({keys.eval_metric(domain, name): v for name, v in values.items()})
     return out
 
 
-@torch.no_grad()
-def _validation_loss(parts: _Parts, config: TrialConfig) -> float:
-    """Mean training loss on the validation subset, model in eval mode (one forward pass)."""
-    from capstudy.data import BatchLoader
-
-    model, precision = parts.model, parts.precision
-    loader = BatchLoader(
-        parts.data.val, config.batch_size, shuffle=False, seed=0, device=precision.device
+def _loss_pass(parts: _Parts, config: TrialConfig) -> float:
+    """``val/loss`` on an epoch without val/* mAP: forward and loss only."""
+    return split_loss(
+        parts.model,
+        parts.data.val,
+        config.task,
+        parts.precision,
+        config.batch_size,
+        config.batched_fcos,
     )
-    model.eval()
-    total, seen = torch.zeros((), device=precision.device), 0
-    try:
-        for images, targets in loader:
-            if config.task == "detection":
-                loss = detection_loss(model, images, targets, precision, config.batched_fcos)
-            else:
-                loss = classification_loss(model, images, targets, precision, 0.0)
-            total += loss * len(images)
-            seen += len(images)
-    finally:
-        model.train()
-    return float(total) / max(seen, 1)
 
 
 def _diverged_metrics(config: TrialConfig, data: TrialData) -> dict[str, float]:

@@ -1,5 +1,5 @@
 """Power analysis: designs from study files, the simulator's calibration, and the estimate
-checked against a direct simulation with a known truth (issue 14)."""
+checked against a direct simulation with a known truth."""
 
 from __future__ import annotations
 

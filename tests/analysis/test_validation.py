@@ -9,7 +9,7 @@ Nominal level is 95%; the requirements are >= 90% coverage and >= 90% "no thresh
 without one. The coverage checks have teeth: the same harness with a 50% breakpoint interval,
 or with a normal-quantile gain interval, must fail them.
 
-Gain intervals (issue 9): >= 90% coverage with 2 seeds and >= 93% with 3, with Gaussian and
+Gain intervals: >= 90% coverage with 2 seeds and >= 93% with 3, with Gaussian and
 with heavy-tailed run noise; on pure noise, Holm across capacities names a "significant"
 capacity in about 5% of comparisons.
 """

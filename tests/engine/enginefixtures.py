@@ -58,7 +58,7 @@ def make_tiny_config(**changes):
         max_train_images=32,
         max_eval_images=8,
         threads=1,
-        # The tests' choice (issue 11): exact repeats and resumes on a GPU too.
+        # The tests' choice: exact repeats and resumes on a GPU too.
         deterministic=True,
     )
     values.update(changes)

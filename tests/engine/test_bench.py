@@ -31,11 +31,21 @@ def test_bench_trial_prints_the_table_on_cpu(tmp_path, capsys):
     assert "step breakdown (ms per step)" in printed and "evaluation breakdown" in printed
     assert row["baseline"] == {} and row["step_speedup"] is None
     # The per-core figure is cached for the dry-run's cost estimate.
+    from capstudy import cost
     from capstudy.cost import load_bench
 
     (entry,) = load_bench("cpu")["entries"]
     assert (entry["family"], entry["phi"], entry["image_size"]) == ("efficientnet_b0", -7, 64)
     assert entry["train_images_per_s"] == row["train_images_per_s"]
+    # ... with the evaluation and loss-pass speeds, which the cost prices them at.
+    assert entry["eval_images_per_s"] == row["eval_images_per_s"] > 0
+    assert entry["forward_images_per_s"] == row["forward_images_per_s"] > 0
+    speed = cost.variant_speed("efficientnet_b0", -7, "B-7", 64, False, load_bench("cpu"))
+    assert (speed.eval, speed.forward) == (
+        entry["eval_images_per_s"],
+        entry["forward_images_per_s"],
+    )
+    assert "eval img/s" in printed and "loss pass img/s" in printed
 
 
 def test_an_unknown_variant_is_a_clear_error(capsys):

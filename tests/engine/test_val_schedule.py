@@ -65,3 +65,23 @@ def test_rung_only_validation_makes_the_same_asha_decisions():
     # before its end (a trial reaching EPOCHS stops normally).
     assert len({h[0][METRIC] for h in every}) > 1
     assert any(d == STOP and epoch < EPOCHS for _, epoch, d in decisions), decisions
+
+
+def test_the_loss_pass_runs_only_on_epochs_without_the_map(monkeypatch):
+    """On the rung and last epochs val/loss comes from the mAP's forward: the separate
+    forward-and-loss pass runs on the other epochs only (here epoch 2 of 4)."""
+    from capstudy.engine import trial as trial_module
+
+    calls = []
+    real = trial_module.split_loss
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trial_module, "split_loss", counted)
+    rungs = asha_rungs(GRACE, REDUCTION, EPOCHS)
+    config = make_tiny_config(epochs=EPOCHS, rungs=rungs, val_eval="rungs", max_train_images=16)
+    history = run_trial(config).history
+    assert len(calls) == 1
+    assert all(math.isfinite(h[keys.M_VAL_LOSS]) for h in history)
