@@ -50,10 +50,10 @@ ROUGH_GPU_IMAGES_PER_S = 400.0
 # A forward pass without backward and optimizer: about 3x training speed; the rough model prices
 # the validation loss pass of `val_eval: rungs` (forward + loss) so. A whole evaluation adds
 # post-processing (threshold, top-k, NMS) and COCOeval: `capstudy bench trial` on one CPU core
-# at 256 px measured it 1.3-2.5x slower than the loss pass (B0 1.3, B-7 1.8, S-6 2.5), so the
-# rough model prices it at half the loss pass's speed.
+# at 256 px measured it 1.0-1.3x slower than the loss pass (B0 1.0, B-7 1.2, S-6 1.3), so the
+# rough model prices it at the loss pass's speed / 1.25.
 FORWARD_SPEEDUP = 3.0
-EVAL_SPEEDUP = FORWARD_SPEEDUP / 2
+EVAL_SPEEDUP = FORWARD_SPEEDUP / 1.25
 ROUGH_SIZE = 256
 ROUGH_MODEL = (
     "rough model: CPU images/s per core measured on a 2-core machine at 256 px (B0 3.1, B-4 "

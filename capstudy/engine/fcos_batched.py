@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torchvision.ops import nms, sigmoid_focal_loss
+from torchvision.ops import batched_nms, nms, sigmoid_focal_loss
 
 # torchvision's FCOS constants: a candidate's match score is 1e8 minus its box area (the
 # smallest box wins), and a score below 1e-5 means "no box matched".
@@ -232,11 +232,11 @@ def batched_postprocess(
     # candidates above the threshold are compacted at that same point, so the suppression
     # never compares the many below it.
     chosen = valid.flatten().nonzero().squeeze(1)
-    flat_boxes = boxes.reshape(-1, 4)[chosen]
-    if chosen.numel():  # torchvision's batched_nms trick: each group in its own region
-        offsets = group[chosen].to(flat_boxes) * (flat_boxes.max() + 1)
-        flat_boxes = flat_boxes + offsets[:, None]
-    keep = chosen[nms(flat_boxes, scores.flatten()[chosen], model.nms_thresh)]
+    keep = chosen[
+        grouped_nms(
+            boxes.reshape(-1, 4)[chosen], scores.flatten()[chosen], group[chosen], model.nms_thresh
+        )
+    ]
     kept = torch.zeros(n * k, dtype=torch.bool, device=scores.device)
     kept[keep] = True
     ranked = torch.where(kept.view(n, k), scores, torch.full_like(scores, -1.0))
@@ -247,6 +247,30 @@ def batched_postprocess(
         "labels": labels.gather(1, order),
         "valid": best >= 0,
     }
+
+
+def grouped_nms(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    group: torch.Tensor,
+    threshold: float,
+    one_pass: bool | None = None,
+) -> torch.Tensor:
+    """Indices of the boxes NMS keeps, each group suppressed on its own, best first.
+
+    On a GPU, one suppression of every box, each group moved into its own region (the
+    coordinate trick of torchvision's ``batched_nms``): one kernel, no per-group launches.
+    On a CPU the suppression compares every pair of boxes, so one suppression over a whole
+    batch's candidates costs ~batch-size times the per-image work; there torchvision's
+    ``batched_nms`` runs a suppression per group (a CPU has no host syncs to avoid).
+    ``one_pass`` forces one way (None: by the device); both keep the same boxes.
+    """
+    if not (boxes.device.type != "cpu" if one_pass is None else one_pass):
+        return batched_nms(boxes, scores, group, threshold)
+    if boxes.numel():
+        offsets = group.to(boxes) * (boxes.max() + 1)
+        boxes = boxes + offsets[:, None]
+    return nms(boxes, scores, threshold)
 
 
 def unpad(detections: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:

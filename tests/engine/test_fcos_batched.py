@@ -12,7 +12,13 @@ import pytest
 import torch
 from torchvision.models.detection.image_list import ImageList
 
-from capstudy.engine.fcos_batched import batched_fcos_loss, batched_postprocess, unpad
+from capstudy.engine import fcos_batched
+from capstudy.engine.fcos_batched import (
+    batched_fcos_loss,
+    batched_postprocess,
+    grouped_nms,
+    unpad,
+)
 from capstudy.heads import build_detector
 from capstudy.variants import make_variant
 
@@ -125,7 +131,10 @@ def test_padding_to_more_slots_changes_nothing(model):
 
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("scale", [2.0, 6.0])
-def test_batched_postprocess_equals_torchvision(model, seed, scale):
+@pytest.mark.parametrize("one_pass", [False, True], ids=["nms per group", "one nms (GPU way)"])
+def test_batched_postprocess_equals_torchvision(model, seed, scale, one_pass, monkeypatch):
+    real = fcos_batched.grouped_nms
+    monkeypatch.setattr(fcos_batched, "grouped_nms", lambda *args: real(*args, one_pass=one_pass))
     gen = torch.Generator().manual_seed(seed)
     n = 4
     anchors, per_level = _anchors(model, n)
@@ -149,3 +158,19 @@ def test_batched_postprocess_with_nothing_above_the_threshold(model):
     outputs["cls_logits"] = torch.full_like(outputs["cls_logits"], -30.0)
     detections = unpad(batched_postprocess(model, outputs, anchors, per_level, (SIZE, SIZE)))
     assert [len(d["scores"]) for d in detections] == [0, 0]
+
+
+def test_both_ways_of_grouped_nms_keep_the_same_boxes():
+    """One suppression with each group in its own region (the GPU way) and one suppression
+    per group (the CPU way): the same boxes kept, in the same order (best first)."""
+    gen = torch.Generator().manual_seed(0)
+    xy = torch.rand(600, 2, generator=gen) * 60  # crowded: many overlaps within a group
+    boxes = torch.cat([xy, xy + 8 + torch.rand(600, 2, generator=gen) * 30], dim=1)
+    scores = torch.rand(600, generator=gen)
+    group = torch.randint(0, 12, (600,), generator=gen)
+    one = grouped_nms(boxes, scores, group, 0.5, one_pass=True)
+    per_group = grouped_nms(boxes, scores, group, 0.5, one_pass=False)
+    assert torch.equal(one, per_group)
+    assert 12 < len(one) < 600  # suppression happened, and within groups only
+    plain = grouped_nms(boxes, scores, torch.zeros_like(group), 0.5, one_pass=False)
+    assert len(plain) < len(one)
