@@ -76,8 +76,9 @@ def headline_table(fits: pd.DataFrame | None) -> pd.DataFrame:
                 "comparison": f"{r['family']}: {r['init']} vs random, {r['train_domain']} → "
                 f"{r['eval_domain']}",
                 "threshold (95% CI)": answer,
+                # Which way the gain goes above the threshold; none without a threshold.
                 "direction": {1: "gain grows with capacity", -1: "gain shrinks with capacity"}.get(
-                    d, "flat / none"
+                    d, "–"
                 ),
                 "p (adjusted)": _p_value(r),
             }
@@ -202,8 +203,13 @@ def _lead_html(path: Path, verdicts, costs, figure: Path | None, answer: str = "
 
 
 def verdict_lines(verdicts: pd.DataFrame) -> list[str]:
-    """The verdict table as terminal lines."""
-    return [
-        f"{r['comparison']}: {r['threshold (95% CI)']}; {r['direction']}; p {r['p (adjusted)']}"
-        for _, r in verdicts.iterrows()
-    ]
+    """The verdict table as terminal lines; the p-value says whether it is adjusted
+    (Benjamini-Hochberg across the study's threshold tests, which lifts the smaller p-values
+    toward the larger ones)."""
+    lines = []
+    for _, r in verdicts.iterrows():
+        p = str(r["p (adjusted)"])
+        p = p if p.endswith("(unadjusted)") or p == "-" else f"{p} (BH-adjusted)"
+        direction = "" if r["direction"] == "–" else f"; {r['direction']}"
+        lines.append(f"{r['comparison']}: {r['threshold (95% CI)']}{direction}; p {p}")
+    return lines

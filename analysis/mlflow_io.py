@@ -127,10 +127,11 @@ def read_study_runs(tracking_uri: str, study: str, parent: str | None = "latest"
     client = mlflow_client(tracking_uri)
     exp = client.get_experiment_by_name(study)
     if exp is None:
-        names = sorted(e.name for e in client.search_experiments())
+        skip = {"Default", keys.PRETRAIN_EXPERIMENT}  # no trials: never a study
+        names = sorted(e.name for e in client.search_experiments() if e.name not in skip)
         raise CapstudyError(
-            f"no experiment named {study!r} in {tracking_uri} (experiments: "
-            f"{', '.join(names) or 'none'})"
+            f"no study named {study!r} in {tracking_uri} (studies: {', '.join(names) or 'none'}; "
+            "`capstudy status` lists them)"
         )
     parent_id, n_launches = resolve_parent(tracking_uri, study, parent)
     out = StudyRuns(

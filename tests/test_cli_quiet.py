@@ -30,7 +30,7 @@ def test_fresh_store_commands_print_no_setup_lines(capstudy_home):
     (capstudy_home / "mlflow.db").unlink()
     analyzed = _capstudy(["analyze", "--study", "nothing", "--no-mlflow"])
     assert analyzed.returncode == 2 and (capstudy_home / "mlflow.db").is_file()
-    assert "error: no experiment named 'nothing'" in analyzed.stderr  # errors still come
+    assert "error: no study named 'nothing'" in analyzed.stderr  # errors still come
     assert not [line for line in SETUP_LINES if line in analyzed.stderr], analyzed.stderr
 
 
@@ -48,3 +48,12 @@ def test_quieted_loggers_keep_warnings_and_errors(monkeypatch):
         logger = logging.getLogger(name)
         assert not logger.isEnabledFor(logging.INFO)
         assert logger.isEnabledFor(logging.WARNING) and logger.isEnabledFor(logging.ERROR)
+
+
+def test_analyze_takes_the_study_name_as_status_does(capstudy_home, capsys):
+    """`capstudy analyze smoke` as `capstudy status smoke`: the positional name is the study."""
+    from clitools import run_cli
+
+    assert run_cli(["analyze", "nothing", "--no-mlflow"]) == 2
+    err = capsys.readouterr().err
+    assert "no study named 'nothing'" in err and "Default" not in err

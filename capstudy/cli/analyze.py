@@ -19,6 +19,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command("analyze")
     def analyze(
+        names: Annotated[
+            list[str] | None,
+            typer.Argument(
+                help="Study name(s), as `capstudy status` takes them (the same as --study).",
+                show_default=False,
+            ),
+        ] = None,
         study: Annotated[
             list[str] | None,
             typer.Option(help="Study (MLflow experiment) name; default: latest. Twice: compare."),
@@ -83,6 +90,8 @@ def register(app: typer.Typer) -> None:
         """
         from capstudy.analysis import api, headline, report
         from capstudy.analysis.pipeline import AnalysisOptions
+
+        study = [*(names or []), *(study or [])] or None
 
         options = AnalysisOptions(
             capacity=capacity,

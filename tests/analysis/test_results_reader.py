@@ -112,7 +112,7 @@ def test_latest_study_and_unknown_study(tracking_uri):
         )
     assert mlflow_io.latest_study(tracking_uri) == "newer"
     assert load_from_mlflow(tracking_uri).study == "newer"
-    with pytest.raises(CapstudyError, match="no experiment named 'nope'"):
+    with pytest.raises(CapstudyError, match="no study named 'nope'.*capstudy status"):
         load_from_mlflow(tracking_uri, "nope")
 
 
