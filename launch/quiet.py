@@ -30,6 +30,17 @@ NOISE = (
         "Wrote the latest version of all result files",
         "Ray's storage is capstudy's resume state, not something a user reads",
     ),
+    (
+        "ray._private.worker",
+        "Started a local Ray instance",
+        "a launch without --address runs on this machine, as the launch guide says; the line "
+        "carries a timestamp and a source file, not news",
+    ),
+    (
+        "ray.tune.execution.tune_controller",
+        "Restoring the run from the latest experiment state file",
+        "`--resume` prints which study and parent run it resumes, in the study's terms",
+    ),
 )
 
 

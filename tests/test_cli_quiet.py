@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from capstudy.launch.quiet import INFO_NOISE, quiet_store_setup
+from capstudy.launch.quiet import INFO_NOISE, NOISE, quiet_store_setup, quiet_third_parties
 
 SETUP_LINES = ("Creating initial MLflow database tables", "Updating database tables", "alembic")
 
@@ -57,3 +57,39 @@ def test_analyze_takes_the_study_name_as_status_does(capstudy_home, capsys):
     assert run_cli(["analyze", "nothing", "--no-mlflow"]) == 2
     err = capsys.readouterr().err
     assert "no study named 'nothing'" in err and "Default" not in err
+
+
+def test_each_silenced_message_is_dropped_and_its_neighbours_kept(caplog, monkeypatch):
+    monkeypatch.setenv("RAY_AIR_NEW_OUTPUT", "0")  # what it sets; restored after the test
+    quiet_third_parties()
+    caplog.set_level(logging.INFO)
+    for name, prefix, _ in NOISE:
+        logging.getLogger(name).warning(prefix + " (details)")
+        logging.getLogger(name).warning("something else from " + name)
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if m.endswith("(details)")], messages
+    assert len(messages) == len(NOISE)
+
+
+def test_a_local_ray_starts_without_its_start_up_line():
+    """Real Ray, started twice in one process: before the filters its INFO start-up line is
+    printed (the control), after them it is not."""
+    script = (
+        "import sys, ray\n"
+        "from capstudy.launch.quiet import quiet_third_parties\n"
+        "ray.init(num_cpus=1, include_dashboard=False); ray.shutdown()\n"
+        "print('--- quiet from here', file=sys.stderr, flush=True)\n"
+        "quiet_third_parties()\n"
+        "ray.init(num_cpus=1, include_dashboard=False); ray.shutdown()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    before, _, after = done.stderr.partition("--- quiet from here")
+    assert "Started a local Ray instance" in before
+    assert "Started a local Ray instance" not in after, after
