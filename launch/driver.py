@@ -117,6 +117,10 @@ def launch(
     if opts.address is None and not scripted:
         check_local_datasets(spec)  # on a cluster the data lives on the workers
     exp_path = storage / spec.name
+    total = len(expand_cells(spec)) * spec.tune.samples_per_cell
+    finished = _finished_before(spec, opts, exp_path, total, console)
+    if finished is not None:
+        return finished
     _ray_init(opts.address, uri)
     # One probe per node: storage, tracking, and the data (present, readable, equal copies,
     # fingerprinted there: the driver never lists a dataset).
@@ -130,7 +134,7 @@ def launch(
             console.print(f"[yellow]warning:[/] {check.setting}: {check.message}")
     raise_on_errors(checks)
     parent = parent_run(spec, opts, uri, exp_path, console, storage)
-    status, started = "FAILED", time.monotonic()
+    status, started, counts = "FAILED", time.monotonic(), {}
     recorder = StudyRecorder(spec.name, uri, parent, spec.metric, spec.mode).attach()
     try:
         if not scripted:
@@ -147,7 +151,6 @@ def launch(
             recorder.reconcile(trials)
             return trials
 
-        total = len(expand_cells(spec)) * spec.tune.samples_per_cell
         looks = ""
         if spec.sequential is None:
             done, failed = _count(fit(spec, exp_path, opts.resume or opts.retry_failed))
@@ -169,6 +172,7 @@ def launch(
             done, failed = _count(trials)
             status = "FINISHED" if ended else "KILLED"
             looks = looks_summary(state, spec.sequential.looks)
+        counts = {"trials_total": total, "trials_done": done, "trials_failed": failed}
         print_results(console, uri, spec, time.monotonic() - started, recorder.warnings)
         if status == "FINISHED":
             log_latencies(spec, parent, uri, say=lambda m: console.print(m, soft_wrap=True))
@@ -189,8 +193,30 @@ def launch(
         recorder.close("KILLED")
         tracking.end_run(parent, status, uri)
         # Merged: a sequential study's boundaries and decided looks stay in its state.
-        ended = {"parent_run_id": parent, "status": status, "study": spec.name}
+        ended = {"parent_run_id": parent, "status": status, "study": spec.name, **counts}
         end_state(exp_path, {**read_state(exp_path), **ended})
+
+
+def _finished_before(
+    spec: StudySpec, opts: LaunchOptions, exp_path: Place, total: int, console: Console
+) -> LaunchOutcome | None:
+    """``--resume`` of a study whose last launch finished every trial of this grid: nothing
+    to run, so no Ray, no pretraining check and no latency pass; None otherwise."""
+    if not opts.resume or opts.retry_failed:
+        return None
+    state = read_state(exp_path)
+    if state.get("status") != "FINISHED" or state.get("trials_total") != total:
+        return None  # unfinished, recorded before the counts were, or another grid now
+    parent = state["parent_run_id"]
+    console.print(
+        f"study {spec.name!r} already finished (MLflow parent run {parent}): nothing to "
+        f"resume. `capstudy status {spec.name}` shows it; --retry-failed reruns failed trials.",
+        soft_wrap=True,
+    )
+    looks = looks_summary(state, spec.sequential.looks) if spec.sequential else ""
+    where = exp_path.local if exp_path.local is not None else str(exp_path)
+    done, failed = int(state["trials_done"]), int(state["trials_failed"])
+    return LaunchOutcome(spec.name, parent, total, done, failed, "FINISHED", where, looks)
 
 
 def _dry_run(
