@@ -109,3 +109,19 @@ def mlflow_client(tracking_uri: str | None = None) -> Any:
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri or paths.default_tracking_uri())
+
+
+# Lines written to a file or a pipe (a log) keep their length up to this many columns; rich
+# would otherwise wrap them at 80, mid-phrase, and cut table headers.
+LOG_COLUMNS = 200
+
+
+def console(**kwargs: Any) -> Any:
+    """A rich ``Console`` for the commands' output: the terminal's width in a terminal; in a
+    log (not a terminal, no ``COLUMNS`` set) :data:`LOG_COLUMNS` wide, lines never wrapped."""
+    from rich.console import Console
+
+    made = Console(**kwargs)
+    if made.is_terminal or "COLUMNS" in os.environ or "width" in kwargs:
+        return made
+    return Console(**{"width": LOG_COLUMNS, "soft_wrap": True, **kwargs})

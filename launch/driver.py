@@ -53,6 +53,7 @@ from capstudy.storage import Place, place
 from capstudy.study import StudySpec, load
 from capstudy.study.cells import expand_cells
 from capstudy.study.plan import plan
+from capstudy.util import console as make_console
 
 # Env vars a local launch's workers get from the driver. A cluster's nodes keep their own
 # (set where `ray start` ran): home and cache are node-local by design (docs/guide/scaling-out.md).
@@ -100,7 +101,7 @@ def launch(
     ``trainable_fn`` replaces the training trial (the full_grid-shape benchmark and its test
     drive the real driver with a scripted one); None runs :func:`capstudy_trainable`.
     """
-    console = console or Console()
+    console = console or make_console()
     check_retry_batch_size(opts.retry_failed, opts.retry_batch_size)
     spec = load(opts.space)
     for message in spec.warnings:

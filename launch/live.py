@@ -9,11 +9,11 @@ from collections import defaultdict
 from typing import Any
 
 from ray.tune import Callback
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from capstudy.launch.searcher import CELL_ID_KEY, CELL_KEY, TRIAL_KEY
+from capstudy.util import console as make_console
 
 
 class LiveView(Callback):
@@ -39,7 +39,7 @@ class LiveView(Callback):
     ) -> None:
         self.study, self.metric, self.mode = study, metric, mode
         self.total_cells, self.per_cell, self.epochs = total_cells, trials_per_cell, epochs
-        self.console = Console(file=sys.stdout)
+        self.console = make_console(file=sys.stdout)
         self._live: Live | None = None
         self._last_line = 0.0
         self._best: tuple[float, str] | None = None
@@ -59,7 +59,7 @@ class LiveView(Callback):
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self.console = Console(file=sys.stdout)
+        self.console = make_console(file=sys.stdout)
 
     # -- Ray callback hooks -------------------------------------------------------------
     def on_trial_start(self, iteration, trials, trial, **info):

@@ -24,6 +24,7 @@ from capstudy.errors import CapstudyError
 from capstudy.storage import Place
 from capstudy.study import StudySpec
 from capstudy.study.looks import spec_for_look
+from capstudy.util import console as make_console
 
 if TYPE_CHECKING:  # analysis is imported where it is used: a launch module loads it late
     from capstudy.analysis import sequential
@@ -99,7 +100,7 @@ def run_looks(
     """
     from capstudy.analysis import sequential
 
-    console = console or Console()
+    console = console or make_console()
 
     def say(message: str) -> None:
         console.print(f"[cyan]{message}[/]", soft_wrap=True)

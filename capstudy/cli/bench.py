@@ -33,12 +33,12 @@ def data(
     threads: Annotated[int, typer.Option(help="torch intra-op threads for the cache loader.")] = 1,
 ) -> None:
     """Images/s from the memmap cache vs. decoding JPEGs every epoch, and the ratio."""
-    from rich.console import Console
     from rich.table import Table
 
     from capstudy.data.bench import run_data_bench
+    from capstudy.util import console as make_console
 
-    console = Console()
+    console = make_console()
     with console.status("building the cache and timing loaders …"):
         results = run_data_bench(
             domain, _parse_size(size), batch_size, epochs, workers, rounds, device, threads
@@ -102,14 +102,13 @@ def trial(
     ] = False,
 ) -> None:
     """Whole trial epoch vs. model step alone per variant: images/s and pipeline efficiency."""
-    from rich.console import Console
-
     from capstudy.engine.bench import BENCH_VARIANTS
     from capstudy.engine.device import resolve_device
+    from capstudy.util import console as make_console
 
     size, variant = size or [256], variant or []
     packed = [1, 2, 4, 8] if packed is None else packed
-    console = Console()
+    console = make_console()
     gpu = resolve_device(device).type == "cuda"
     chosen = _chosen_variants(BENCH_VARIANTS, variant)
     counts = [n for n in packed if n > 0] if gpu else []

@@ -40,13 +40,13 @@ def synth(
     """Write the synthetic benchmark in the FLIR-aligned, LLVIP, COCO and ImageNet layouts."""
     import time
 
-    from rich.console import Console
     from rich.table import Table
 
     from capstudy import paths
     from capstudy.data.synth import SPECS, generate_all
+    from capstudy.util import console as make_console
 
-    console = Console()
+    console = make_console()
     parent = (root or paths.data_root()).expanduser().resolve()
     names = tuple(only) if only else tuple(SPECS)
     start = time.perf_counter()
@@ -80,13 +80,13 @@ def check(
     ] = 200,
 ) -> None:
     """Report missing, unreadable or unpaired files, bad boxes and unknown classes."""
-    from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
 
     from capstudy.data.check import check_dataset
+    from capstudy.util import console as make_console
 
-    console = Console(highlight=False)
+    console = make_console(highlight=False)
     with Progress(transient=True, console=console) as bar:
         task = bar.add_task("decoding images", total=None)
         report = check_dataset(

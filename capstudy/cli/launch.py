@@ -77,17 +77,16 @@ def register(app: typer.Typer) -> None:
         """
         import warnings
 
-        from rich.console import Console
-
         from capstudy.launch.driver import LaunchOptions
         from capstudy.launch.driver import launch as run_launch
         from capstudy.launch.quiet import quiet_third_parties
         from capstudy.study import StudyWarning
+        from capstudy.util import console as make_console
 
         # The driver prints the study's warnings itself; don't show them twice.
         warnings.simplefilter("ignore", StudyWarning)
         quiet_third_parties()
-        console = Console()
+        console = make_console()
         space = _space_for(space, retry_failed, tracking_uri)
         try:
             outcome = run_launch(

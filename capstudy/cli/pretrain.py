@@ -52,13 +52,12 @@ def _variant(family: str, phi: int, preset: str, width: float | None, depth: flo
 def _run(stage: str, family, phi, preset, width, depth, data, epochs, tracking_uri, force):
     import time
 
-    from rich.console import Console
-
     from capstudy import paths
     from capstudy.pretrain import ensure_weights
     from capstudy.registry import current_version, registered_name
+    from capstudy.util import console as make_console
 
-    console = Console()
+    console = make_console()
     variant = _variant(family, phi, preset, width, depth)
     uri = tracking_uri or paths.default_tracking_uri()
     tic = time.perf_counter()

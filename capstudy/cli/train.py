@@ -71,13 +71,12 @@ def register(app: typer.Typer) -> None:
 
 
 def _train(config, tracking_uri, no_mlflow, experiment, checkpoint_dir, resume, auto_pretrain):
-    from rich.console import Console
-
     from capstudy import paths
     from capstudy.engine import run_trial, variant_of
     from capstudy.pretrain import init_weights
+    from capstudy.util import console as make_console
 
-    console = Console()
+    console = make_console()
     uri = tracking_uri or paths.default_tracking_uri()
     init_path, ref = init_weights(config, tracking_uri=uri, auto_pretrain=auto_pretrain)
     if ref is not None:
