@@ -375,7 +375,7 @@ def cost_lines(p: Plan, devices: int | None = None, bench: dict | None = None) -
         "(perfect packing; --devices N for another count)",
     ]
     if est.rough:
-        how = "`capstudy bench trial`" + (" on this machine's GPU" if gpu else " here")
+        how = "`capstudy bench trial`" + (" on a machine with the study's GPU" if gpu else " here")
         lines.append(
             f"  throughput: {est.measured} variants measured, {est.rough} from the {ROUGH_MODEL}. "
             f"Measure with {how} (cached in {bench_path('cuda' if gpu else 'cpu')})"

@@ -53,8 +53,9 @@ def ensure_dataset(dataset: str, roots: Mapping[str, str] | None = None) -> Path
         ensure_synthetic(dataset, root, seed=0, scale=scale)
     if not root.is_dir():
         raise CapstudyError(
-            f"dataset {dataset!r} not found at {root}: put it there, set CAPSTUDY_DATA, "
-            f"or pass its folder in roots"
+            f"dataset {dataset!r} not found at {root}: put it there, set CAPSTUDY_DATA, or "
+            f"name its folder in the study file's data section ({dataset}: /path/to/{dataset}; "
+            "layouts: docs/guide/data.md)"
         )
     return root
 
