@@ -130,7 +130,8 @@ def _shared_counts(pooled: pd.DataFrame | None, task: _Task) -> dict:
     found = row.get("verdict") == VERDICT_THRESHOLD
     right = found and row.get("direction") == np.sign(task.effect.slope)
     findable = any(findable_families(task.design, task.effect.kink).values())
-    covers = found and row["threshold_lo"] <= task.effect.kink <= row["threshold_hi"]
+    # Among the found (right direction, findable) ones, as the table's legend says.
+    covers = right and findable and row["threshold_lo"] <= task.effect.kink <= row["threshold_hi"]
     return {
         "shared_any": int(found),
         "shared_found": int(right and findable),
@@ -229,7 +230,7 @@ def summarize_power(reps: pd.DataFrame) -> pd.DataFrame:
             row["ci_hi"] = float(np.median(his)) if his else float("nan")
             row["replicates"] = len(kink)
             row["shared_found"], row["shared_found_se"] = _share(kink["shared_found"])
-            found = kink["shared_any"].sum()
+            found = kink["shared_found"].sum()
             row["shared_covers"] = kink["shared_covers"].sum() / found if found else np.nan
         for name, part in (("false", null), ("false_smooth", smooth)):
             if part.empty:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from capstudy.analysis import power, threshold
@@ -252,3 +253,15 @@ def test_the_smooth_scenario_is_a_power_law_with_the_kinks_rise():
     assert smooth[0] == pytest.approx(kink[0]) and smooth[-1] == pytest.approx(kink[-1])
     steps = np.diff(smooth) / np.diff(x)
     assert np.all(np.diff(steps) > 0) and np.all(steps > 0)
+
+
+def test_shared_covers_counts_only_the_found_thresholds():
+    """A shared threshold in the wrong direction is not found, so its CI covering the kink
+    must not count as 'covers' (the table showed covers 0% beside found 0%)."""
+    effect = Effect(slope=0.075, kink=3e4)
+    task = power._Task(small_design(), effect, 1.0, "kink", 3, 0, 0)
+    ci = {"verdict": threshold.VERDICT_THRESHOLD, "threshold_lo": 1e4, "threshold_hi": 1e5}
+    wrong = power._shared_counts(pd.DataFrame([{**ci, "direction": -1}]), task)
+    right = power._shared_counts(pd.DataFrame([{**ci, "direction": 1}]), task)
+    assert wrong == {"shared_any": 1, "shared_found": 0, "shared_covers": 0}
+    assert right == {"shared_any": 1, "shared_found": 1, "shared_covers": 1}
