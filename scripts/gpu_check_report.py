@@ -147,6 +147,7 @@ def _markdown(report: dict) -> str:
     rows = report["bench"]
     counts = sorted({int(n) for r in rows for n in (r.get("packed") or {})})
     head = ["variant", "px", "trial img/s", "train img/s", "step img/s", "efficiency"]
+    head += ["eval img/s", "loss pass img/s"]
     head += [f"{n} packed img/s" for n in counts]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -157,6 +158,8 @@ def _markdown(report: dict) -> str:
             f"{r['train_images_per_s']:,.1f}",
             f"{r['step_images_per_s']:,.1f}",
             f"{r['efficiency']:.2f}",
+            f"{r.get('eval_images_per_s', 0.0):,.1f}",
+            f"{r.get('forward_images_per_s', 0.0):,.1f}",
         ]
         packed = r.get("packed") or {}
         cells += [f"{packed[str(n)]:,.1f}" if str(n) in packed else "" for n in counts]

@@ -40,10 +40,12 @@ def test_cpu_dry_run_writes_the_report(tmp_path: Path):
     (row,) = report["bench"]
     assert row["label"] == "B-7" and row["image_size"] == 64
     assert row["trial_images_per_s"] > 0 and row["efficiency"] > 0
+    assert row["eval_images_per_s"] > 0 and row["forward_images_per_s"] > 0
     assert {t["outcome"] for t in report["tests"]} == {"skipped"}  # no CUDA here
     markdown = (out / "report.md").read_text()
     assert report["bench_deterministic"][0]["label"] == "B-7"
     assert "no CUDA GPU" in markdown and "| bench | ok |" in markdown
+    assert "| eval img/s | loss pass img/s |" in markdown
     assert "gpu_check_tiny" in (out / "study.log").read_text()
 
 
