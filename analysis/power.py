@@ -274,10 +274,11 @@ def effect_lines(effect: Effect) -> list[str]:
 
 def design_lines(design: Design, effect: Effect) -> list[str]:
     """What is simulated: the grid, its capacities per family, where the kink can be found."""
+    samples = f"{design.samples_per_cell} HPO sample{'s' if design.samples_per_cell != 1 else ''}"
     lines = [
         f"  {len(design.variants)} variants, inits {', '.join(design.inits)}; train "
         f"{', '.join(design.train_domains)}; evaluate {len(design.eval_domains)} domains; "
-        f"{design.samples_per_cell} HPO sample{'s' if design.samples_per_cell != 1 else ''} per cell (selected on noisy val/{design.metric})",
+        f"{samples} per cell (selected on noisy val/{design.metric})",
         f"  {design.n_comparisons} threshold tests per study; the study itself has "
         f"{design.n_seeds} seeds",
     ]

@@ -255,11 +255,11 @@ def _coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
                 raise TypeError("expected true or false")
             return value
         if kind.startswith("int"):
-            if isinstance(value, bool) or float(value) != int(value):
+            if isinstance(value, bool) or not _is_number(value) or float(value) != int(value):
                 raise TypeError("expected an integer")
             return int(value)
         if kind.startswith("float"):
-            if isinstance(value, bool):
+            if isinstance(value, bool) or not _is_number(value):
                 raise TypeError("expected a number")
             return float(value)
         if kind.startswith("str"):
@@ -269,6 +269,15 @@ def _coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: key {f.name!r} has bad value {value!r}: {exc}") from None
     return value
+
+
+def _is_number(value: Any) -> bool:
+    """A number, or text YAML left as a string that reads as one (``1e-3``)."""
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def shift_eval_due(epoch: int, epochs: int, mode: str, every: int, rungs: tuple) -> bool:

@@ -26,3 +26,15 @@ def test_free_resolution_scales_the_input_and_changes_the_size_trained_at():
     assert TrialConfig.from_dict(base).input_size == 256
     assert TrialConfig.from_dict({**base, "resolution": 160}).input_size == 192  # 256*160/224
     assert TrialConfig.from_dict({**base, "resolution": 448}).input_size == 512
+
+
+def test_a_word_where_a_number_belongs_is_named_plainly():
+    import pytest
+
+    from capstudy.config import ConfigError, TrialConfig
+
+    with pytest.raises(ConfigError, match=r"'epochs' has bad value 'two': expected an integer$"):
+        TrialConfig.from_dict({"epochs": "two"}, source="s.yaml")
+    with pytest.raises(ConfigError, match=r"'lr' has bad value 'fast': expected a number$"):
+        TrialConfig.from_dict({"lr": "fast"}, source="s.yaml")
+    assert TrialConfig.from_dict({"lr": "1e-3"}).lr == 1e-3  # YAML 1.1 leaves 1e-3 a string
