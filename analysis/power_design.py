@@ -16,12 +16,11 @@ not in it: the caller passes ``count`` (the CLI measures them by building the tr
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
+from capstudy import families
 from capstudy.errors import CapstudyError
 from capstudy.families import PARAMS_FILE
 from capstudy.scaling import DEFAULT_PRESET, free_scale
@@ -91,15 +90,9 @@ class Design:
         return cells * self.samples_per_cell
 
 
-@cache
-def _lookup_table() -> dict[str, dict[str, int]]:
-    data = json.loads(_PARAMS_FILE.read_text())
-    return {k: v for k, v in data.items() if not k.startswith("_")}
-
-
 def preset_backbone_params(family: str, phi: int, preset: str = DEFAULT_PRESET) -> int | None:
     """Backbone parameters of a preset variant from the golden lookup; None if absent."""
-    return _lookup_table().get(preset, {}).get(f"{family}:{phi}")
+    return families.preset_backbone_params(family, phi, preset)
 
 
 def _variant_capacity(values: dict[str, Any], count: Counter | None) -> tuple[int, str, int]:

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 # The built-in families register themselves on import, in the order tables list them.
 from capstudy.families import efficientnet, mobilenetv3, mobilenetv4
-from capstudy.families.registry import FAMILIES, PARAMS_FILE, Family, get_family, register
+from capstudy.families.registry import (
+    FAMILIES,
+    PARAMS_FILE,
+    Family,
+    get_family,
+    preset_backbone_params,
+    register,
+)
 
 __all__ = [
     "FAMILIES",
@@ -21,5 +28,6 @@ __all__ = [
     "get_family",
     "mobilenetv3",
     "mobilenetv4",
+    "preset_backbone_params",
     "register",
 ]

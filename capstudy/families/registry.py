@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,17 @@ FAMILIES: dict[str, Family] = {}
 #: preset ("family:phi" -> count), pinned by the golden test (tests/test_families.py) and read
 #: by the power analysis as a pure lookup. Update it deliberately when a family is added.
 PARAMS_FILE = Path(__file__).with_name("backbone_params.json")
+
+
+@cache
+def _params_table() -> dict[str, dict[str, int]]:
+    data = json.loads(PARAMS_FILE.read_text())
+    return {k: v for k, v in data.items() if not k.startswith("_")}
+
+
+def preset_backbone_params(family: str, phi: int, preset: str) -> int | None:
+    """Backbone parameters of a preset variant from :data:`PARAMS_FILE`; None if absent."""
+    return _params_table().get(preset, {}).get(f"{family}:{phi}")
 
 
 def register(family: Family) -> Family:

@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from capstudy.families import preset_backbone_params
 from capstudy.recipes import STAGES, STAGES_FOR_INIT
 from capstudy.scaling import BASE_RESOLUTION, DEFAULT_PRESET, Scale, compound_scale
 from capstudy.study.cells import Cell, expand_cells
@@ -287,18 +288,31 @@ def _variant_lines(p: Plan) -> list[str]:
     for cell in p.cells:
         family, capacity, label = cell_capacity(spec, cell)
         shown = _capacity_text(spec, cell)
-        row = rows.setdefault((family, shown), [capacity, label, 0])
+        params = _params_text(family, {**spec.fixed, **cell.values})
+        row = rows.setdefault((family, shown), [capacity, label, 0, params])
         row[2] += 1
-    header = f"  {'family':<18} {'capacity':<22} {'label':<16} {'cells':>6} {'trials':>7}"
+    header = f"  {'family':<18} {'capacity':<22} {'label':<16} {'params':>10} {'cells':>6}"
+    header += f" {'trials':>7}"
     lines = ["Variants", header + "".join(f"  {s:<9}" for s in STAGES).rstrip()]
-    for (family, shown), (capacity, label, n) in rows.items():
+    for (family, shown), (capacity, label, n, params) in rows.items():
         status = []
         for stage in STAGES:
             key = (family, capacity, stage)
             status.append("need" if key in needed else "have" if key in present else "-")
-        line = f"  {family:<18} {shown:<22} {label:<16} {n:>6} {n * spec.tune.samples_per_cell:>7}"
+        line = f"  {family:<18} {shown:<22} {label:<16} {params:>10} {n:>6}"
+        line += f" {n * spec.tune.samples_per_cell:>7}"
         lines.append((line + "".join(f"  {s:<9}" for s in status)).rstrip())
     return lines
+
+
+def _params_text(family: str, values: dict) -> str:
+    """A preset variant's backbone parameters from the shipped table; "-" for a free scale
+    (counted by building it: ``capstudy models`` or the analysis)."""
+    if "width" in values:
+        return "-"
+    preset = values.get("preset", DEFAULT_PRESET)
+    count = preset_backbone_params(family, int(values.get("phi", 0)), preset)
+    return f"{count:,}" if count is not None else "-"
 
 
 def _capacity_text(spec: StudySpec, cell: Cell) -> str:

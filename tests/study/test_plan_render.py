@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the expected tables are as wide as the plan prints them)
 """The dry-run plan as printed (``capstudy launch --dry-run``), line for line.
 
 Every figure in the expected text was checked by hand (comments): a plan that says the wrong
@@ -58,10 +59,10 @@ batch_size choice [8, 16]; head_width randint [8, 33]
 when its own imagenet stage ends
 
 Variants
-  family             capacity               label             cells  trials  imagenet   coco
-  efficientnet_b0    phi=-1 (efficientnet)  B-1                   6      24  need       -
-  efficientnet_b0    phi=-2 (efficientnet)  B-2                   6      24  need       -
-  mobilenetv3_small  phi=-1 (efficientnet)  S-1                   6      24  have       -
+  family             capacity               label                params  cells  trials  imagenet   coco
+  efficientnet_b0    phi=-1 (efficientnet)  B-1               3,050,752      6      24  need       -
+  efficientnet_b0    phi=-2 (efficientnet)  B-2               2,125,854      6      24  need       -
+  mobilenetv3_small  phi=-1 (efficientnet)  S-1                 801,808      6      24  have       -
 
 warning: {source}:16: tune.asha.scope: global ASHA compares trials across cells, so it stops \
 small or scratch models for being small or scratch — the very comparison the study makes; \
@@ -97,11 +98,11 @@ Study free: classification, selected on val/top1 (max)
 when its own imagenet stage ends
 
 Variants
-  family             capacity               label             cells  trials  imagenet   coco
-  mobilenetv3_small  w=0.5 d=1 r=160        S(w=0.5,d=1)          2       2  need       -
-  mobilenetv3_small  w=0.5 d=1 r=224        S(w=0.5,d=1)          2       2  need       -
-  mobilenetv3_small  w=0.25 d=1 r=160       S(w=0.25,d=1)         2       2  need       -
-  mobilenetv3_small  w=0.25 d=1 r=224       S(w=0.25,d=1)         2       2  need       -"""
+  family             capacity               label                params  cells  trials  imagenet   coco
+  mobilenetv3_small  w=0.5 d=1 r=160        S(w=0.5,d=1)              -      2       2  need       -
+  mobilenetv3_small  w=0.5 d=1 r=224        S(w=0.5,d=1)              -      2       2  need       -
+  mobilenetv3_small  w=0.25 d=1 r=160       S(w=0.25,d=1)             -      2       2  need       -
+  mobilenetv3_small  w=0.25 d=1 r=224       S(w=0.25,d=1)             -      2       2  need       -"""
 
 
 def test_rich_study_renders_every_figure(tmp_path):
@@ -123,7 +124,5 @@ def test_a_study_without_grid_dims_or_phi_is_one_default_cell(tmp_path):
     rendered = plan(parse_study_text(text, tmp_path / "one.yaml")).render().splitlines()
     assert "  grid                         (none: one cell)" in rendered
     # No phi anywhere: the base model, phi 0, of the default family and preset (no suffix).
-    row = (
-        "  efficientnet_b0    phi=0                  B0                    1       1  -          -"
-    )
+    row = "  efficientnet_b0    phi=0                  B0                3,595,388      1       1  -          -"
     assert rendered[-1] == row  # random init only: no pretraining stage
