@@ -31,7 +31,7 @@ def duration(seconds: float) -> str:
 def variant_table(rows: list[dict], metric: str, domains: list[str], progress: bool) -> str:
     """Variant x init rows as text: progress columns (status) or results columns (launch)."""
     name = metric.rsplit("/", 1)[-1]
-    many = any(r["train"] for r in rows)
+    many = len({r["train"] for r in rows}) > 1
     head = ["variant", "init", *(["train"] if many else []), "params"]
     head += ["cells", "done", "stopped", "running", "failed"] if progress else []
     head += [f"best {metric}" if progress else f"{metric} (selected)"]

@@ -343,7 +343,9 @@ def variant_rows(st: StudyState, mode: str = "max", cells: dict | None = None) -
         Rows with trial counts, cells done, the best study metric so far, the selected
         trials' mean metric per evaluation domain (mean over seeds), capacity and time.
     """
-    many = len({t.train_domain for t in st.trials}) > 1
+    domains = {t.train_domain for t in st.trials}
+    many = len(domains) > 1
+    only = next(iter(domains)) if len(domains) == 1 else ""
     groups: dict[tuple, list[TrialRow]] = defaultdict(list)
     for t in st.trials:
         groups[_group_key(t, many)].append(t)
@@ -362,7 +364,7 @@ def variant_rows(st: StudyState, mode: str = "max", cells: dict | None = None) -
         row = {
             "variant": key[2],
             "init": key[3],
-            "train": key[4],
+            "train": key[4] or only,
             "params": _first(trials, keys.M_BACKBONE_PARAMS),
             "cells": f"{done_cells}/{total}",
             "done": c["done"],

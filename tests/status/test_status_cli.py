@@ -112,6 +112,8 @@ def test_status_json_is_for_scripts(capsys):
     assert rows[("B-7", "random")]["eval"] == {"synth_a/ir": pytest.approx(0.075)}
     assert rows[("B-6", "random")]["failed"] == 2
     assert report["failures"][0]["count"] == 2
+    # One train domain: the table leaves its column out, the JSON still names it.
+    assert {r["train"] for r in report["variants"]} == {"synth_a/rgb"}
 
 
 def test_a_running_study_with_a_live_driver_reads_running(capsys):
