@@ -74,6 +74,7 @@ def drive(space: str, resume: bool) -> None:
         + json.dumps(
             {
                 "status": outcome.status,
+                "trials_done": outcome.trials_done,
                 "wall_s": wall,
                 "cpu_s": usage.ru_utime + usage.ru_stime,
                 "results": rec.get("results", 0),

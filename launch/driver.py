@@ -41,7 +41,13 @@ from capstudy.launch.pretraining import have_weights_fn, pretrain_resources_ask,
 from capstudy.launch.recorder import StudyRecorder
 from capstudy.launch.scheduler import CellASHAScheduler, load_asha
 from capstudy.launch.searcher import TRIAL_KEY, CellSearcher
-from capstudy.launch.studyrun import end_state, parent_run, read_state, write_state
+from capstudy.launch.studyrun import (
+    count_trials,
+    end_state,
+    parent_run,
+    read_state,
+    write_state,
+)
 from capstudy.launch.summary import (
     check_retry_batch_size,
     print_results,
@@ -154,10 +160,11 @@ def launch(
 
         looks = ""
         if spec.sequential is None:
-            done, failed = _count(fit(spec, exp_path, opts.resume or opts.retry_failed))
+            done, failed = count_trials(fit(spec, exp_path, opts.resume or opts.retry_failed))
             status = "FINISHED" if done + failed >= total else "KILLED"
         else:
             state = read_state(exp_path)
+            before = {int(d["look"]) for d in state.get("looks", [])}
             trials, ended = run_looks(
                 spec,
                 exp_path,
@@ -170,7 +177,13 @@ def launch(
                 seed=opts.seed,
                 console=console,
             )
-            done, failed = _count(trials)
+            done, failed = count_trials(trials)
+            # Looks decided by an earlier launch ran their trials then; their records say
+            # how many (records made before the counts were recorded add nothing).
+            for record in state.get("looks", []):
+                if int(record["look"]) in before:
+                    done += int(record.get("trials_done", 0))
+                    failed += int(record.get("trials_failed", 0))
             status = "FINISHED" if ended else "KILLED"
             looks = looks_summary(state, spec.sequential.looks)
         counts = {"trials_total": total, "trials_done": done, "trials_failed": failed}
@@ -364,12 +377,3 @@ def build_tuner(
             verbose=0,
         ),
     )
-
-
-def _count(trials: list[Any]) -> tuple[int, int]:
-    """(trials terminated, trials errored), from Ray's trial states."""
-    # ResultGrid hides trial status; a Ctrl-C leaves RUNNING/PENDING trials that have
-    # metrics, so "has metrics" would count them as done.
-    done = sum(1 for t in trials if t.status == "TERMINATED")
-    failed = sum(1 for t in trials if t.status == "ERROR")
-    return done, failed

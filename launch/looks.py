@@ -132,6 +132,9 @@ def run_looks(
         if not all(str(t.status) in ("TERMINATED", "ERROR") for t in look_trials):
             return trials, False
         record = decide_look(spec, bounds, look, parent, uri, seed)
+        from capstudy.launch.studyrun import count_trials
+
+        record["trials_done"], record["trials_failed"] = count_trials(look_trials)
         state.setdefault("looks", []).append(record)
         save(state)
         say(look_line(record, bounds))

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import time
+from typing import Any
 
 from ray import tune
 from rich.console import Console
@@ -126,3 +127,12 @@ def write_state(exp_path: Place, state: dict) -> None:
     temporary renamed into place, or one upload to S3/GCS (an object is visible only whole).
     """
     (exp_path / STATE_FILE).write_text(json.dumps(state, indent=1))
+
+
+def count_trials(trials: list[Any]) -> tuple[int, int]:
+    """(trials terminated, trials errored), from Ray's trial states."""
+    # ResultGrid hides trial status; a Ctrl-C leaves RUNNING/PENDING trials that have
+    # metrics, so "has metrics" would count them as done.
+    done = sum(1 for t in trials if t.status == "TERMINATED")
+    failed = sum(1 for t in trials if t.status == "ERROR")
+    return done, failed

@@ -102,6 +102,10 @@ def test_two_looks_killed_in_the_second_and_resumed(tmp_path):
     assert after["looks"][0] == look1
     assert after["boundaries"] == before["boundaries"]
     assert [d["decision"] for d in after["looks"]] == ["continue", "threshold"]
+    # Each look's record counts its trials, so the resumed launch reports both looks'.
+    assert [d["trials_done"] for d in after["looks"]] == [PER_LOOK, PER_LOOK]
+    (line,) = [x for x in resumed.stdout.splitlines() if x.startswith("DRIVER ")]
+    assert json.loads(line.removeprefix("DRIVER "))["trials_done"] == 2 * PER_LOOK
     tags, metrics = _parent_facts(tmp_path)
     assert tags[keys.T_SEQ_LOOK] == "2" and tags[keys.T_SEQ_DECISION] == "threshold"
     p_history = [(step, value) for key, step, value in metrics if key == keys.M_SEQ_P]
