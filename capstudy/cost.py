@@ -328,7 +328,10 @@ def volume_lines(est: Estimate, spec) -> str:
     passes = _ratio(vol.evaluated + vol.val_loss, base.evaluated)
     with_loss = f" ({passes} with the loss pass)" if vol.val_loss else ""
     if vol == base:
-        return first + " (every epoch: set them to cut evaluation and checkpoints)"
+        return first + (
+            "\n  every epoch evaluates and checkpoints: the keys in brackets, set in `fixed`, "
+            "cut both (docs/reference/study-files.md, Trial keys)"
+        )
     return (
         f"{first}\n  every epoch instead: evaluated {_count(base.evaluated)} (shift domains "
         f"{_count(base.shift)}), {_count(base.checkpoints)} checkpoints; these settings "
